@@ -1,0 +1,73 @@
+//! `--log` / `--log-format`: errors (and, with `--debug`, debug lines) as
+//! text or as JSON lines `{"level","msg","time"}` — containerd shows its
+//! user the last `error` line of that file.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+struct Config {
+    file: Option<PathBuf>,
+    format: Format,
+    debug: bool,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
+    let _ = CONFIG.set(Config {
+        file,
+        format,
+        debug,
+    });
+    estiba_core::log::set_sink(|level, msg| match level {
+        estiba_core::log::Level::Warn => write("warning", msg),
+        estiba_core::log::Level::Debug => {
+            if CONFIG.get().is_some_and(|c| c.debug) {
+                write("debug", msg)
+            }
+        }
+    });
+}
+
+fn line(format: Format, level: &str, msg: &str) -> String {
+    let time = estiba_core::now_rfc3339();
+    match format {
+        Format::Json => {
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string() + "\n"
+        }
+        Format::Text => format!("time={time:?} level={level} msg={msg:?}\n"),
+    }
+}
+
+fn write(level: &str, msg: &str) {
+    let Some(cfg) = CONFIG.get() else { return };
+    if let Some(path) = &cfg.file {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = f.write_all(line(cfg.format, level, msg).as_bytes());
+            return;
+        }
+    }
+    let _ = std::io::stderr().write_all(line(cfg.format, level, msg).as_bytes());
+}
+
+/// An error: to the log file (if any) in its format, and always one plain
+/// line on stderr.
+pub fn error(msg: &str) {
+    if let Some(cfg) = CONFIG.get() {
+        if cfg.file.is_some() {
+            write("error", msg);
+        }
+    }
+    let _ = writeln!(std::io::stderr(), "estiba: {msg}");
+}

@@ -1,0 +1,293 @@
+//! `estiba`: the runc-compatible command line. Parses flags, calls
+//! estiba-core, prints, logs, exits. No container logic lives here.
+
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use estiba_core::{Container, CreateOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "estiba",
+    about = "estiba: an OCI container runtime",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Root directory for container state
+    #[arg(long, global = true, default_value = estiba_core::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Log file (default: stderr)
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: logging::Format,
+    /// Log debug messages too
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd for cgroups (not supported yet: a clear error on create)
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: auto, true or false (accepted for compatibility)
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", default_value = "auto")]
+    rootless: String,
+    /// Path to criu (accepted for compatibility; checkpointing is not supported)
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Clone)]
+struct CreateFlags {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket to receive the pty master of a terminal container
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// File to write the init's pid to
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (for a rootfs on ramfs)
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass N more fds (3..3+N) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Accepted for compatibility (runc >= 1.2); not supported
+    #[arg(long = "pidfd-socket", hide = true)]
+    pidfd_socket: Option<PathBuf>,
+    id: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a container (its process waits for `start`)
+    Create(CreateFlags),
+    /// Start a created container
+    Start { id: String },
+    /// Print a container's state as JSON
+    State { id: String },
+    /// Send a signal to a container's init (or all its processes)
+    Kill {
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a stopped container (--force: stop it first)
+    Delete {
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container; in the foreground, wait and exit with its code
+    Run {
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Keep the container's state after it exits
+        #[arg(long)]
+        keep: bool,
+        #[command(flatten)]
+        flags: CreateFlags,
+    },
+    /// List containers
+    List {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a default config.json
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// Print the runtime-spec features document
+    Features,
+    /// Not supported yet: exec, pause, resume, update, events, ps, checkpoint, restore
+    #[command(external_subcommand)]
+    Other(Vec<String>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log.clone(), cli.log_format, cli.debug);
+    if cli.version {
+        println!(
+            "estiba version {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            estiba_core::OCI_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(msg) => {
+            logging::error(&msg);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn create_options(cli: &Cli, f: &CreateFlags) -> CreateOptions {
+    let mut o = CreateOptions::new(f.id.clone(), f.bundle.clone());
+    o.root = cli.root.clone();
+    o.pid_file = f.pid_file.clone();
+    o.console_socket = f.console_socket.clone();
+    o.no_pivot = f.no_pivot;
+    o.no_new_keyring = f.no_new_keyring;
+    o.preserve_fds = f.preserve_fds;
+    o.systemd_cgroup = cli.systemd_cgroup;
+    o
+}
+
+fn dispatch(cli: &Cli) -> Result<u8, String> {
+    let e = |e: estiba_core::Error| e.to_string();
+    let Some(cmd) = &cli.command else {
+        return Err("no command given; see estiba --help".into());
+    };
+    match cmd {
+        Command::Create(f) => {
+            estiba_core::create(&create_options(cli, f)).map_err(e)?;
+        }
+        Command::Start { id } => Container::load(&cli.root, id)
+            .and_then(|c| c.start())
+            .map_err(e)?,
+        Command::State { id } => {
+            let c = Container::load(&cli.root, id).map_err(e)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&c.state()).map_err(|x| x.to_string())?
+            );
+        }
+        Command::Kill { all, id, signal } => {
+            let sig = estiba_core::signal::parse(signal).map_err(e)?;
+            Container::load(&cli.root, id)
+                .and_then(|c| c.kill(sig, *all))
+                .map_err(e)?;
+        }
+        Command::Delete { force, id } => match Container::load(&cli.root, id) {
+            Ok(c) => c.delete(*force).map_err(e)?,
+            // Engines delete --force once more after the container is gone.
+            Err(estiba_core::Error::NotFound(_)) if *force => {
+                let _ = std::fs::remove_dir(cli.root.join(id));
+            }
+            Err(err) => return Err(err.to_string()),
+        },
+        Command::Run {
+            detach,
+            keep,
+            flags,
+        } => {
+            let opts = create_options(cli, flags);
+            if *detach {
+                estiba_core::create(&opts).map_err(e)?;
+                if let Err(err) = Container::load(&cli.root, &flags.id).and_then(|c| c.start()) {
+                    if let Ok(c) = Container::load(&cli.root, &flags.id) {
+                        let _ = c.delete(true);
+                    }
+                    return Err(err.to_string());
+                }
+                return Ok(0);
+            }
+            if *keep {
+                return Err("--keep is not supported yet".into());
+            }
+            let code = estiba_core::run_foreground(&opts).map_err(e)?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
+        Command::List { format, quiet } => list(cli, format, *quiet)?,
+        Command::Spec { bundle } => {
+            // `spec --rootless` arrives through the global --rootless flag.
+            let rootless = cli.rootless == "true";
+            let path = bundle.join("config.json");
+            if path.exists() {
+                return Err(format!("file {} exists; remove it first", path.display()));
+            }
+            let ids = rootless.then(|| {
+                (
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw(),
+                )
+            });
+            let text = serde_json::to_string_pretty(&estiba_core::default_spec(ids))
+                .map_err(|x| x.to_string())?;
+            std::fs::write(&path, text + "\n")
+                .map_err(|x| format!("write {}: {x}", path.display()))?;
+        }
+        Command::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&estiba_core::features()).map_err(|x| x.to_string())?
+            );
+        }
+        Command::Other(args) => {
+            let name = args.first().map(String::as_str).unwrap_or("");
+            return Err(format!(
+                "command {name:?} is not supported by this version of estiba"
+            ));
+        }
+    }
+    Ok(0)
+}
+
+fn list(cli: &Cli, format: &str, quiet: bool) -> Result<(), String> {
+    let states = estiba_core::list(&cli.root).map_err(|e| e.to_string())?;
+    if quiet {
+        for s in &states {
+            println!("{}", s.id);
+        }
+        return Ok(());
+    }
+    match format {
+        "json" => println!(
+            "{}",
+            serde_json::to_string(&states).map_err(|e| e.to_string())?
+        ),
+        "table" => {
+            let rows: Vec<[String; 6]> = std::iter::once(
+                ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from),
+            )
+            .chain(states.iter().map(|s| {
+                [
+                    s.id.clone(),
+                    s.pid.to_string(),
+                    s.status.to_string(),
+                    s.bundle.display().to_string(),
+                    s.created.clone(),
+                    s.owner.clone(),
+                ]
+            }))
+            .collect();
+            let widths: Vec<usize> = (0..6)
+                .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max(9) + 3)
+                .collect();
+            for r in &rows {
+                let line: String = r
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                println!("{}", line.trim_end());
+            }
+        }
+        other => {
+            return Err(format!(
+                "invalid format option {other:?}: use table or json"
+            ))
+        }
+    }
+    Ok(())
+}

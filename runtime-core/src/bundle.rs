@@ -1,0 +1,287 @@
+//! Loading and validating a bundle: everything that can be wrong with the
+//! input fails here, before any process, cgroup or state directory exists.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Os, Result};
+
+/// A validated bundle: its spec and its absolute rootfs.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    /// Reads `<dir>/config.json`, checks it, resolves the rootfs.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let dir = std::fs::canonicalize(dir).map_err(|e| Error::path("bundle", dir, &e))?;
+        let config = dir.join("config.json");
+        let text = std::fs::read(&config).map_err(|e| Error::path("open", &config, &e))?;
+        let spec = parse_spec(&text)?;
+        Self::from_spec(dir, spec)
+    }
+
+    /// Validates an in-memory spec whose relative paths resolve against `dir`.
+    pub fn from_spec(dir: PathBuf, spec: Spec) -> Result<Self> {
+        validate(&spec)?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| Error::Config("root: required on Linux".into()))?;
+        let rootfs = dir.join(root.path());
+        let rootfs =
+            std::fs::canonicalize(&rootfs).map_err(|e| Error::path("root.path", &rootfs, &e))?;
+        if !rootfs.is_dir() {
+            return Err(Error::path("root.path", rootfs, nix::errno::Errno::ENOTDIR));
+        }
+        Ok(Bundle { dir, rootfs, spec })
+    }
+}
+
+/// Parses config.json text; a syntax or type error names line and column.
+pub fn parse_spec(text: &[u8]) -> Result<Spec> {
+    serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()))
+}
+
+/// Accepts every 1.x.y release (and pre-releases such as 1.0.2-dev).
+fn check_version(v: &str) -> Result<()> {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !numeric {
+        return Err(Error::Config(format!(
+            "ociVersion {v:?} is not a SemVer version"
+        )));
+    }
+    if parts[0] != "1" {
+        return Err(Error::Config(format!(
+            "ociVersion {v:?} is not supported (estiba supports 1.x)"
+        )));
+    }
+    Ok(())
+}
+
+fn validate(spec: &Spec) -> Result<()> {
+    check_version(spec.version())?;
+    if let Some(process) = spec.process() {
+        let args = process.args().as_deref().unwrap_or_default();
+        if args.is_empty() {
+            return Err(Error::Config("process.args: must name a program".into()));
+        }
+        if !process.cwd().is_absolute() {
+            return Err(Error::Config(format!(
+                "process.cwd {:?}: must be an absolute path",
+                process.cwd()
+            )));
+        }
+        for rl in process.rlimits().iter().flatten() {
+            if rl.soft() > rl.hard() {
+                return Err(Error::Config(format!(
+                    "process.rlimits {:?}: soft limit {} above hard limit {}",
+                    rl.typ(),
+                    rl.soft(),
+                    rl.hard()
+                )));
+            }
+        }
+    }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return Err(Error::Config(format!(
+                "mounts: destination {:?} must be an absolute path",
+                m.destination()
+            )));
+        }
+    }
+    for h in hooks_of(spec) {
+        if !h.path().is_absolute() {
+            return Err(Error::Config(format!(
+                "hooks: path {:?} must be absolute",
+                h.path()
+            )));
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let mut seen = HashSet::new();
+    for ns in linux.namespaces().iter().flatten() {
+        if !seen.insert(ns.typ()) {
+            return Err(Error::Config(format!(
+                "linux.namespaces: {:?} listed twice",
+                ns.typ()
+            )));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(Error::Config(format!(
+                    "linux.namespaces: path {p:?} of {:?} must be absolute",
+                    ns.typ()
+                )));
+            }
+            std::fs::metadata(p).map_err(|e| {
+                Error::Config(format!(
+                    "linux.namespaces: path {p:?} of {:?}: {}",
+                    ns.typ(),
+                    Os::from(&e)
+                ))
+            })?;
+        }
+    }
+    let user_ns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
+    let creates_userns = user_ns.is_some_and(|n| n.path().is_none());
+    let has_uid_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let has_gid_maps = linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if creates_userns && !(has_uid_maps && has_gid_maps) {
+        return Err(Error::Config(
+            "linux.uidMappings and linux.gidMappings: required for a new user namespace".into(),
+        ));
+    }
+    if (has_uid_maps || has_gid_maps) && user_ns.is_none() {
+        return Err(Error::Config(
+            "linux.uidMappings/gidMappings: given without a user namespace".into(),
+        ));
+    }
+    if !seen.contains(&LinuxNamespaceType::Uts)
+        && (spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+            || spec.domainname().as_deref().is_some_and(|h| !h.is_empty()))
+    {
+        return Err(Error::Config(
+            "hostname/domainname: need a new uts namespace".into(),
+        ));
+    }
+    if let Some(prop) = linux.rootfs_propagation() {
+        if !matches!(
+            prop.as_str(),
+            "" | "private"
+                | "rprivate"
+                | "slave"
+                | "rslave"
+                | "shared"
+                | "rshared"
+                | "unbindable"
+                | "runbindable"
+        ) {
+            return Err(Error::Config(format!(
+                "linux.rootfsPropagation {prop:?}: unknown"
+            )));
+        }
+    }
+    for (key, _) in linux.sysctl().iter().flatten() {
+        if key.is_empty() || key.contains("..") || key.starts_with('/') {
+            return Err(Error::Config(format!("linux.sysctl: invalid key {key:?}")));
+        }
+    }
+    if let Some(path) = linux.cgroups_path() {
+        estiba_cgroups::container_path(Some(path), "x")?;
+    }
+    for d in linux.devices().iter().flatten() {
+        if !d.path().is_absolute() || !d.path().starts_with("/dev") {
+            return Err(Error::Config(format!(
+                "linux.devices: path {:?} must be absolute and under /dev",
+                d.path()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every hook in the spec, whatever its stage.
+pub fn hooks_of(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::Hook> {
+    let hooks = spec.hooks().as_ref();
+    [
+        hooks.and_then(|h| h.prestart().as_ref()),
+        hooks.and_then(|h| h.create_runtime().as_ref()),
+        hooks.and_then(|h| h.create_container().as_ref()),
+        hooks.and_then(|h| h.start_container().as_ref()),
+        hooks.and_then(|h| h.poststart().as_ref()),
+        hooks.and_then(|h| h.poststop().as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<Spec> {
+        let s = parse_spec(json.as_bytes())?;
+        validate(&s)?;
+        Ok(s)
+    }
+
+    #[test]
+    fn versions() {
+        assert!(check_version("1.0.0").is_ok());
+        assert!(check_version("1.0.2-dev").is_ok());
+        assert!(check_version("1.2.1").is_ok());
+        assert!(check_version("2.0.0").is_err());
+        assert!(check_version("").is_err());
+        assert!(check_version("1.0").is_err());
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let err = spec("{\n  \"ociVersion\": \"1.0.0\",\n  oops\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("column"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let err = spec(r#"{"ociVersion":"1.0.0","process":{"cwd":"/","args":["sh"]}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("user"), "{err}");
+    }
+
+    #[test]
+    fn relative_cwd_refused() {
+        let err = spec(r#"{"ociVersion":"1.0.0","process":{"cwd":"tmp","args":["sh"],"user":{"uid":0,"gid":0}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("process.cwd"), "{err}");
+    }
+
+    #[test]
+    fn unknown_capability_refused() {
+        let err = spec(r#"{"ociVersion":"1.0.0","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_NOPE"]}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CAP_NOPE"), "{err}");
+    }
+
+    #[test]
+    fn hostname_without_uts_refused() {
+        let err = spec(
+            r#"{"ociVersion":"1.0.0","hostname":"h","linux":{"namespaces":[{"type":"mount"}]}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("uts"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_namespace_refused() {
+        assert!(spec(
+            r#"{"ociVersion":"1.0.0","linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}}"#
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! Operations on an existing container: state, start, kill, delete, list.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+use nix::unistd::Pid;
+
+use crate::error::{Error, Os, Result};
+use crate::state::{self, OciState, Saved, Status, EXEC_SOCKET};
+use crate::{hooks, id, log, sys};
+
+/// A container known to the state root.
+pub struct Container {
+    pub dir: PathBuf,
+    pub saved: Saved,
+    /// Held for mutating operations so two of them never interleave.
+    lock: Option<OwnedFd>,
+}
+
+impl Container {
+    /// Loads `<root>/<id>`.
+    pub fn load(root: &Path, id: &str) -> Result<Self> {
+        id::validate(id)?;
+        let dir = state::container_dir(root, id);
+        if !dir.is_dir() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        let saved = match Saved::load(&dir) {
+            Ok(s) => s,
+            // A create killed before its first write: nothing but the dir.
+            Err(_) if !dir.join(state::STATE_FILE).exists() => {
+                return Err(Error::NotFound(id.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Container {
+            dir,
+            saved,
+            lock: None,
+        })
+    }
+
+    fn locked(mut self) -> Result<Self> {
+        let fd = sys::own_fd(
+            nix::fcntl::open(
+                &self.dir,
+                nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| Error::path("open state dir", &self.dir, e))?,
+        );
+        sys::flock_exclusive(fd.as_fd())
+            .map_err(|e| Error::path("lock state dir", &self.dir, e))?;
+        // Another operation may have changed it while we waited.
+        self.saved = Saved::load(&self.dir)?;
+        self.lock = Some(fd);
+        Ok(self)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.saved.id
+    }
+
+    pub fn status(&self) -> Status {
+        self.saved.status(&self.dir)
+    }
+
+    pub fn state(&self) -> OciState {
+        self.saved.oci(self.status())
+    }
+
+    fn state_error(&self, status: Status, msg: &'static str) -> Error {
+        Error::State {
+            id: self.saved.id.clone(),
+            status: status.to_string(),
+            msg,
+        }
+    }
+
+    /// Lets the init exec the user's program; returns once it has (an exec
+    /// failure is this call's error), then runs poststart hooks.
+    pub fn start(self) -> Result<()> {
+        let c = self.locked()?;
+        let status = c.status();
+        if status != Status::Created {
+            return Err(c.state_error(status, "cannot start a container that is not created"));
+        }
+        let lock = c.lock.as_ref().map(|l| l.as_raw_fd()).unwrap_or(-1);
+        let sock = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| Error::sys("socket", e))?;
+        let addr = UnixAddr::new(format!("/proc/self/fd/{lock}/{EXEC_SOCKET}").as_str())
+            .map_err(|e| Error::sys("exec socket address", e))?;
+        connect(sock.as_raw_fd(), &addr)
+            .map_err(|e| Error::path("connect", c.dir.join(EXEC_SOCKET), e))?;
+        // Only one start may ever get through.
+        let _ = std::fs::remove_file(c.dir.join(EXEC_SOCKET));
+        let mut buf = vec![0u8; 4096];
+        let n = loop {
+            match nix::sys::socket::recv(
+                sock.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::empty(),
+            ) {
+                Ok(n) => break n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("wait for container exec", e)),
+            }
+        };
+        if n > 0 {
+            return Err(Error::Init(String::from_utf8_lossy(&buf[..n]).into_owned()));
+        }
+        let poststart = &c.saved.poststart;
+        if !poststart.is_empty() {
+            let json = serde_json::to_vec(&c.saved.oci(Status::Running)).unwrap_or_default();
+            // The spec: a failing poststart hook is a warning, not an error.
+            if let Err(e) = hooks::run_all("poststart", poststart, &json) {
+                log::warn!("{e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` to the init, or with `all` to every process of the
+    /// container's cgroup.
+    pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
+        let status = self.status();
+        if matches!(status, Status::Stopped) {
+            return Err(self.state_error(status, "container not running"));
+        }
+        let sig = Signal::try_from(signal).map_err(|_| Error::Signal(signal.to_string()))?;
+        if all {
+            let cg =
+                estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup)?;
+            for pid in cg.pids()? {
+                let _ = kill(Pid::from_raw(pid), sig);
+            }
+            if status == Status::Paused && sig == Signal::SIGKILL {
+                let _ = cg.freeze(false);
+            }
+            return Ok(());
+        }
+        kill(Pid::from_raw(self.saved.pid), sig)
+            .map_err(|e| Error::sys(format!("kill {} {sig}", self.saved.pid), e))
+    }
+
+    /// Removes a stopped container (with `force`, stops it first): its
+    /// processes, cgroup and state dir; then runs poststop hooks.
+    pub fn delete(self, force: bool) -> Result<()> {
+        let c = self.locked()?;
+        let status = c.status();
+        if status != Status::Stopped {
+            if !force {
+                return Err(c.state_error(
+                    status,
+                    "cannot delete a container that is not stopped (use --force)",
+                ));
+            }
+            c.stop_everything(status);
+        }
+        let cg = estiba_cgroups::Cgroup::open(&c.saved.cgroup_path, c.saved.systemd_cgroup);
+        if let Ok(cg) = &cg {
+            if !c.saved.own_pid_ns {
+                for pid in cg.pids().unwrap_or_default() {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+            cg.remove()?;
+        }
+        if !c.saved.poststop.is_empty() {
+            let json = serde_json::to_vec(&c.saved.oci(Status::Stopped)).unwrap_or_default();
+            if let Err(e) = hooks::run_all("poststop", &c.saved.poststop, &json) {
+                log::warn!("{e}");
+            }
+        }
+        std::fs::remove_dir_all(&c.dir).map_err(|e| Error::path("remove state dir", &c.dir, &e))
+    }
+
+    /// SIGKILL the init (thawing it first if frozen) and wait until it is gone.
+    fn stop_everything(&self, status: Status) {
+        let cg =
+            estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup).ok();
+        if self.saved.pid > 0 && self.saved.init_alive() {
+            let pidfd = sys::pidfd_open(self.saved.pid).ok();
+            let _ = kill(Pid::from_raw(self.saved.pid), Signal::SIGKILL);
+            if status == Status::Paused {
+                if let Some(cg) = &cg {
+                    let _ = cg.freeze(false);
+                }
+            }
+            wait_gone(self, pidfd);
+        }
+    }
+}
+
+/// Waits (up to 10 s) for the init to exit: on its pidfd when we have one,
+/// else by polling /proc.
+fn wait_gone(c: &Container, pidfd: Option<OwnedFd>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    if let Some(fd) = pidfd {
+        let mut fds = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16));
+        return;
+    }
+    while c.saved.init_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Every container under `root`, sorted by id; unreadable entries skipped.
+pub fn list(root: &Path) -> Result<Vec<OciState>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(Error::Sys(format!("read {root:?}: {}", Os::from(&e)))),
+    };
+    let mut out = vec![];
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if let Ok(c) = Container::load(root, &name) {
+            out.push(c.state());
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}

@@ -1,0 +1,450 @@
+//! `create`, parent side: validate, take the id, clone the init into its
+//! namespaces, map ids, put it in its cgroup, run the runtime-namespace
+//! hooks, and record the state once the init waits for `start`.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{
+    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::Hook;
+
+use crate::bundle::Bundle;
+use crate::channel::{self, Msg};
+use crate::error::{Error, Result};
+use crate::namespaces::{self, Plan};
+use crate::process::CapSets;
+use crate::state::{self, Saved, EXEC_SOCKET};
+use crate::{hooks, id, sys};
+
+/// How to create a container (runc's `create` flags).
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    /// The state root (`--root`).
+    pub root: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+}
+
+impl CreateOptions {
+    pub fn new(id: impl Into<String>, bundle: impl Into<PathBuf>) -> Self {
+        CreateOptions {
+            id: id.into(),
+            bundle: bundle.into(),
+            root: PathBuf::from(crate::DEFAULT_ROOT),
+            pid_file: None,
+            console_socket: None,
+            no_pivot: false,
+            no_new_keyring: false,
+            preserve_fds: 0,
+            systemd_cgroup: false,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct StageHooks {
+    pub prestart: Vec<Hook>,
+    pub create_runtime: Vec<Hook>,
+    pub create_container: Vec<Hook>,
+    pub start_container: Vec<Hook>,
+}
+
+/// Everything the init needs, prepared before clone so that the child
+/// parses and allocates as little as possible.
+pub(crate) struct Prepared {
+    pub bundle: Bundle,
+    pub plan: Plan,
+    pub caps: CapSets,
+    pub env: Vec<String>,
+    pub saved: Saved,
+    pub hooks: StageHooks,
+    /// Whether the parent runs prestart/createRuntime hooks mid-way.
+    pub parent_hooks: bool,
+    pub console: Option<UnixStream>,
+    pub exec_listener: OwnedFd,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserved_fds: u32,
+    pub setgroups_allowed: bool,
+}
+
+/// The result of a successful create.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub pid: i32,
+    pub state_dir: PathBuf,
+}
+
+fn stage_hooks(spec: &oci_spec::runtime::Spec) -> StageHooks {
+    let Some(h) = spec.hooks() else {
+        return StageHooks::default();
+    };
+    let v = |x: &Option<Vec<Hook>>| x.clone().unwrap_or_default();
+    #[allow(deprecated)]
+    let prestart = v(h.prestart());
+    StageHooks {
+        prestart,
+        create_runtime: v(h.create_runtime()),
+        create_container: v(h.create_container()),
+        start_container: v(h.start_container()),
+    }
+}
+
+/// `LISTEN_FDS` from systemd socket activation is passed on, as runc does.
+fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Undoes a half-made container when create fails.
+struct Cleanup {
+    dir: PathBuf,
+    cgroup: Option<estiba_cgroups::Cgroup>,
+    pid: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.remove();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn create(opts: &CreateOptions) -> Result<Created> {
+    id::validate(&opts.id)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    let spec = &bundle.spec;
+    let plan = Plan::from_spec(spec)?;
+    let process = spec.process().as_ref();
+    let caps = CapSets::from_spec(process.and_then(|p| p.capabilities().as_ref()))?;
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .is_some()
+    {
+        return Err(Error::Unsupported(
+            "linux.seccomp is not supported yet; refusing to run without the requested filter"
+                .into(),
+        ));
+    }
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
+    match (terminal, &opts.console_socket) {
+        (true, None) => {
+            return Err(Error::Config(
+                "process.terminal is true but no --console-socket was given".into(),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(Error::Config(
+                "--console-socket given but process.terminal is false".into(),
+            ))
+        }
+        _ => {}
+    }
+    let listen = listen_fds();
+    let preserved = opts.preserve_fds + listen;
+    for fd in 3..3 + preserved as i32 {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
+            .map_err(|_| Error::Config(format!("--preserve-fds: fd {fd} is not open")))?;
+    }
+    let mut env = process.and_then(|p| p.env().clone()).unwrap_or_default();
+    if listen > 0 {
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={listen}"));
+        env.push("LISTEN_PID=1".into());
+    }
+    let cgroup_path = estiba_cgroups::container_path(
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_deref()),
+        &opts.id,
+    )?;
+    let cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, opts.systemd_cgroup)?;
+
+    // Take the id: mkdir is the atomic claim.
+    state::ensure_root(&opts.root)?;
+    let dir = state::container_dir(&opts.root, &opts.id);
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::Exists(opts.id.clone()))
+        }
+        Err(e) => return Err(Error::path("create state dir", &dir, &e)),
+    }
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
+    let dir_fd = sys::own_fd(
+        nix::fcntl::open(
+            &dir,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::path("open state dir", &dir, e))?,
+    );
+    sys::flock_exclusive(std::os::fd::AsFd::as_fd(&dir_fd))
+        .map_err(|e| Error::path("lock state dir", &dir, e))?;
+    #[allow(deprecated)]
+    let mut saved = Saved {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: owner_name(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup_path: cgroup_path.clone(),
+        systemd_cgroup: opts.systemd_cgroup,
+        own_pid_ns: plan.new_pid,
+        poststart: spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().clone())
+            .unwrap_or_default(),
+        poststop: spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().clone())
+            .unwrap_or_default(),
+        oci_version: spec.version().clone(),
+        created_done: false,
+    };
+    saved.save(&dir)?;
+    cleanup.cgroup = Some(estiba_cgroups::Cgroup::open(
+        &cgroup_path,
+        opts.systemd_cgroup,
+    )?);
+
+    let exec_listener = listen_socket(&dir_fd, &dir)?;
+    let console = match &opts.console_socket {
+        Some(path) => Some(
+            UnixStream::connect(path)
+                .map_err(|e| Error::path("connect console socket", path, &e))?,
+        ),
+        None => None,
+    };
+    let (parent_chan, child_chan) = channel::pair()?;
+    let hooks = stage_hooks(spec);
+    let parent_hooks = !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty();
+    let prepared = Prepared {
+        setgroups_allowed: true,
+        bundle,
+        plan,
+        caps,
+        env,
+        saved: saved.clone(),
+        hooks,
+        parent_hooks,
+        console,
+        exec_listener,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserved_fds: preserved,
+    };
+
+    let pid = clone_init(&prepared, dir_fd, parent_chan.raw(), child_chan)?;
+    cleanup.pid = Some(pid);
+    // The init holds its own copies now.
+    drop(prepared.console);
+    drop(prepared.exec_listener);
+    let spec = &prepared.bundle.spec;
+
+    if prepared.plan.new_user {
+        namespaces::write_id_maps(pid, spec)?;
+    }
+    cgroup.enter_and_apply(
+        pid,
+        spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
+        None,
+    )?;
+    saved.pid = pid;
+    saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
+    parent_chan.send(&Msg::Go(pid))?;
+    loop {
+        match parent_chan.recv()? {
+            Some(Msg::MountsDone) => {
+                let json =
+                    serde_json::to_vec(&saved.oci(state::Status::Creating)).unwrap_or_default();
+                #[allow(deprecated)]
+                hooks::run_all("prestart", &prepared.hooks.prestart, &json)?;
+                hooks::run_all("createRuntime", &prepared.hooks.create_runtime, &json)?;
+                parent_chan.send(&Msg::HooksDone)?;
+            }
+            Some(Msg::Ready) => break,
+            Some(Msg::Fail(msg)) => return Err(Error::Init(msg)),
+            Some(other) => {
+                return Err(Error::Init(format!(
+                    "unexpected message {other:?} from init"
+                )))
+            }
+            None => return Err(Error::Init(init_died(pid))),
+        }
+    }
+    saved.created_done = true;
+    let dir = state::container_dir(&opts.root, &opts.id);
+    saved.save(&dir)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    cleanup.armed = false;
+    Ok(Created {
+        id: opts.id.clone(),
+        pid,
+        state_dir: dir,
+    })
+}
+
+/// The exec socket `start` connects to; bound through the state dir's fd so
+/// a long `--root` never hits the 108-byte socket path limit.
+fn listen_socket(dir_fd: &OwnedFd, dir: &Path) -> Result<OwnedFd> {
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::sys("socket", e))?;
+    let addr =
+        UnixAddr::new(format!("/proc/self/fd/{}/{EXEC_SOCKET}", dir_fd.as_raw_fd()).as_str())
+            .map_err(|e| Error::sys("exec socket address", e))?;
+    bind(sock.as_raw_fd(), &addr).map_err(|e| Error::path("bind", dir.join(EXEC_SOCKET), e))?;
+    listen(&sock, Backlog::new(1).unwrap_or(Backlog::MAXCONN))
+        .map_err(|e| Error::path("listen", dir.join(EXEC_SOCKET), e))?;
+    Ok(sock)
+}
+
+/// Joins the pid/time namespaces that only apply to children, clones the
+/// init, and returns to the runtime's own namespaces.
+fn clone_init(
+    p: &Prepared,
+    dir_fd: OwnedFd,
+    parent_end: i32,
+    child_chan: channel::Channel,
+) -> Result<i32> {
+    let restore: Vec<(OwnedFd, nix::sched::CloneFlags)> =
+        if p.plan.parent_joins.is_empty() && !p.plan.new_time {
+            vec![]
+        } else {
+            let mut v = vec![];
+            for (name, flag) in [
+                ("pid", nix::sched::CloneFlags::CLONE_NEWPID),
+                (
+                    "time",
+                    nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+                ),
+            ] {
+                if let Ok(fd) = nix::fcntl::open(
+                    format!("/proc/self/ns/{name}").as_str(),
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                ) {
+                    v.push((sys::own_fd(fd), flag));
+                }
+            }
+            v
+        };
+    for j in &p.plan.parent_joins {
+        namespaces::setns(j)?;
+    }
+    if p.plan.new_time {
+        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
+            libc::CLONE_NEWTIME,
+        ))
+        .map_err(|e| Error::sys("unshare time namespace", e))?;
+        namespaces::write_time_offsets(&p.bundle.spec)?;
+    }
+    let pid = sys::clone_fork(p.plan.clone_flags.bits())
+        .map_err(|e| Error::sys("clone container init", e))?;
+    if pid == 0 {
+        // In the init. Drop what belongs to the parent: its channel end,
+        // and the state-dir lock, which `start` must be able to take.
+        let _ = nix::unistd::close(parent_end);
+        drop(dir_fd);
+        crate::init::run(p, child_chan);
+    }
+    drop(child_chan);
+    for (fd, flag) in &restore {
+        let _ = nix::sched::setns(fd, *flag);
+    }
+    Ok(pid)
+}
+
+fn init_died(pid: i32) -> String {
+    match waitpid(Pid::from_raw(pid), None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => {
+            format!("container init exited with status {code} before it was ready")
+        }
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {
+            format!("container init was killed by {sig} before it was ready")
+        }
+        _ => "container init exited before it was ready".into(),
+    }
+}
+
+/// The pid file: written to a temporary name, then renamed (engines poll
+/// for it, so it must never be seen half-written).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::path("write pid file", &tmp, &e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::path("write pid file", path, &e))
+}
+
+/// The caller's user name from /etc/passwd (no NSS: loading its modules
+/// would cost more than the rest of create), else the uid.
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid().as_raw();
+    let from_passwd = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let id: u32 = f.nth(1)?.parse().ok()?;
+                (id == uid).then(|| name.to_string())
+            })
+        });
+    from_passwd.unwrap_or_else(|| uid.to_string())
+}

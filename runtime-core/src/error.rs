@@ -1,0 +1,102 @@
+//! One error type for the library. Messages are lowercase, one line, and name
+//! what failed, as runc words them (engines match on some of that text).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+/// An errno, displayed the way runc (Go's syscall package) prints it:
+/// "no such file or directory", not "No such file or directory (os error 2)".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Os(pub Errno);
+
+impl fmt::Display for Os {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let desc = self.0.desc();
+        let mut chars = desc.chars();
+        if let Some(first) = chars.next() {
+            write!(f, "{}{}", first.to_lowercase(), chars.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Errno> for Os {
+    fn from(e: Errno) -> Self {
+        Os(e)
+    }
+}
+
+impl From<&std::io::Error> for Os {
+    fn from(e: &std::io::Error) -> Self {
+        Os(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid container id {id:?}: {reason}")]
+    InvalidId { id: String, reason: &'static str },
+    #[error("container {0} does not exist")]
+    NotFound(String),
+    #[error("container with id {0} already exists")]
+    Exists(String),
+    #[error("{what} {path:?}: {err}")]
+    Path {
+        what: &'static str,
+        path: PathBuf,
+        err: Os,
+    },
+    #[error("config.json: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Sys(String),
+    #[error(transparent)]
+    Cgroup(#[from] estiba_cgroups::Error),
+    #[error("{0}")]
+    Hook(String),
+    #[error("container {id} is {status}: {msg}")]
+    State {
+        id: String,
+        status: String,
+        msg: &'static str,
+    },
+    #[error("{0}")]
+    Init(String),
+    #[error("invalid signal {0:?}")]
+    Signal(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A failed system call on a path: "<what> <path>: <errno text>".
+    pub fn path(what: &'static str, path: impl Into<PathBuf>, err: impl Into<Os>) -> Self {
+        Error::Path {
+            what,
+            path: path.into(),
+            err: err.into(),
+        }
+    }
+
+    /// A failed system call with a free-form context.
+    pub fn sys(context: impl fmt::Display, err: impl Into<Os>) -> Self {
+        Error::Sys(format!("{context}: {}", err.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_text_is_lowercase_without_os_error_suffix() {
+        assert_eq!(Os(Errno::ENOENT).to_string(), "no such file or directory");
+        assert_eq!(Os(Errno::EACCES).to_string(), "permission denied");
+        let e = Error::path("open", "/x", Errno::ENOENT);
+        assert_eq!(e.to_string(), "open \"/x\": no such file or directory");
+    }
+}

@@ -1,0 +1,208 @@
+//! The container's init, from clone to exec. It runs in the cloned child:
+//! a copy of the runtime's memory, single-threaded, inside the new
+//! namespaces. It never returns: it execs the user's program or exits.
+
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{accept4, SockFlag};
+
+use crate::channel::{Channel, Msg};
+use crate::create::Prepared;
+use crate::error::{Error, Result};
+use crate::mounts::MountContext;
+use crate::safepath::Root;
+use crate::{hooks, namespaces, process, rootfs, sys};
+
+/// Entry point in the child. Errors before `Ready` go to the parent over
+/// the channel; errors after `start` go to the `start` caller.
+pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
+    match until_ready(p, &chan) {
+        Ok(Some((exec, host_pid))) => {
+            drop(chan);
+            wait_start_and_exec(p, exec, host_pid)
+        }
+        Ok(None) => sys::exit_now(1),
+        Err(e) => {
+            let _ = chan.send(&Msg::Fail(e.to_string()));
+            sys::exit_now(1)
+        }
+    }
+}
+
+/// Everything `create` does inside the container. `Ok(None)` when the
+/// parent went away (nothing to report to).
+fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(process::ExecArgs, i32)>> {
+    let host_pid = match chan.recv()? {
+        Some(Msg::Go(pid)) => pid,
+        None => return Ok(None),
+        Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+    };
+    let plan = &p.plan;
+    for j in &plan.joins {
+        namespaces::setns(j)?;
+    }
+    if !plan.unshare_flags.is_empty() {
+        nix::sched::unshare(plan.unshare_flags).map_err(|e| Error::sys("unshare namespaces", e))?;
+    }
+    if plan.in_userns {
+        // Become root of the user namespace; the parent mapped it.
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .map_err(|e| Error::sys("setgid 0 in user namespace", e))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .map_err(|e| Error::sys("setuid 0 in user namespace", e))?;
+    }
+    sys::setsid();
+    if !p.no_new_keyring {
+        if let Ok(name) = std::ffi::CString::new(format!("_ses.{}", p.saved.id)) {
+            // Kernels without keyrings (or with keyctl filtered) run without.
+            let _ = sys::join_session_keyring(&name);
+        }
+    }
+    let spec = &p.bundle.spec;
+    let rootfs_path = &p.bundle.rootfs;
+    let root = Root::open(rootfs_path)?;
+    let ctx = MountContext {
+        root: &root,
+        bundle: &p.bundle.dir,
+        in_userns: plan.in_userns,
+        cgroup_path: &p.saved.cgroup_path,
+        new_cgroupns: plan.new_cgroup,
+        new_netns: plan.new_net,
+    };
+    if plan.new_mount {
+        rootfs::prepare(spec, rootfs_path)?;
+        // The bind changed what the rootfs path names: reopen it.
+        let root = Root::open(rootfs_path)?;
+        let ctx = MountContext { root: &root, ..ctx };
+        rootfs::mount_all(&ctx, spec)?;
+        rootfs::populate_dev(&ctx, spec)?;
+        if let Some(process) = spec.process() {
+            root.mkdir_all(process.cwd())?;
+        }
+    }
+    let mut state = p.saved.oci(crate::state::Status::Creating);
+    state.pid = host_pid;
+    let state_json = serde_json::to_vec(&state).unwrap_or_default();
+    if p.parent_hooks {
+        chan.send(&Msg::MountsDone)?;
+        match chan.recv()? {
+            Some(Msg::HooksDone) => {}
+            None => return Ok(None),
+            Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+        }
+    }
+    hooks::run_all("createContainer", &p.hooks.create_container, &state_json)?;
+    if plan.new_mount {
+        if p.no_pivot {
+            rootfs::move_root(rootfs_path)?;
+        } else {
+            rootfs::pivot(rootfs_path)?;
+        }
+        rootfs::finalize(spec, plan.in_userns)?;
+    } else {
+        nix::unistd::chroot(rootfs_path.as_path())
+            .map_err(|e| Error::path("chroot", rootfs_path, e))?;
+        nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
+    }
+    rootfs::apply_system(spec)?;
+    let Some(process) = spec.process() else {
+        return Err(Error::Config(
+            "process: required to run the container".into(),
+        ));
+    };
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            Error::Sys(format!(
+                "process.oomScoreAdj {adj}: {}",
+                crate::error::Os::from(&e)
+            ))
+        })?;
+    }
+    if let Some(sock) = &p.console {
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::console::setup(sock, size)?;
+    }
+    let args = process.args().as_deref().unwrap_or_default();
+    let program = process::look_path(&args[0], &p.env)?;
+    let exec = process::ExecArgs::new(&program, args, &p.env)?;
+    chan.send(&Msg::Ready)?;
+    Ok(Some((exec, host_pid)))
+}
+
+/// Blocks until `start` connects, then finishes the process setup and execs.
+fn wait_start_and_exec(p: &Prepared, exec: process::ExecArgs, host_pid: i32) -> ! {
+    let conn = loop {
+        match accept4(p.exec_listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+            Ok(fd) => break sys::own_fd(fd),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => sys::exit_now(1),
+        }
+    };
+    let err = match finish(p, host_pid) {
+        Ok(()) => exec.exec(),
+        Err(e) => e,
+    };
+    let msg = err.to_string();
+    let _ = nix::sys::socket::send(
+        conn.as_raw_fd(),
+        msg.as_bytes(),
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+    );
+    sys::exit_now(1)
+}
+
+/// The start-time steps, in the order the kernel needs them: hooks and
+/// rlimits while still privileged, then user, capabilities, no_new_privs.
+fn finish(p: &Prepared, host_pid: i32) -> Result<()> {
+    let spec = &p.bundle.spec;
+    let Some(process) = spec.process() else {
+        return Err(Error::Config(
+            "process: required to start the container".into(),
+        ));
+    };
+    let mut state = p.saved.oci(crate::state::Status::Created);
+    state.pid = host_pid;
+    let state_json = serde_json::to_vec(&state).unwrap_or_default();
+    hooks::run_all("startContainer", &p.hooks.start_container, &state_json)?;
+    process::apply_rlimits(process)?;
+    process::drop_bounding(&p.caps)?;
+    let cwd = process.cwd();
+    let early_cd = nix::unistd::chdir(cwd.as_path()).is_ok();
+    process::switch_user(process, p.setgroups_allowed)?;
+    if !early_cd {
+        nix::unistd::chdir(cwd.as_path()).map_err(|e| Error::path("chdir to cwd", cwd, e))?;
+    }
+    check_cwd_inside_root()?;
+    process::apply_caps(&p.caps)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        process::set_no_new_privs()?;
+    }
+    sys::umask(process.user().umask().unwrap_or(0o022));
+    close_runtime_fds(p.preserved_fds)
+}
+
+/// The CVE-2024-21626 class: a leaked directory fd as cwd would put the
+/// process outside its root. getcwd tells "(unreachable)" in that case.
+fn check_cwd_inside_root() -> Result<()> {
+    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
+    if !cwd.starts_with("/") || cwd.to_string_lossy().starts_with("(unreachable)") {
+        return Err(Error::Init(format!(
+            "current working directory {cwd:?} is outside the container"
+        )));
+    }
+    Ok(())
+}
+
+/// Everything above 2 (and above the preserved fds) is closed at exec;
+/// the preserved ones stay open across it.
+fn close_runtime_fds(preserved: u32) -> Result<()> {
+    let first = 3 + preserved as i32;
+    sys::cloexec_from(first).map_err(|e| Error::sys("mark runtime fds close-on-exec", e))?;
+    for fd in 3..first {
+        sys::set_cloexec(fd, false)
+            .map_err(|e| Error::sys(format!("keep preserved fd {fd}"), e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! estiba-core: run OCI bundles as Linux containers.
+//!
+//! The lifecycle is a handful of calls, each taking plain options and
+//! `oci_spec` types and returning [`Result`]; nothing here prints or exits.
+//!
+//! ```no_run
+//! use estiba_core::{create, Container, CreateOptions};
+//!
+//! let mut opts = CreateOptions::new("demo", "/path/to/bundle");
+//! opts.root = "/run/estiba".into();
+//! let created = create(&opts)?;                 // init waits for start
+//! Container::load(&opts.root, "demo")?.start()?; // user program runs
+//! Container::load(&opts.root, "demo")?.kill(libc::SIGKILL, false)?;
+//! Container::load(&opts.root, "demo")?.delete(true)?;
+//! # Ok::<(), estiba_core::Error>(())
+//! ```
+//!
+//! Or, in one call that waits for the exit code: [`run_foreground`].
+
+mod bundle;
+mod cgroupfs;
+mod channel;
+mod console;
+mod container;
+mod create;
+mod devices;
+mod error;
+mod hooks;
+mod id;
+mod init;
+pub mod log;
+mod mounts;
+mod namespaces;
+mod process;
+mod rootfs;
+mod run;
+mod safepath;
+pub mod signal;
+mod spec;
+mod state;
+mod sys;
+
+pub use bundle::{parse_spec, Bundle};
+pub use container::{list, Container};
+pub use create::{create, write_pid_file, CreateOptions, Created};
+pub use error::{Error, Result};
+pub use id::validate as validate_id;
+pub use run::run_foreground;
+pub use spec::{default_spec, features, OCI_VERSION};
+pub use state::{now_rfc3339, OciState, Status};
+
+/// Where state lives unless `--root` says otherwise.
+pub const DEFAULT_ROOT: &str = "/run/estiba";

@@ -1,0 +1,319 @@
+//! `mounts[]` of the spec: option parsing and mounting each entry inside the
+//! rootfs, in order.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+
+use crate::error::{Error, Result};
+use crate::safepath::{fd_path, Root};
+
+/// What the options of one mount entry mean for mount(2).
+#[derive(Debug, PartialEq, Eq)]
+pub struct MountOptions {
+    pub flags: MsFlags,
+    /// Flags the options explicitly clear (e.g. `rw`, `suid`), which matter
+    /// when a bind mount is remounted.
+    pub cleared: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: Vec<String>,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            propagation: vec![],
+            data: vec![],
+        }
+    }
+}
+
+impl MountOptions {
+    pub fn parse<S: AsRef<str>>(options: &[S]) -> Result<Self> {
+        let mut o = MountOptions::default();
+        for opt in options {
+            let opt = opt.as_ref();
+            let (set, clear) = match opt {
+                "defaults" => (MsFlags::empty(), MsFlags::empty()),
+                "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+                "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+                "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+                "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+                "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+                "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+                "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+                "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+                "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+                "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+                "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+                "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+                "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+                "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+                "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+                "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+                "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+                "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+                "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+                "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+                "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+                "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+                "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+                "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+                "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+                "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+                "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+                "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+                "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+                | "unbindable" | "runbindable" => {
+                    o.propagation
+                        .push(propagation_flag(opt).unwrap_or(MsFlags::MS_PRIVATE));
+                    continue;
+                }
+                // runc extension, handled by engines' own copy-up; nothing to do here.
+                "tmpcopyup" => continue,
+                "idmap" | "ridmap" => {
+                    return Err(Error::Unsupported(format!(
+                        "mount option {opt:?} (id-mapped mounts) is not supported yet"
+                    )))
+                }
+                _ => {
+                    o.data.push(opt.to_string());
+                    continue;
+                }
+            };
+            o.flags |= set;
+            o.flags &= !clear;
+            o.cleared |= clear;
+        }
+        Ok(o)
+    }
+
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+}
+
+/// `private`, `rshared`, ... as mount(2) propagation flags.
+pub fn propagation_flag(name: &str) -> Option<MsFlags> {
+    let (rec, base) = match name.strip_prefix('r') {
+        Some(b) if b != "" && name != "r" => (true, b),
+        _ => (false, name),
+    };
+    let flag = match base {
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(if rec { flag | MsFlags::MS_REC } else { flag })
+}
+
+/// Flags a remount must keep, because a bind mount inherits them locked from
+/// its source (in a user namespace, dropping them fails with EPERM).
+pub fn locked_flags(path: &str) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+/// What the mount code needs besides the entry itself.
+pub struct MountContext<'a> {
+    pub root: &'a Root,
+    pub bundle: &'a Path,
+    pub in_userns: bool,
+    pub cgroup_path: &'a Path,
+    pub new_cgroupns: bool,
+    pub new_netns: bool,
+}
+
+/// Mounts one entry of `mounts[]` inside the rootfs.
+pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
+    let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = m.destination();
+    let bind = opts.is_bind() || typ == "bind";
+    if typ == "cgroup" || typ == "cgroup2" {
+        return crate::cgroupfs::mount_cgroup_fs(ctx, dest, &opts);
+    }
+    if bind {
+        return bind_mount(ctx, m, &opts);
+    }
+    let target = ctx.root.ensure(dest, false)?;
+    let target_path = fd_path(&target);
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    let data = opts.data.join(",");
+    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let res = mount(
+        Some(source.as_path()),
+        target_path.as_str(),
+        Some(typ),
+        flags,
+        (!data.is_empty()).then_some(data.as_str()),
+    );
+    match res {
+        Ok(()) => {}
+        // sysfs needs a network namespace of our own; without one, runc
+        // binds the host's /sys read-only instead.
+        Err(nix::errno::Errno::EPERM) if typ == "sysfs" && !ctx.new_netns => {
+            mount(
+                Some("/sys"),
+                target_path.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| Error::path("mount sysfs (bind)", ctx.root.host_path(dest), e))?;
+            remount(&target_path, opts.flags | MsFlags::MS_RDONLY, ctx.in_userns)
+                .map_err(|e| Error::path("remount sysfs", ctx.root.host_path(dest), e))?;
+        }
+        Err(e) => {
+            return Err(Error::Sys(format!(
+                "mount {typ} {source:?} on {dest:?}: {}",
+                crate::error::Os(e)
+            )))
+        }
+    }
+    apply_propagation(&target_path, &opts, dest)
+}
+
+fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> {
+    let dest = m.destination();
+    let Some(source) = m.source() else {
+        return Err(Error::Config(format!(
+            "mounts: bind mount on {dest:?} has no source"
+        )));
+    };
+    let source = if source.is_absolute() {
+        source.clone()
+    } else {
+        ctx.bundle.join(source)
+    };
+    let meta =
+        std::fs::metadata(&source).map_err(|e| Error::path("bind mount source", &source, &e))?;
+    let target = ctx.root.ensure(dest, !meta.is_dir())?;
+    let target_path = fd_path(&target);
+    // Open the source too, so what we bind is what we checked.
+    let src_fd = nix::fcntl::open(
+        &source,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::path("open bind source", &source, e))?;
+    let src_fd = crate::sys::own_fd(src_fd);
+    let rec = opts.flags & MsFlags::MS_REC;
+    mount(
+        Some(fd_path(&src_fd).as_str()),
+        target_path.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        Error::Sys(format!(
+            "bind mount {source:?} on {dest:?}: {}",
+            crate::error::Os(e)
+        ))
+    })?;
+    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount(&target_path, extra, ctx.in_userns).map_err(|e| {
+            Error::Sys(format!(
+                "remount {dest:?} with {extra:?}: {}",
+                crate::error::Os(e)
+            ))
+        })?;
+    }
+    apply_propagation(&target_path, opts, dest)
+}
+
+/// Remounts a bind mount with `flags`, keeping locked flags in a user
+/// namespace.
+pub fn remount(target: &str, flags: MsFlags, in_userns: bool) -> nix::Result<()> {
+    let keep = if in_userns {
+        locked_flags(target)
+    } else {
+        MsFlags::empty()
+    };
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | keep,
+        None::<&str>,
+    )
+}
+
+fn apply_propagation(target: &str, opts: &MountOptions, dest: &Path) -> Result<()> {
+    for p in &opts.propagation {
+        mount(None::<&str>, target, None::<&str>, *p, None::<&str>).map_err(|e| {
+            Error::Sys(format!(
+                "set propagation of {dest:?}: {}",
+                crate::error::Os(e)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_options() {
+        let o = MountOptions::parse(&["nosuid", "strictatime", "mode=755", "size=65536k"]).unwrap();
+        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
+        let o = MountOptions::parse(&["rbind", "ro", "rprivate"]).unwrap();
+        assert!(o.is_bind());
+        assert!(o.flags.contains(MsFlags::MS_REC | MsFlags::MS_RDONLY));
+        assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn later_option_wins() {
+        let o = MountOptions::parse(&["ro", "rw"]).unwrap();
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        assert!(o.cleared.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn propagation_names() {
+        assert_eq!(
+            propagation_flag("rslave"),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        assert_eq!(propagation_flag("shared"), Some(MsFlags::MS_SHARED));
+        assert_eq!(
+            propagation_flag("runbindable"),
+            Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)
+        );
+        assert_eq!(propagation_flag("ro"), None);
+    }
+
+    #[test]
+    fn idmap_is_refused_not_ignored() {
+        assert!(MountOptions::parse(&["idmap"]).is_err());
+    }
+}

@@ -1,0 +1,315 @@
+//! The container process's own settings, applied by the init right before
+//! exec: rlimits, user and groups, capabilities, no_new_privs, and the
+//! lookup of the program to run.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxCapabilities, PosixRlimitType, Process};
+
+use crate::error::{Error, Os, Result};
+use crate::sys;
+
+pub fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
+    (match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as libc::c_int
+}
+
+pub fn apply_rlimits(process: &Process) -> Result<()> {
+    for rl in process.rlimits().iter().flatten() {
+        sys::setrlimit(rlimit_resource(rl.typ()), rl.soft(), rl.hard()).map_err(|e| {
+            Error::sys(
+                format!(
+                    "setrlimit {:?} soft={} hard={}",
+                    rl.typ(),
+                    rl.soft(),
+                    rl.hard()
+                ),
+                e,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> Result<HashSet<caps::Capability>> {
+    let mut out = HashSet::new();
+    for c in set.iter().flatten() {
+        let name = format!("CAP_{c}");
+        match caps::Capability::from_str(&name) {
+            Ok(cap) => {
+                out.insert(cap);
+            }
+            Err(_) => {
+                return Err(Error::Config(format!(
+                    "process.capabilities: unknown capability {name}"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Capabilities the running kernel knows; newer names in a spec are dropped
+/// from the sets (with a debug line) rather than failing, as runc does.
+fn known_to_kernel(set: HashSet<caps::Capability>) -> HashSet<caps::Capability> {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok())
+        .unwrap_or(40);
+    set.into_iter()
+        .filter(|c| {
+            let ok = c.index() <= last;
+            if !ok {
+                crate::log::debug!("capability {c} is unknown to this kernel; skipped");
+            }
+            ok
+        })
+        .collect()
+}
+
+/// The five capability sets, parsed and checked before any process exists.
+#[derive(Debug, Clone, Default)]
+pub struct CapSets {
+    pub bounding: HashSet<caps::Capability>,
+    pub effective: HashSet<caps::Capability>,
+    pub inheritable: HashSet<caps::Capability>,
+    pub permitted: HashSet<caps::Capability>,
+    pub ambient: HashSet<caps::Capability>,
+}
+
+impl CapSets {
+    pub fn from_spec(c: Option<&LinuxCapabilities>) -> Result<Self> {
+        let Some(c) = c else {
+            return Ok(Self::default());
+        };
+        Ok(CapSets {
+            bounding: known_to_kernel(to_caps(c.bounding())?),
+            effective: known_to_kernel(to_caps(c.effective())?),
+            inheritable: known_to_kernel(to_caps(c.inheritable())?),
+            permitted: known_to_kernel(to_caps(c.permitted())?),
+            ambient: known_to_kernel(to_caps(c.ambient())?),
+        })
+    }
+}
+
+/// Drops the bounding set first (needs CAP_SETPCAP, which we still have).
+pub fn drop_bounding(sets: &CapSets) -> Result<()> {
+    for cap in caps::all() {
+        if !sets.bounding.contains(&cap)
+            && caps::has_cap(None, caps::CapSet::Bounding, cap).unwrap_or(false)
+        {
+            caps::drop(None, caps::CapSet::Bounding, cap)
+                .map_err(|e| Error::Init(format!("drop bounding capability {cap}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets inheritable (while CAP_SETPCAP is still effective), then effective,
+/// then permitted (which must keep holding effective), then ambient (which
+/// needs permitted and inheritable in place).
+pub fn apply_caps(sets: &CapSets) -> Result<()> {
+    let set = |which, value: &HashSet<caps::Capability>, name: &str| {
+        caps::set(None, which, value)
+            .map_err(|e| Error::Init(format!("set {name} capabilities: {e}")))
+    };
+    set(caps::CapSet::Inheritable, &sets.inheritable, "inheritable")?;
+    set(caps::CapSet::Effective, &sets.effective, "effective")?;
+    set(caps::CapSet::Permitted, &sets.permitted, "permitted")?;
+    caps::clear(None, caps::CapSet::Ambient)
+        .map_err(|e| Error::Init(format!("clear ambient capabilities: {e}")))?;
+    // As runc: an ambient capability missing from inheritable or permitted
+    // cannot be raised, and that is not fatal (runc's default spec asks for
+    // ambient capabilities without inheritable ones).
+    for cap in &sets.ambient {
+        if let Err(e) = caps::raise(None, caps::CapSet::Ambient, *cap) {
+            crate::log::debug!("ambient capability {cap} not raised: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// setgroups, setgid, setuid — keeping the permitted capabilities across
+/// the uid change so the sets can be applied afterwards.
+pub fn switch_user(process: &Process, allow_setgroups: bool) -> Result<()> {
+    let user = process.user();
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1).map_err(|e| Error::sys("prctl(PR_SET_KEEPCAPS)", e))?;
+    if allow_setgroups {
+        let gids: Vec<Gid> = user
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&gids).map_err(|e| Error::sys("setgroups", e))?;
+    }
+    nix::unistd::setresgid(
+        Gid::from_raw(user.gid()),
+        Gid::from_raw(user.gid()),
+        Gid::from_raw(user.gid()),
+    )
+    .map_err(|e| Error::sys(format!("setgid {}", user.gid()), e))?;
+    nix::unistd::setresuid(
+        Uid::from_raw(user.uid()),
+        Uid::from_raw(user.uid()),
+        Uid::from_raw(user.uid()),
+    )
+    .map_err(|e| Error::sys(format!("setuid {}", user.uid()), e))?;
+    sys::prctl(libc::PR_SET_KEEPCAPS, 0).map_err(|e| Error::sys("prctl(PR_SET_KEEPCAPS)", e))?;
+    Ok(())
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+        .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))
+}
+
+/// The value of `PATH` in an environment list, or the default runc uses.
+fn path_of(env: &[String]) -> &str {
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+}
+
+fn is_executable(p: &Path) -> std::result::Result<(), nix::errno::Errno> {
+    let meta = std::fs::metadata(p)
+        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+    if meta.is_dir() {
+        return Err(nix::errno::Errno::EACCES);
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(nix::errno::Errno::EACCES);
+    }
+    Ok(())
+}
+
+/// Finds the program as Go's exec.LookPath does, with runc's error wording
+/// (engines map "executable file not found" and "no such file or
+/// directory" to 127, "permission denied" to 126).
+pub fn look_path(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        return match is_executable(&p) {
+            Ok(()) => Ok(p),
+            Err(e) => Err(Error::Init(format!(
+                "exec: {arg0:?}: stat {arg0}: {}",
+                Os(e)
+            ))),
+        };
+    }
+    let mut denied = None;
+    for dir in path_of(env).split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = Path::new(dir).join(arg0);
+        match is_executable(&p) {
+            Ok(()) => return Ok(p),
+            Err(nix::errno::Errno::EACCES) if p.exists() => denied = Some(p),
+            Err(_) => {}
+        }
+    }
+    match denied {
+        Some(p) => Err(Error::Init(format!(
+            "exec: {arg0:?}: stat {}: permission denied",
+            p.display()
+        ))),
+        None => Err(Error::Init(format!(
+            "exec: {arg0:?}: executable file not found in $PATH"
+        ))),
+    }
+}
+
+/// argv and envp as C strings, prepared before anything can fail late.
+pub struct ExecArgs {
+    pub path: CString,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+}
+
+impl ExecArgs {
+    pub fn new(path: &Path, args: &[String], env: &[String]) -> Result<Self> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |s: &[u8], what: &str| {
+            CString::new(s)
+                .map_err(|_| Error::Config(format!("process.{what}: contains a NUL byte")))
+        };
+        Ok(ExecArgs {
+            path: c(path.as_os_str().as_bytes(), "args")?,
+            argv: args
+                .iter()
+                .map(|a| c(a.as_bytes(), "args"))
+                .collect::<Result<_>>()?,
+            envp: env
+                .iter()
+                .map(|e| c(e.as_bytes(), "env"))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Replaces the process image; returns the error text on failure.
+    pub fn exec(&self) -> Error {
+        let argv: Vec<&std::ffi::CStr> = self.argv.iter().map(|a| a.as_c_str()).collect();
+        let envp: Vec<&std::ffi::CStr> = self.envp.iter().map(|a| a.as_c_str()).collect();
+        let err = sys::execve(&self.path, &argv, &envp);
+        Error::Init(format!(
+            "exec {:?}: {}",
+            self.path.to_string_lossy(),
+            Os(err)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_lookup_finds_sh_and_words_errors_like_runc() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        assert!(look_path("sh", &env).unwrap().ends_with("sh"));
+        let err = look_path("no-such-program-xyz", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("executable file not found in $PATH"), "{err}");
+        let err = look_path("/no/such/file", &env).unwrap_err().to_string();
+        assert!(err.contains("no such file or directory"), "{err}");
+        let err = look_path("/etc/passwd", &env).unwrap_err().to_string();
+        assert!(err.contains("permission denied"), "{err}");
+    }
+
+    #[test]
+    fn capability_names_map_to_caps_crate() {
+        let c: LinuxCapabilities = serde_json::from_str(
+            r#"{"bounding":["CAP_SYS_ADMIN","CAP_NET_BIND_SERVICE"],"effective":["CAP_KILL"]}"#,
+        )
+        .unwrap();
+        let sets = CapSets::from_spec(Some(&c)).unwrap();
+        assert!(sets.bounding.contains(&caps::Capability::CAP_SYS_ADMIN));
+        assert!(sets
+            .bounding
+            .contains(&caps::Capability::CAP_NET_BIND_SERVICE));
+        assert_eq!(sets.effective.len(), 1);
+        assert!(sets.ambient.is_empty());
+    }
+}

@@ -1,0 +1,276 @@
+//! The container's filesystem view: root propagation, the rootfs bind, the
+//! spec's mounts, /dev, pivot_root, then masked and read-only paths.
+
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::Spec;
+
+use crate::devices;
+use crate::error::{Error, Os, Result};
+use crate::mounts::{self, MountContext};
+use crate::safepath::{fd_path, Root};
+
+/// Propagation of `/` in the container's mount namespace (rslave unless the
+/// spec says otherwise, so nothing the container mounts leaks to the host).
+fn root_propagation(spec: &Spec) -> MsFlags {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(mounts::propagation_flag)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+}
+
+/// The mount point holding `path`, from mountinfo (longest prefix wins).
+fn mount_point_of(path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| path.starts_with(mp))
+        .max_by_key(|mp| mp.len())
+        .map(str::to_string)
+}
+
+/// Everything up to (not including) pivot_root.
+pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let prop = root_propagation(spec);
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .map_err(|e| Error::sys("set propagation of /", e))?;
+    // pivot_root refuses a new root whose parent mount is shared.
+    if prop.contains(MsFlags::MS_SHARED) {
+        if let Some(mp) = mount_point_of(rootfs) {
+            mount(
+                None::<&str>,
+                mp.as_str(),
+                None::<&str>,
+                MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(|e| Error::sys(format!("make {mp} private"), e))?;
+        }
+    }
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| Error::path("bind rootfs", rootfs, e))?;
+    Ok(())
+}
+
+pub fn mount_all(ctx: &MountContext, spec: &Spec) -> Result<()> {
+    for m in spec.mounts().iter().flatten() {
+        mounts::mount_entry(ctx, m)?;
+    }
+    Ok(())
+}
+
+/// Default devices, `linux.devices`, /dev links. Only when /dev is a mount
+/// of the spec (a tmpfs, normally): a bundle that ships its own /dev keeps it.
+pub fn populate_dev(ctx: &MountContext, spec: &Spec) -> Result<()> {
+    let dev_mounted = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/dev"));
+    let mut nodes = if dev_mounted {
+        devices::default_nodes()
+    } else {
+        vec![]
+    };
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let node = devices::from_spec(d)?;
+        nodes.retain(|n| n.path != node.path);
+        nodes.push(node);
+    }
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let res = nodes
+        .iter()
+        .try_for_each(|n| devices::create(ctx.root, n, ctx.in_userns));
+    nix::sys::stat::umask(old);
+    res?;
+    if dev_mounted {
+        devices::create_symlinks(ctx.root)?;
+    }
+    Ok(())
+}
+
+/// Makes `rootfs` the new `/` and detaches the old one.
+pub fn pivot(rootfs: &Path) -> Result<()> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let old = crate::sys::own_fd(
+        open(
+            "/",
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::sys("open /", e))?,
+    );
+    let new = crate::sys::own_fd(
+        open(
+            rootfs,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::path("open", rootfs, e))?,
+    );
+    nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&new))
+        .map_err(|e| Error::path("chdir", rootfs, e))?;
+    // pivot_root(".", ".") stacks the old root under the new one; no
+    // directory in the rootfs is needed for it.
+    nix::unistd::pivot_root(".", ".").map_err(|e| Error::path("pivot_root", rootfs, e))?;
+    nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&old))
+        .map_err(|e| Error::sys("chdir to old root", e))?;
+    // Keep the unmount from propagating to the host.
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| Error::sys("make old root rslave", e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| Error::sys("unmount old root", e))?;
+    nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
+    Ok(())
+}
+
+/// `--no-pivot`: move the rootfs over `/` and chroot into it (for ramfs
+/// roots where pivot_root is impossible).
+pub fn move_root(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).map_err(|e| Error::path("chdir", rootfs, e))?;
+    mount(
+        Some(rootfs),
+        "/",
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .map_err(|e| Error::path("move mount", rootfs, e))?;
+    nix::unistd::chroot(".").map_err(|e| Error::path("chroot", rootfs, e))?;
+    nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
+    Ok(())
+}
+
+/// After pivot: masked paths, read-only paths, then a read-only `/`.
+pub fn finalize(spec: &Spec, in_userns: bool) -> Result<()> {
+    let root = Root::open(Path::new("/"))?;
+    let linux = spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        mask(&root, Path::new(p))?;
+    }
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        readonly(&root, Path::new(p), in_userns)?;
+    }
+    if let Some(prop) = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(mounts::propagation_flag)
+    {
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .map_err(|e| Error::sys("set rootfsPropagation on /", e))?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        mounts::remount("/", MsFlags::MS_RDONLY, in_userns)
+            .map_err(|e| Error::sys("remount / read-only", e))?;
+    }
+    Ok(())
+}
+
+fn mask(root: &Root, p: &Path) -> Result<()> {
+    let fd = match root.lookup(p) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::path("masked path", p, e)),
+    };
+    let target = fd_path(&fd);
+    let is_dir = std::fs::metadata(&target)
+        .map(|m| m.is_dir())
+        .unwrap_or(false);
+    let res = if is_dir {
+        mount(
+            Some("tmpfs"),
+            target.as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    res.map_err(|e| Error::Sys(format!("mask {p:?}: {}", Os(e))))
+}
+
+fn readonly(root: &Root, p: &Path, in_userns: bool) -> Result<()> {
+    let fd = match root.lookup(p) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::path("readonly path", p, e)),
+    };
+    let target = fd_path(&fd);
+    mount(
+        Some(target.as_str()),
+        target.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| Error::Sys(format!("bind readonly path {p:?}: {}", Os(e))))?;
+    // Re-open: the magic link now must name the new mount on top.
+    let fd = root
+        .lookup(p)
+        .map_err(|e| Error::path("readonly path", p, e))?;
+    let target = fd_path(&fd);
+    mounts::remount(&target, MsFlags::MS_RDONLY | MsFlags::MS_REC, in_userns)
+        .map_err(|e| Error::Sys(format!("remount {p:?} read-only: {}", Os(e))))
+}
+
+/// Hostname, domainname and sysctls (the init is in its own uts/ipc/net
+/// namespaces and the new /proc by now).
+pub fn apply_system(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| Error::sys(format!("sethostname {h:?}"), e))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        crate::sys::setdomainname(d).map_err(|e| Error::sys(format!("setdomainname {d:?}"), e))?;
+    }
+    for (k, v) in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, v)
+            .map_err(|e| Error::Sys(format!("linux.sysctl {k}={v:?}: {}", Os::from(&e))))?;
+    }
+    Ok(())
+}

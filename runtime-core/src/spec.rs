@@ -1,0 +1,209 @@
+//! `spec` (a default config.json, like runc's) and `features` (what this
+//! runtime supports, per the runtime-spec features document — truthfully).
+
+use serde_json::{json, Value};
+
+/// The newest runtime-spec version this runtime implements.
+pub const OCI_VERSION: &str = "1.2.0";
+
+const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+/// A config.json that runs `sh` in a busybox-like rootfs at `./rootfs`.
+pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+               "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    ];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "network"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    let mut linux = json!({
+        "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+        "namespaces": [],
+        "maskedPaths": [
+            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+        ],
+        "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+    });
+    if let Some((uid, gid)) = rootless {
+        // As runc's --rootless: no network namespace, a user namespace
+        // mapping the caller to root, no cgroup mount or device rules.
+        namespaces.retain(|n| n["type"] != "network" && n["type"] != "cgroup");
+        namespaces.push(json!({"type": "user"}));
+        mounts.retain(|m| m["type"] != "cgroup");
+        mounts[5] = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        mounts[2]["options"] = json!([
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620"
+        ]);
+        linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+        if let Some(obj) = linux.as_object_mut() {
+            obj.remove("resources");
+        }
+    }
+    linux["namespaces"] = Value::Array(namespaces);
+    json!({
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": DEFAULT_CAPS,
+                "effective": DEFAULT_CAPS,
+                "permitted": DEFAULT_CAPS,
+                "ambient": DEFAULT_CAPS
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "estiba",
+        "mounts": mounts,
+        "linux": linux
+    })
+}
+
+/// Every capability name the kernel headers we build against know.
+fn all_capabilities() -> Vec<String> {
+    caps::all()
+        .into_iter()
+        .map(|c| c.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The features document. Only what works is listed as supported.
+pub fn features() -> Value {
+    let mount_options = [
+        "async",
+        "atime",
+        "bind",
+        "defaults",
+        "dev",
+        "diratime",
+        "dirsync",
+        "exec",
+        "lazytime",
+        "loud",
+        "mand",
+        "noatime",
+        "nodev",
+        "nodiratime",
+        "noexec",
+        "nolazytime",
+        "nomand",
+        "norelatime",
+        "nostrictatime",
+        "nosuid",
+        "private",
+        "rbind",
+        "relatime",
+        "remount",
+        "ro",
+        "rprivate",
+        "rshared",
+        "rslave",
+        "runbindable",
+        "rw",
+        "shared",
+        "silent",
+        "slave",
+        "strictatime",
+        "suid",
+        "sync",
+        "tmpcopyup",
+        "unbindable",
+    ];
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": mount_options.to_vec(),
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": all_capabilities(),
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {
+            "io.github.estiba.version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_parses_and_validates() {
+        let v = default_spec(None);
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
+        assert_eq!(spec.hostname().as_deref(), Some("estiba"));
+        let dir = std::env::temp_dir().join(format!("estiba-spec-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+        crate::bundle::Bundle::from_spec(dir.clone(), spec).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rootless_spec_has_user_namespace_and_maps() {
+        let v = default_spec(Some((1000, 1000)));
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(v.clone()).unwrap();
+        let ns = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap();
+        assert!(ns
+            .iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User));
+        assert!(!ns
+            .iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network));
+        assert_eq!(v["linux"]["uidMappings"][0]["hostID"], 1000);
+    }
+
+    #[test]
+    fn features_is_truthful_about_seccomp() {
+        let f = features();
+        assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+        assert!(f["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN"));
+    }
+}

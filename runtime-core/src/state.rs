@@ -1,0 +1,276 @@
+//! What the runtime remembers about a container between invocations, and how
+//! its status is decided.
+//!
+//! Status is never stored: it is derived each time from the init pid plus
+//! its start time (so a reused pid reads as "stopped"), the presence of the
+//! exec socket (created vs running) and the freezer (paused).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Hook;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_SOCKET: &str = "exec.sock";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// `state.json` on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Saved {
+    pub id: String,
+    /// 0 while creating, before the init process exists.
+    pub pid: i32,
+    /// Field 22 of /proc/<pid>/stat at create time.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339, UTC, nanoseconds.
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub cgroup_path: PathBuf,
+    #[serde(default)]
+    pub systemd_cgroup: bool,
+    /// Whether the init has its own pid namespace: then killing it kills
+    /// everything, else `delete` must sweep the cgroup.
+    #[serde(default)]
+    pub own_pid_ns: bool,
+    /// Kept so `start` and `delete` need not re-read the bundle (which may
+    /// be gone by then).
+    #[serde(default)]
+    pub poststart: Vec<Hook>,
+    #[serde(default)]
+    pub poststop: Vec<Hook>,
+    pub oci_version: String,
+    /// Set once `create` has handed over.
+    pub created_done: bool,
+}
+
+/// The OCI state document (plus runc's extra fields engines read).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OciState {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub status: Status,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl Saved {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(STATE_FILE);
+        let text = fs::read(&path).map_err(|e| Error::path("read", &path, &e))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::Sys(format!("state file {path:?} is damaged: {e}")))
+    }
+
+    /// Writes through a temporary file and rename(2): readers see the old
+    /// state or the new one, never half of either.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join(".state.json.tmp");
+        let body =
+            serde_json::to_vec(self).map_err(|e| Error::Sys(format!("encode state: {e}")))?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::path("write", &tmp, &e))?;
+        f.write_all(&body)
+            .map_err(|e| Error::path("write", &tmp, &e))?;
+        drop(f);
+        let path = dir.join(STATE_FILE);
+        fs::rename(&tmp, &path).map_err(|e| Error::path("rename", &path, &e))
+    }
+
+    /// Whether the recorded init process still runs (not a zombie, same
+    /// start time, so not a recycled pid).
+    pub fn init_alive(&self) -> bool {
+        self.pid > 0
+            && proc_start_time(self.pid)
+                .is_some_and(|(start, zombie)| start == self.pid_start && !zombie)
+    }
+
+    pub fn status(&self, dir: &Path) -> Status {
+        if !self.created_done {
+            // A create still under way, or one that died: the init (if any)
+            // decides whether anything is left to clean.
+            return if self.pid == 0 || self.init_alive() {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if dir.join(EXEC_SOCKET).exists() {
+            return Status::Created;
+        }
+        if estiba_cgroups::is_frozen(&self.cgroup_path) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    pub fn oci(&self, status: Status) -> OciState {
+        OciState {
+            oci_version: self.oci_version.clone(),
+            id: self.id.clone(),
+            status,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: self.owner.clone(),
+            annotations: self.annotations.clone(),
+        }
+    }
+}
+
+/// Start time (clock ticks since boot) of `pid` and whether it is a zombie.
+pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // `rest` starts at field 3 (state); starttime is field 22.
+    let zombie = matches!(fields.first(), Some(&"Z") | Some(&"X"));
+    let start = fields.get(22 - 3)?.parse().ok()?;
+    Some((start, zombie))
+}
+
+/// `<root>/<id>`, after the id was validated.
+pub fn container_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(id)
+}
+
+/// Creates the state root (0700) if missing.
+pub fn ensure_root(root: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(|e| Error::path("create state root", root, &e))
+}
+
+/// Now, as RFC 3339 with nanoseconds in UTC (what runc writes in `created`).
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs() as i64, now.subsec_nanos())
+}
+
+fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's method).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(
+            rfc3339(1_700_000_000, 123),
+            "2023-11-14T22:13:20.000000123Z"
+        );
+    }
+
+    #[test]
+    fn own_start_time_is_stable_and_alive() {
+        let me = std::process::id() as i32;
+        let (a, zombie) = proc_start_time(me).expect("own stat");
+        assert!(!zombie);
+        assert_eq!(proc_start_time(me).map(|x| x.0), Some(a));
+    }
+
+    #[test]
+    fn reused_pid_reads_as_dead() {
+        let me = std::process::id() as i32;
+        let (start, _) = proc_start_time(me).unwrap();
+        let mut s = Saved {
+            id: "x".into(),
+            pid: me,
+            pid_start: start + 1,
+            bundle: "/".into(),
+            rootfs: "/".into(),
+            created: String::new(),
+            owner: "root".into(),
+            annotations: Default::default(),
+            cgroup_path: "/x".into(),
+            systemd_cgroup: false,
+            own_pid_ns: true,
+            poststart: vec![],
+            poststop: vec![],
+            oci_version: "1.0.0".into(),
+            created_done: true,
+        };
+        assert!(!s.init_alive());
+        s.pid_start = start;
+        assert!(s.init_alive());
+    }
+}

@@ -1,0 +1,251 @@
+//! The syscall boundary: every `unsafe` block of the runtime lives here, each
+//! wrapping one system call that `nix` does not cover the way we need it.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+
+/// `clone(2)` without a new stack: the child continues like after `fork`,
+/// but is born directly inside the namespaces named by `flags`.
+///
+/// Returns `0` in the child and the child's pid in the parent.
+///
+/// The caller must be single-threaded (estiba is, until this point).
+pub fn clone_fork(flags: libc::c_int) -> Result<libc::pid_t, Errno> {
+    // SAFETY: a NULL stack makes the kernel reuse the caller's stack in the
+    // child (copy-on-write), exactly as fork does; the process is
+    // single-threaded so no lock can be held by a thread that vanishes.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(ret).map(|r| r as libc::pid_t)
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// `openat2(2)`: open `path` relative to `dirfd` with `resolve` restrictions.
+pub fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: mode as u64,
+        resolve,
+    };
+    loop {
+        // SAFETY: `how` is a valid open_how of the size we pass, `path` is
+        // NUL-terminated and outlives the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match Errno::result(ret) {
+            // SAFETY: the kernel just returned this new descriptor to us.
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Marks every descriptor from `first` upward close-on-exec, so nothing of
+/// the runtime survives into the container's program.
+pub fn cloexec_from(first: RawFd) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes descriptor flags; no memory is touched.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if Errno::result(ret).is_ok() {
+        return Ok(());
+    }
+    // Kernels before 5.11: walk /proc/self/fd instead.
+    for entry in std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::EBADF)? {
+        let Ok(entry) = entry else { continue };
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        if fd >= first {
+            set_cloexec(fd, true).ok();
+        }
+    }
+    Ok(())
+}
+
+pub fn set_cloexec(fd: RawFd, on: bool) -> Result<(), Errno> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let flags = if on {
+        FdFlag::FD_CLOEXEC
+    } else {
+        FdFlag::empty()
+    };
+    fcntl(fd, FcntlArg::F_SETFD(flags)).map(|_| ())
+}
+
+pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: the prctl options we use take integer arguments only.
+    let ret = unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(ret).map(|_| ())
+}
+
+pub fn setrlimit(resource: libc::c_int, soft: u64, hard: u64) -> Result<(), Errno> {
+    let lim = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit64 for the duration of the call; pid 0
+    // is the calling process.
+    let ret = unsafe { libc::prlimit64(0, resource as _, &lim, std::ptr::null_mut()) };
+    Errno::result(ret).map(|_| ())
+}
+
+pub fn setdomainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive
+    // the call; the kernel copies them.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// `umask(2)` cannot fail; nix's wrapper needs a feature we do not use.
+pub fn umask(mask: u32) {
+    // SAFETY: umask only swaps an integer in the process's fs struct.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// `setsid(2)` without failing when we already lead a session.
+pub fn setsid() {
+    // SAFETY: no arguments, no memory; EPERM (already leader) is harmless.
+    unsafe { libc::setsid() };
+}
+
+/// Makes the tty on fd 0 our controlling terminal.
+pub fn set_controlling_tty(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    let ret = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(|_| ())
+}
+
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> Result<(), Errno> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `ws` is a valid winsize that outlives the call.
+    let ret = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// `execve(2)`; returns only on failure.
+pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> Errno {
+    nix::unistd::execve(path, argv, envp)
+        .err()
+        .unwrap_or(Errno::UnknownErrno)
+}
+
+/// Leaves the process at once, without unwinding or running atexit handlers
+/// that belong to the parent's copy of the address space.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes `uid_map`/`gid_map`-style content in one write(2), as the kernel
+/// requires.
+pub fn write_once(path: &Path, data: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(data.as_bytes())
+}
+
+/// `ioctl(TIOCGPTN)` + unlock: the slave's number of a pty master.
+pub fn unlock_pty(master: RawFd) -> Result<u32, Errno> {
+    let mut unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int through the pointer we give.
+    Errno::result(unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &mut unlock) })?;
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes an unsigned int through the pointer we give.
+    Errno::result(unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut n) })?;
+    Ok(n)
+}
+
+/// Own a raw descriptor that a successful nix call just returned.
+pub fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass a descriptor freshly returned by a successful
+    // syscall and owned by nothing else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `pidfd_open(2)`: a descriptor that polls readable once `pid` exits.
+pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain integer arguments; the kernel returns a new descriptor.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    Errno::result(ret).map(|fd| own_fd(fd as RawFd))
+}
+
+/// Joins a new session keyring named `name` (what runc does unless
+/// `--no-new-keyring`), so containers do not share the host's keys.
+pub fn join_session_keyring(name: &CStr) -> Result<(), Errno> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// `flock(LOCK_EX)` on a descriptor we keep owning (nix's wrapper would take
+/// ownership of it).
+pub fn flock_exclusive(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    loop {
+        // SAFETY: flock takes a descriptor and an integer; `fd` is valid
+        // for the duration of the call.
+        let ret = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) };
+        match Errno::result(ret) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(|_| ()),
+        }
+    }
+}
