@@ -1,1 +1,312 @@
-//! Tests live in tests/.
+//! Harness for tests that drive the real `estiba` binary as root on real
+//! bundles built from Debian's busybox-static. Everything a test makes (state
+//! root, bundle, containers, cgroups) is removed when its guard drops, pass
+//! or fail.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+/// The binary under test: `$ESTIBA_BIN`, else the workspace's debug build.
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("ESTIBA_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    for profile in ["debug", "release"] {
+        let p = target.join(profile).join("estiba");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("estiba binary not found: run `cargo build -p estiba` first or set ESTIBA_BIN");
+}
+
+/// The busybox this machine has (Debian's busybox-static).
+pub fn busybox() -> Option<PathBuf> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Whether real containers can run here; prints the reason when not.
+/// Tests return early (and say "skipped") when this is false.
+pub fn can_run(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: {test}: needs root");
+        return false;
+    }
+    if busybox().is_none() {
+        println!("skipped: {test}: needs busybox-static (/bin/busybox)");
+        return false;
+    }
+    true
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+const APPLETS: &[&str] = &[
+    "sh",
+    "cat",
+    "echo",
+    "ls",
+    "id",
+    "hostname",
+    "grep",
+    "sleep",
+    "true",
+    "false",
+    "touch",
+    "mount",
+    "stat",
+    "readlink",
+    "pwd",
+    "env",
+    "umask",
+    "head",
+    "wc",
+    "test",
+    "kill",
+    "ps",
+    "mkdir",
+    "tr",
+    "cut",
+    "sed",
+    "printf",
+    "domainname",
+    "dd",
+    "yes",
+    "uname",
+    "nproc",
+    "date",
+    "ln",
+    "rm",
+    "stty",
+    "tty",
+];
+
+/// One test's world: a bundle with a busybox rootfs, a private state root,
+/// and the containers it made.
+pub struct World {
+    pub name: String,
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    pub config: Value,
+    ids: Vec<String>,
+}
+
+impl World {
+    pub fn new(name: &str) -> World {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("estiba-it-{}-{n}-{name}", std::process::id());
+        let dir = std::env::temp_dir().join(&tag);
+        let _ = std::fs::remove_dir_all(&dir);
+        let bundle = dir.join("bundle");
+        let rootfs = bundle.join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("make rootfs");
+        }
+        std::fs::copy(busybox().expect("busybox"), rootfs.join("bin/busybox"))
+            .expect("copy busybox");
+        for a in APPLETS {
+            symlink("busybox", rootfs.join("bin").join(a)).expect("applet link");
+        }
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        let mut config = estiba_spec();
+        config["process"]["terminal"] = Value::Bool(false);
+        config["process"]["args"] = serde_json::json!(["true"]);
+        World {
+            name: tag,
+            root: dir.join("state"),
+            dir,
+            bundle,
+            config,
+            ids: vec![],
+        }
+    }
+
+    /// A container id unique to this test (also its default cgroup name).
+    pub fn id(&mut self, suffix: &str) -> String {
+        let id = format!("{}-{suffix}", self.name);
+        self.ids.push(id.clone());
+        id
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle.join("rootfs")
+    }
+
+    pub fn args(&mut self, args: &[&str]) -> &mut Self {
+        self.config["process"]["args"] = serde_json::json!(args);
+        self
+    }
+
+    /// `sh -c SCRIPT` as the container's process.
+    pub fn script(&mut self, script: &str) -> &mut Self {
+        self.args(&["sh", "-c", script])
+    }
+
+    pub fn write_config(&self) {
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Runs `estiba --root <root> ARGS` and returns its output. Output goes
+    /// through files, not pipes: a created container's init inherits the
+    /// runtime's stdio, so a pipe would stay open as long as it lives.
+    pub fn estiba(&self, args: &[&str]) -> Output {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let out_path = self.dir.join(format!(".out-{n}"));
+        let err_path = self.dir.join(format!(".err-{n}"));
+        let status = Command::new(binary())
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+            .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+            .status()
+            .expect("run estiba");
+        let out = Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap_or_default(),
+            stderr: std::fs::read(&err_path).unwrap_or_default(),
+        };
+        let _ = std::fs::remove_file(out_path);
+        let _ = std::fs::remove_file(err_path);
+        out
+    }
+
+    /// Writes the config and runs the container in the foreground.
+    pub fn run(&mut self, suffix: &str) -> Output {
+        self.write_config();
+        let id = self.id(suffix);
+        let bundle = self.bundle.to_string_lossy().into_owned();
+        self.estiba(&["run", "--bundle", &bundle, &id])
+    }
+
+    /// `run` that must succeed; returns stdout.
+    pub fn run_ok(&mut self, suffix: &str) -> String {
+        let out = self.run(suffix);
+        assert!(
+            out.status.success(),
+            "run failed: {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `create` with the current config; returns the id.
+    pub fn create(&mut self, suffix: &str, extra: &[&str]) -> (String, Output) {
+        self.write_config();
+        let id = self.id(suffix);
+        let bundle = self.bundle.to_string_lossy().into_owned();
+        let mut args = vec!["create", "--bundle", bundle.as_str()];
+        args.extend_from_slice(extra);
+        args.push(&id);
+        let out = self.estiba(&args);
+        (id, out)
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.estiba(&["state", id]);
+        assert!(
+            out.status.success(),
+            "state {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("state is JSON")
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap_or("").to_string()
+    }
+
+    /// Polls until `id` reports `status` (or 5 s pass).
+    pub fn wait_status(&self, id: &str, status: &str) -> bool {
+        for _ in 0..500 {
+            if self.status(id) == status {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let _ = self.estiba(&["delete", "--force", id]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The default config.json as `estiba spec` writes it.
+pub fn estiba_spec() -> Value {
+    let dir = std::env::temp_dir().join(format!(
+        "estiba-it-spec-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(binary())
+        .args(["spec", "--bundle"])
+        .arg(&dir)
+        .output()
+        .expect("estiba spec");
+    assert!(
+        out.status.success(),
+        "estiba spec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    v
+}
+
+/// Every cgroup v1/v2 directory named `name` under the host's hierarchies.
+pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in entries.flatten() {
+            let p = e.path().join(name);
+            if p.exists() {
+                out.push(p);
+            }
+        }
+    }
+    let v2 = Path::new("/sys/fs/cgroup").join(name);
+    if v2.exists() {
+        out.push(v2);
+    }
+    out
+}
+
+/// The first line of stdout/stderr, for messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Namespace inode of `pid` (or "self") for `ns`.
+pub fn ns_inode(pid: &str, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -84,7 +84,7 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
             .map_err(|e| Error::sys(format!("mount cgroup2 on {dest:?}"), e))?;
         } else {
             let src = Path::new(&hierarchies[0].mount_point).join(rel);
-            bind(&src, &t, flags, ctx.in_userns, dest)?;
+            bind(ctx, &src, &t, flags, dest)?;
         }
         return Ok(());
     }
@@ -120,7 +120,7 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
         } else {
             let src = Path::new(&h.mount_point).join(rel);
             if src.exists() {
-                bind(&src, &st, flags, ctx.in_userns, &sub_dest)?;
+                bind(ctx, &src, &st, flags, &sub_dest)?;
             }
         }
         // Co-mounted controllers ("cpu,cpuacct") get one link per name.
@@ -146,7 +146,7 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
     Ok(())
 }
 
-fn bind(src: &Path, target: &str, flags: MsFlags, in_userns: bool, dest: &Path) -> Result<()> {
+fn bind(ctx: &MountContext, src: &Path, target: &str, flags: MsFlags, dest: &Path) -> Result<()> {
     mount(
         Some(src),
         target,
@@ -156,7 +156,8 @@ fn bind(src: &Path, target: &str, flags: MsFlags, in_userns: bool, dest: &Path) 
     )
     .map_err(|e| Error::Sys(format!("bind cgroup {src:?} on {dest:?}: {}", Os(e))))?;
     if !flags.is_empty() {
-        remount(target, flags, in_userns)
+        let top = crate::mounts::mount_on(ctx, dest)?;
+        remount(&fd_path(&top), flags, ctx.in_userns)
             .map_err(|e| Error::Sys(format!("remount cgroup {dest:?}: {}", Os(e))))?;
     }
     Ok(())

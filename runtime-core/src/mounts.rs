@@ -99,7 +99,7 @@ impl MountOptions {
 /// `private`, `rshared`, ... as mount(2) propagation flags.
 pub fn propagation_flag(name: &str) -> Option<MsFlags> {
     let (rec, base) = match name.strip_prefix('r') {
-        Some(b) if b != "" && name != "r" => (true, b),
+        Some(b) if !b.is_empty() => (true, b),
         _ => (false, name),
     };
     let flag = match base {
@@ -172,7 +172,10 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
         (!data.is_empty()).then_some(data.as_str()),
     );
     match res {
-        Ok(()) => {}
+        Ok(()) => {
+            drop(target);
+            return apply_propagation(ctx, &opts, dest);
+        }
         // sysfs needs a network namespace of our own; without one, runc
         // binds the host's /sys read-only instead.
         Err(nix::errno::Errno::EPERM) if typ == "sysfs" && !ctx.new_netns => {
@@ -184,8 +187,13 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
                 None::<&str>,
             )
             .map_err(|e| Error::path("mount sysfs (bind)", ctx.root.host_path(dest), e))?;
-            remount(&target_path, opts.flags | MsFlags::MS_RDONLY, ctx.in_userns)
-                .map_err(|e| Error::path("remount sysfs", ctx.root.host_path(dest), e))?;
+            let top = mount_on(ctx, dest)?;
+            remount(
+                &fd_path(&top),
+                opts.flags | MsFlags::MS_RDONLY,
+                ctx.in_userns,
+            )
+            .map_err(|e| Error::path("remount sysfs", ctx.root.host_path(dest), e))?;
         }
         Err(e) => {
             return Err(Error::Sys(format!(
@@ -194,7 +202,7 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
             )))
         }
     }
-    apply_propagation(&target_path, &opts, dest)
+    apply_propagation(ctx, &opts, dest)
 }
 
 fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> {
@@ -235,16 +243,27 @@ fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> 
             crate::error::Os(e)
         ))
     })?;
+    drop(target);
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
-        remount(&target_path, extra, ctx.in_userns).map_err(|e| {
+        let top = mount_on(ctx, dest)?;
+        remount(&fd_path(&top), extra, ctx.in_userns).map_err(|e| {
             Error::Sys(format!(
                 "remount {dest:?} with {extra:?}: {}",
                 crate::error::Os(e)
             ))
         })?;
     }
-    apply_propagation(&target_path, opts, dest)
+    apply_propagation(ctx, opts, dest)
+}
+
+/// The mount now on top of `dest`: a descriptor opened before mounting
+/// names the directory underneath, which remount and propagation changes
+/// must not touch.
+pub fn mount_on(ctx: &MountContext, dest: &Path) -> Result<std::os::fd::OwnedFd> {
+    ctx.root
+        .lookup(dest)
+        .map_err(|e| Error::path("open", ctx.root.host_path(dest), e))
 }
 
 /// Remounts a bind mount with `flags`, keeping locked flags in a user
@@ -264,9 +283,21 @@ pub fn remount(target: &str, flags: MsFlags, in_userns: bool) -> nix::Result<()>
     )
 }
 
-fn apply_propagation(target: &str, opts: &MountOptions, dest: &Path) -> Result<()> {
+fn apply_propagation(ctx: &MountContext, opts: &MountOptions, dest: &Path) -> Result<()> {
+    if opts.propagation.is_empty() {
+        return Ok(());
+    }
+    let top = mount_on(ctx, dest)?;
+    let target = fd_path(&top);
     for p in &opts.propagation {
-        mount(None::<&str>, target, None::<&str>, *p, None::<&str>).map_err(|e| {
+        mount(
+            None::<&str>,
+            target.as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(|e| {
             Error::Sys(format!(
                 "set propagation of {dest:?}: {}",
                 crate::error::Os(e)

@@ -76,35 +76,81 @@ impl Root {
     }
 
     /// Makes every missing directory of `inside` (mode 0755) and returns an
-    /// O_PATH descriptor of the last one.
+    /// O_PATH descriptor of the last one. Symlinks met on the way are
+    /// followed as if the rootfs were `/` (a dangling one gets its target
+    /// created inside the rootfs, as runc's securejoin does); each step opens
+    /// one component below an already-checked descriptor, without following
+    /// symlinks, so nothing swapped in meanwhile can lead outside.
     pub fn mkdir_all(&self, inside: &Path) -> Result<OwnedFd> {
-        let rel = relative(inside);
-        let mut done = PathBuf::new();
-        let mut cur = self
-            .lookup(Path::new("."))
-            .map_err(|e| Error::path("open rootfs", &self.path, e))?;
-        for comp in rel.components() {
-            done.push(comp);
-            match self.open_in(&done, libc::O_PATH | libc::O_DIRECTORY) {
-                Ok(fd) => cur = fd,
-                Err(Errno::ENOENT) => {
-                    let name = cstr(Path::new(comp.as_os_str()))?;
-                    match nix::sys::stat::mkdirat(
-                        Some(cur.as_raw_fd()),
-                        name.as_c_str(),
-                        Mode::from_bits_truncate(0o755),
-                    ) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(Error::path("mkdir", self.host_path(&done), e)),
-                    }
-                    cur = self
-                        .open_in(&done, libc::O_PATH | libc::O_DIRECTORY)
-                        .map_err(|e| Error::path("open", self.host_path(&done), e))?;
-                }
-                Err(e) => return Err(Error::path("open", self.host_path(&done), e)),
+        let mut todo: std::collections::VecDeque<std::ffi::OsString> =
+            components(inside).into_iter().collect();
+        let mut done: Vec<std::ffi::OsString> = vec![];
+        let mut cur = self.reopen(&done)?;
+        let mut links = 0;
+        while let Some(comp) = todo.pop_front() {
+            if comp == ".." {
+                done.pop();
+                cur = self.reopen(&done)?;
+                continue;
             }
+            let name = cstr(Path::new(&comp))?;
+            match nix::fcntl::readlinkat(Some(cur.as_raw_fd()), name.as_c_str()) {
+                Ok(target) => {
+                    links += 1;
+                    if links > 40 {
+                        return Err(Error::path("resolve", self.host_path(inside), Errno::ELOOP));
+                    }
+                    let target = PathBuf::from(target);
+                    if target.is_absolute() {
+                        done.clear();
+                        cur = self.reopen(&done)?;
+                    }
+                    for c in components(&target).into_iter().rev() {
+                        todo.push_front(c);
+                    }
+                    continue;
+                }
+                Err(Errno::EINVAL) => {}
+                Err(Errno::ENOENT) => match nix::sys::stat::mkdirat(
+                    Some(cur.as_raw_fd()),
+                    name.as_c_str(),
+                    Mode::from_bits_truncate(0o755),
+                ) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(Error::path("mkdir", self.host_path(inside), e)),
+                },
+                Err(e) => return Err(Error::path("readlink", self.host_path(inside), e)),
+            }
+            cur = sys::openat2(
+                cur.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+                sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+            )
+            .map_err(|e| Error::path("open", self.host_path(inside), e))?;
+            done.push(comp);
         }
         Ok(cur)
+    }
+
+    /// The directory at already-resolved components `done`.
+    fn reopen(&self, done: &[std::ffi::OsString]) -> Result<OwnedFd> {
+        let rel: PathBuf = done.iter().collect();
+        let rel = if rel.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            rel
+        };
+        let c = cstr(&rel)?;
+        sys::openat2(
+            self.fd.as_fd(),
+            &c,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| Error::path("open", self.host_path(&rel), e))
     }
 
     /// Makes sure `inside` exists, as a directory or (for `file`) an empty
@@ -116,23 +162,58 @@ impl Root {
         if !file {
             return self.mkdir_all(inside);
         }
-        if let Some(parent) = inside.parent() {
-            self.mkdir_all(parent)?;
-        }
-        let created = self
-            .open_in(inside, libc::O_CREAT | libc::O_RDONLY | libc::O_NOCTTY)
-            .or_else(|e| {
-                if e == Errno::EEXIST {
-                    self.lookup(inside)
+        let parent = self.mkdir_all(inside.parent().unwrap_or(Path::new("/")))?;
+        let Some(name) = inside.file_name() else {
+            return self.mkdir_all(inside);
+        };
+        let name = cstr(Path::new(name))?;
+        match nix::fcntl::readlinkat(Some(parent.as_raw_fd()), name.as_c_str()) {
+            // A dangling symlink: create what it points to, inside the root.
+            Ok(target) => {
+                let target = PathBuf::from(target);
+                let full = if target.is_absolute() {
+                    target
                 } else {
-                    Err(e)
+                    inside.parent().unwrap_or(Path::new("/")).join(target)
+                };
+                if full == inside {
+                    return Err(Error::path("create", self.host_path(inside), Errno::ELOOP));
                 }
-            })
-            .map_err(|e| Error::path("create", self.host_path(inside), e))?;
+                return self.ensure(&full, true);
+            }
+            Err(Errno::ENOENT) => {}
+            Err(Errno::EINVAL) => {}
+            Err(e) => return Err(Error::path("readlink", self.host_path(inside), e)),
+        }
+        let created = sys::openat2(
+            parent.as_fd(),
+            &name,
+            libc::O_CREAT | libc::O_RDONLY | libc::O_NOCTTY | libc::O_NOFOLLOW,
+            0o644,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| Error::path("create", self.host_path(inside), e))?;
         drop(created);
-        self.lookup(inside)
-            .map_err(|e| Error::path("open", self.host_path(inside), e))
+        sys::openat2(
+            parent.as_fd(),
+            &name,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| Error::path("open", self.host_path(inside), e))
     }
+}
+
+/// The normal components of a container path, `..` kept for the walker.
+fn components(path: &Path) -> Vec<std::ffi::OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ struct OpenHow {
     resolve: u64,
 }
 
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// `openat2(2)`: open `path` relative to `dirfd` with `resolve` restrictions.

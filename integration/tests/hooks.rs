@@ -1,0 +1,128 @@
+//! Hooks run in spec order, get the state on stdin, and a failing hook
+//! fails its step (or only warns, for poststart/poststop).
+
+use estiba_integration::{can_run, cgroup_dirs, text, World};
+use serde_json::{json, Value};
+
+fn hook(log: &std::path::Path, stage: &str, extra: &str) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo \"{stage} $s\" >> {}; {extra}", log.display())]})
+}
+
+#[test]
+fn all_stages_in_order_with_state() {
+    if !can_run("all_stages_in_order_with_state") {
+        return;
+    }
+    let mut w = World::new("hooks");
+    let log = w.dir.join("hooks.log");
+    let stages = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    let mut hooks = serde_json::Map::new();
+    for s in stages {
+        hooks.insert(s.to_string(), json!([hook(&log, s, "")]));
+    }
+    // startContainer runs inside the container: its /bin/sh is busybox and
+    // the log path must be inside too.
+    hooks.insert("startContainer".into(), json!([{"path": "/bin/sh", "args": ["sh", "-c", "read -r s; echo \"startContainer $s\" > /tmp/start.log"]}]));
+    w.config["hooks"] = Value::Object(hooks);
+    w.config["root"]["readonly"] = json!(false);
+    w.args(&["sleep", "100"]);
+    let (id, out) = w.create("c", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after_create = std::fs::read_to_string(&log).unwrap();
+    let order: Vec<&str> = after_create
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(order, vec!["prestart", "createRuntime", "createContainer"]);
+    for line in after_create.lines() {
+        let state: Value = serde_json::from_str(line.split_once(' ').unwrap().1).unwrap();
+        assert_eq!(state["id"], id.as_str());
+        assert_eq!(state["status"], "creating");
+        assert!(state["pid"].as_i64().unwrap() > 0);
+        assert_eq!(state["bundle"], w.bundle.to_string_lossy().as_ref());
+    }
+    assert!(w.estiba(&["start", &id]).status.success());
+    let all = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        all.lines().last().unwrap().starts_with("poststart "),
+        "{all}"
+    );
+    let ps: Value =
+        serde_json::from_str(all.lines().last().unwrap().split_once(' ').unwrap().1).unwrap();
+    assert_eq!(ps["status"], "running");
+    let sc = std::fs::read_to_string(w.rootfs().join("tmp/start.log")).unwrap();
+    assert!(sc.starts_with("startContainer {"), "{sc}");
+    assert!(w.estiba(&["delete", "--force", &id]).status.success());
+    let all = std::fs::read_to_string(&log).unwrap();
+    let last = all.lines().last().unwrap();
+    assert!(last.starts_with("poststop "), "{all}");
+    let st: Value = serde_json::from_str(last.split_once(' ').unwrap().1).unwrap();
+    assert_eq!(st["status"], "stopped");
+}
+
+#[test]
+fn failing_create_runtime_hook_fails_create_and_cleans_up() {
+    if !can_run("failing_create_runtime_hook_fails_create_and_cleans_up") {
+        return;
+    }
+    let mut w = World::new("hookfail");
+    w.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo broken-hook >&2; exit 4"]}]});
+    w.args(&["sleep", "100"]);
+    let (id, out) = w.create("c", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("createRuntime") && err.contains("broken-hook"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!w.root.join(&id).exists());
+    assert!(cgroup_dirs(&id).is_empty());
+}
+
+#[test]
+fn failing_poststart_only_warns() {
+    if !can_run("failing_poststart_only_warns") {
+        return;
+    }
+    let mut w = World::new("poststart");
+    w.config["hooks"] = json!({"poststart": [{"path": "/bin/false"}]});
+    w.args(&["sleep", "100"]);
+    let (id, out) = w.create("c", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = w.estiba(&["start", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(w.status(&id), "running");
+}
+
+#[test]
+fn hook_timeout() {
+    if !can_run("hook_timeout") {
+        return;
+    }
+    let mut w = World::new("hooktimeout");
+    w.config["hooks"] =
+        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
+    let t = std::time::Instant::now();
+    let (id, out) = w.create("c", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("timed out"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(t.elapsed().as_secs() < 10);
+    assert!(!w.root.join(&id).exists());
+}

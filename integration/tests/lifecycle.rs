@@ -1,0 +1,287 @@
+//! create → start → state → kill → delete, run, list: the states a
+//! container goes through and what each command does in each of them.
+
+use estiba_integration::{can_run, cgroup_dirs, text, World};
+
+#[test]
+fn run_prints_from_inside_and_cleans_up() {
+    if !can_run("run_prints_from_inside_and_cleans_up") {
+        return;
+    }
+    let mut w = World::new("run");
+    w.script("echo host=$(hostname) pid=$$; grep -c ' / ' /proc/self/mountinfo");
+    let out = w.run_ok("c");
+    assert!(out.contains("host=estiba pid=1"), "{out}");
+    let id = format!("{}-c", w.name);
+    assert!(!w.root.join(&id).exists(), "state dir left after run");
+    assert!(
+        cgroup_dirs(&id).is_empty(),
+        "cgroup left after run: {:?}",
+        cgroup_dirs(&id)
+    );
+}
+
+#[test]
+fn run_exit_code_and_signal_death() {
+    if !can_run("run_exit_code_and_signal_death") {
+        return;
+    }
+    let mut w = World::new("exit");
+    w.script("exit 7");
+    assert_eq!(w.run("a").status.code(), Some(7));
+    // pid 1 ignores signals it has no handler for, so die from a child.
+    w.script("sh -c 'kill -9 $$'; exit $?");
+    assert_eq!(w.run("b").status.code(), Some(137));
+}
+
+#[test]
+fn create_start_kill_delete_statuses() {
+    if !can_run("create_start_kill_delete_statuses") {
+        return;
+    }
+    let mut w = World::new("life");
+    w.args(&["sleep", "100"]);
+    let pid_file = w.dir.join("init.pid");
+    let pf = pid_file.to_string_lossy().into_owned();
+    let (id, out) = w.create("c", &["--pid-file", &pf]);
+    assert!(out.status.success(), "create: {}", text(&out.stderr));
+    let st = w.state(&id);
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], id.as_str());
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    assert_eq!(st["bundle"], w.bundle.to_string_lossy().as_ref());
+    // The init waits before exec: it is still the runtime's image.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_ne!(comm.trim(), "sleep");
+    // delete of a created container without --force must fail and leave it.
+    let out = w.estiba(&["delete", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(w.status(&id), "created");
+    let out = w.estiba(&["start", &id]);
+    assert!(out.status.success(), "start: {}", text(&out.stderr));
+    assert_eq!(w.status(&id), "running");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep");
+    let out = w.estiba(&["start", &id]);
+    assert_eq!(out.status.code(), Some(1), "second start must fail");
+    assert!(
+        text(&out.stderr).contains("running"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = w.estiba(&["delete", &id]);
+    assert_eq!(out.status.code(), Some(1), "delete of running must fail");
+    assert_eq!(w.status(&id), "running");
+    let out = w.estiba(&["kill", &id, "KILL"]);
+    assert!(out.status.success(), "kill: {}", text(&out.stderr));
+    assert!(w.wait_status(&id, "stopped"));
+    assert_eq!(w.state(&id)["pid"], 0);
+    let out = w.estiba(&["kill", &id, "TERM"]);
+    assert_eq!(out.status.code(), Some(1), "kill of stopped must fail");
+    let out = w.estiba(&["delete", &id]);
+    assert!(out.status.success(), "delete: {}", text(&out.stderr));
+    assert!(!w.root.join(&id).exists());
+    assert!(cgroup_dirs(&id).is_empty());
+    // Engines call delete --force once more after the container is gone.
+    assert!(w.estiba(&["delete", "--force", &id]).status.success());
+    assert_eq!(w.estiba(&["delete", &id]).status.code(), Some(1));
+}
+
+#[test]
+fn kill_accepts_names_numbers_and_sig_prefix() {
+    if !can_run("kill_accepts_names_numbers_and_sig_prefix") {
+        return;
+    }
+    let mut w = World::new("sigs");
+    // A trap makes pid 1 react to USR1, TERM (by name and number).
+    w.script("trap 'echo usr1 >> /tmp/log' USR1; trap 'echo term >> /tmp/log; exit 0' TERM; echo ready > /tmp/ready; while true; do sleep 0.05; done");
+    w.config["root"]["readonly"] = serde_json::Value::Bool(false);
+    let (id, out) = w.create("c", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(w.estiba(&["start", &id]).status.success());
+    let ready = w.rootfs().join("tmp/ready");
+    for _ in 0..500 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready.exists());
+    let log_path = w.rootfs().join("tmp/log");
+    let count = |word: &str| {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .matches(word)
+            .count()
+    };
+    let wait_count = |word: &str, n: usize| {
+        (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            count(word) >= n
+        })
+    };
+    // One at a time: standard signals sent back to back may merge.
+    assert!(w.estiba(&["kill", &id, "SIGUSR1"]).status.success());
+    assert!(wait_count("usr1", 1));
+    assert!(w.estiba(&["kill", &id, "10"]).status.success());
+    assert!(wait_count("usr1", 2));
+    assert!(w.estiba(&["kill", &id, "TERM"]).status.success());
+    assert!(w.wait_status(&id, "stopped"));
+    let log = std::fs::read_to_string(w.rootfs().join("tmp/log")).unwrap();
+    assert_eq!(log.matches("usr1").count(), 2, "{log}");
+    assert!(log.contains("term"), "{log}");
+    let out = w.estiba(&["kill", &id, "SIGNOPE"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn kill_all_reaches_every_process() {
+    if !can_run("kill_all_reaches_every_process") {
+        return;
+    }
+    let mut w = World::new("killall");
+    // Without a pid namespace the init is not special: --all must still
+    // reach the background sleeper.
+    let ns = w.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "pid")
+        .cloned()
+        .collect();
+    w.config["linux"]["namespaces"] = serde_json::Value::Array(ns);
+    w.script("sleep 1000 & sleep 1000");
+    let (id, out) = w.create("c", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(w.estiba(&["start", &id]).status.success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let procs = cgroup_dirs(&id)
+        .into_iter()
+        .find(|p| p.starts_with("/sys/fs/cgroup/pids"))
+        .map(|p| std::fs::read_to_string(p.join("cgroup.procs")).unwrap())
+        .unwrap_or_default();
+    assert!(
+        procs.lines().count() >= 2,
+        "expected 2+ processes: {procs:?}"
+    );
+    assert!(w.estiba(&["kill", "--all", &id, "9"]).status.success());
+    assert!(w.wait_status(&id, "stopped"));
+    for pid in procs.lines() {
+        for _ in 0..200 {
+            if std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true)
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false);
+        assert!(!alive, "pid {pid} survived kill --all");
+    }
+    assert!(w.estiba(&["delete", &id]).status.success());
+}
+
+#[test]
+fn reused_pid_is_never_signalled() {
+    if !can_run("reused_pid_is_never_signalled") {
+        return;
+    }
+    let mut w = World::new("reuse");
+    w.args(&["sleep", "100"]);
+    let (id, out) = w.create("c", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pid = w.state(&id)["pid"].as_i64().unwrap();
+    // Pretend the recorded init died and its pid went to another process:
+    // same pid, different start time.
+    let path = w.root.join(&id).join("state.json");
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let real = saved["pid_start"].as_u64().unwrap();
+    saved["pid_start"] = serde_json::json!(real + 12345);
+    std::fs::write(&path, serde_json::to_vec(&saved).unwrap()).unwrap();
+    assert_eq!(w.status(&id), "stopped");
+    assert_eq!(w.estiba(&["kill", &id, "KILL"]).status.code(), Some(1));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the process was signalled"
+    );
+    // Put it back so cleanup can kill the real one.
+    saved["pid_start"] = serde_json::json!(real);
+    std::fs::write(&path, serde_json::to_vec(&saved).unwrap()).unwrap();
+    assert!(w.estiba(&["delete", "--force", &id]).status.success());
+    assert!(cgroup_dirs(&id).is_empty());
+}
+
+#[test]
+fn list_table_json_quiet() {
+    if !can_run("list_table_json_quiet") {
+        return;
+    }
+    let mut w = World::new("list");
+    w.args(&["sleep", "100"]);
+    let (a, _) = w.create("a", &[]);
+    let (b, _) = w.create("b", &[]);
+    assert!(w.estiba(&["start", &b]).status.success());
+    let out = text(&w.estiba(&["list", "--format", "json"]).stdout);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 2);
+    assert_eq!(arr[0]["id"], a.as_str());
+    assert_eq!(arr[0]["status"], "created");
+    assert_eq!(arr[1]["status"], "running");
+    let table = text(&w.estiba(&["list"]).stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID"), "{table}");
+    assert!(
+        lines[1].starts_with(&a) && lines[1].contains("created"),
+        "{table}"
+    );
+    let quiet = text(&w.estiba(&["list", "-q"]).stdout);
+    assert_eq!(quiet, format!("{a}\n{b}\n"));
+}
+
+#[test]
+fn detached_run_then_delete_force() {
+    if !can_run("detached_run_then_delete_force") {
+        return;
+    }
+    let mut w = World::new("detach");
+    w.args(&["sleep", "100"]);
+    w.write_config();
+    let id = w.id("c");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let out = w.estiba(&["run", "-d", "-b", &bundle, &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(w.status(&id), "running");
+    assert!(w.estiba(&["delete", "--force", &id]).status.success());
+    assert!(!w.root.join(&id).exists());
+    assert!(cgroup_dirs(&id).is_empty());
+}
+
+#[test]
+fn exec_failure_after_start_is_reported_by_start() {
+    if !can_run("exec_failure_after_start_is_reported_by_start") {
+        return;
+    }
+    let mut w = World::new("execfail");
+    // A file that looks executable but is not a valid program: found at
+    // create, fails only at exec.
+    std::fs::write(w.rootfs().join("bin/bogus"), b"\x7fELFjunk").unwrap();
+    std::fs::set_permissions(
+        w.rootfs().join("bin/bogus"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    w.args(&["/bin/bogus"]);
+    let (id, out) = w.create("c", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = w.estiba(&["start", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("exec"), "{}", text(&out.stderr));
+    assert!(w.wait_status(&id, "stopped"));
+}
