@@ -6,6 +6,10 @@ use serde_json::{json, Value};
 /// The newest runtime-spec version this runtime implements.
 pub const OCI_VERSION: &str = "1.2.0";
 
+/// The version `spec` writes: the config uses nothing newer, and older
+/// runtimes and tools (crun 1.8, runtime-tools) refuse 1.1+ documents.
+pub const SPEC_WRITES_VERSION: &str = "1.0.2";
+
 const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
 /// A config.json that runs `sh` in a busybox-like rootfs at `./rootfs`.
@@ -65,7 +69,7 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
     }
     linux["namespaces"] = Value::Array(namespaces);
     json!({
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_WRITES_VERSION,
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},

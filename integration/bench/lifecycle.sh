@@ -1,0 +1,61 @@
+#!/bin/bash
+# Lifecycle benchmark: estiba, runc and crun side by side in one run, on the
+# same busybox bundle running /bin/true. Reports medians and ratios for
+#   run            (create+start+wait+delete in one command)
+#   create+start+delete (three commands, as engines drive a runtime)
+#   peak RSS of `run` (GNU time's %M: the runtime and what it waited for)
+# crun 1.8 refuses this host's hybrid cgroups, so everything runs in a
+# private mount namespace where /sys/fs/cgroup/unified is covered by an
+# empty tmpfs (the host's mounts are not touched). Usage:
+#   integration/bench/lifecycle.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-50}
+need=""
+for p in hyperfine runc crun; do command -v $p >/dev/null 2>&1 || need="$need $p"; done
+[ -x /usr/bin/time ] || need="$need time"
+[ -x /bin/busybox ] || need="$need busybox-static"
+if [ -n "$need" ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need; fi
+cargo build --release -q -p estiba
+estiba=$PWD/target/release/estiba
+work=$(mktemp -d /tmp/estiba-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+ESTIBA=$estiba integration/make-bundle.sh "$work/bundle" /bin/true
+export estiba work runs
+unshare -m --propagation private bash -euo pipefail -c '
+mount -t tmpfs -o size=1m none /sys/fs/cgroup/unified
+b=$work/bundle
+declare -A bin=([estiba]=$estiba [runc]=$(command -v runc) [crun]=$(command -v crun))
+for r in estiba runc crun; do
+    # Each runtime must work here before it is timed.
+    "${bin[$r]}" --root "$work/root-$r" run --bundle "$b" check-$r >/dev/null || { echo "$r cannot run here" >&2; exit 1; }
+done
+run_cmds=(); csd_cmds=()
+for r in estiba runc crun; do
+    x="${bin[$r]} --root $work/root-$r"
+    run_cmds+=(-n "$r" "$x run --bundle $b bench-$r")
+    csd_cmds+=(-n "$r" "$x create --bundle $b csd-$r && $x start csd-$r && $x delete --force csd-$r")
+done
+hyperfine -N -w 5 -r "$runs" --export-csv "$work/run.csv" "${run_cmds[@]}" >/dev/null
+hyperfine -w 5 -r "$runs" --export-csv "$work/csd.csv" "${csd_cmds[@]}" >/dev/null
+for r in estiba runc crun; do
+    for i in $(seq 15); do
+        /usr/bin/time -f %M "${bin[$r]}" --root "$work/root-$r" run --bundle "$b" rss-$r 2>&1 >/dev/null | tail -1
+    done | sort -n | awk -v r=$r "{ v[NR] = \$1 } END { print r, v[int((NR + 1) / 2)] }"
+done > "$work/rss.txt"
+'
+report() {
+    awk -F, -v title="$1" -v unit="$2" -v scale="$3" '
+        NR > 1 { name[NR] = $1; med[$1] = $4 * scale }
+        END {
+            printf "%-22s", title
+            for (i = 2; i in name; i++) printf "  %s %7.2f %s", name[i], med[name[i]], unit
+            printf "  | estiba/runc %.2f  estiba/crun %.2f\n", med["estiba"] / med["runc"], med["estiba"] / med["crun"]
+        }' "$4"
+}
+echo "median over $runs runs each, same bundle, same mount namespace"
+report "run /bin/true" ms 1000 "$work/run.csv"
+report "create+start+delete" ms 1000 "$work/csd.csv"
+awk '{ rss[$1] = $2 / 1024 } END {
+    printf "%-22s  estiba %7.2f MiB  runc %7.2f MiB  crun %7.2f MiB  | estiba/runc %.2f  estiba/crun %.2f\n",
+        "peak RSS of run", rss["estiba"], rss["runc"], rss["crun"], rss["estiba"] / rss["runc"], rss["estiba"] / rss["crun"] }' "$work/rss.txt"

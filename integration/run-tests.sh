@@ -1,0 +1,20 @@
+#!/bin/sh
+# The whole test suite, from a fresh Debian machine as root: installs what the
+# tests need, checks formatting and lints, runs unit and integration tests
+# (real containers), and the library example.
+set -eu
+cd "$(dirname "$0")/.."
+need=""
+[ -x /bin/busybox ] || need="$need busybox-static"
+command -v gcc >/dev/null 2>&1 || need="$need build-essential"
+if [ -n "$need" ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
+fi
+cargo fmt --all -- --check
+cargo clippy --all-targets -q -- -D warnings
+cargo build -q -p estiba
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/estiba-test.log
+cargo run -q -p estiba-core --example run_busybox
+# A summary line the CI reads, from cargo's own per-binary results.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }' /tmp/estiba-test.log

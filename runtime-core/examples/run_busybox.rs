@@ -1,0 +1,61 @@
+//! Runs a container through the library, no CLI involved: builds a bundle
+//! from busybox-static in a temporary directory, creates the container,
+//! starts it, waits for its exit code, and deletes it.
+//!
+//! `cargo run -p estiba-core --example run_busybox` (as root)
+
+use std::path::Path;
+
+use estiba_core::{create, Container, CreateOptions};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("estiba-example-{}", std::process::id()));
+    let result = run(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let code = result?;
+    println!("container exited with {code}");
+    if code != 0 {
+        return Err(format!("unexpected exit code {code}").into());
+    }
+    Ok(())
+}
+
+fn run(dir: &Path) -> Result<i32, Box<dyn std::error::Error>> {
+    let rootfs = dir.join("bundle/rootfs");
+    std::fs::create_dir_all(rootfs.join("bin"))?;
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))?;
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh"))?;
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/hostname"))?;
+
+    // The default spec, with our program and no terminal; the library
+    // takes the same oci_spec::runtime::Spec a bundle's config.json holds.
+    let mut spec: oci_spec::runtime::Spec =
+        serde_json::from_value(estiba_core::default_spec(None))?;
+    let mut process = spec.process().clone().ok_or("default spec has a process")?;
+    process.set_terminal(Some(false));
+    process.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "echo hello from $(hostname), pid $$".into(),
+    ]));
+    spec.set_process(Some(process));
+    std::fs::write(dir.join("bundle/config.json"), serde_json::to_vec(&spec)?)?;
+
+    let mut opts = CreateOptions::new(
+        format!("example-{}", std::process::id()),
+        dir.join("bundle"),
+    );
+    opts.root = dir.join("state");
+
+    // Step by step: create (the init waits), start, wait, delete.
+    let created = create(&opts)?;
+    println!("created {} with init pid {}", created.id, created.pid);
+    Container::load(&opts.root, &created.id)?.start()?;
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(created.pid), None)?;
+    Container::load(&opts.root, &created.id)?.delete(false)?;
+    Ok(match status {
+        nix::sys::wait::WaitStatus::Exited(_, code) => code,
+        nix::sys::wait::WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => -1,
+    })
+}
