@@ -1,47 +1,57 @@
-//! estiba's cgroup layer, on top of youki's `libcgroups`.
+//! estiba's cgroup layer.
 //!
-//! This crate decides *where* a container's cgroup lives and wraps the
-//! libcgroups managers behind one small type, [`Cgroup`], so the runtime never
-//! cares whether the host runs cgroup v1, hybrid or v2.
+//! Placement — creating the container's cgroup in every hierarchy, moving
+//! the init in, listing, signalling, freezing and removing — is done here
+//! from one read of mountinfo: it is on the path of every `create` and
+//! `delete`, and libcgroups' managers cost ~2 ms each to build (a procfs
+//! handle and a mountinfo parse per controller). Resource limits are applied
+//! through youki's `libcgroups`, except the v1 device rules, which every
+//! container needs and which are a handful of writes.
 
+mod devices;
+pub mod hierarchy;
+
+use std::io::Write;
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use libcgroups::common::{
-    create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt,
-    FreezerState,
-};
-use nix::unistd::Pid;
+use hierarchy::Hierarchy;
 use oci_spec::runtime::LinuxResources;
-
-pub use libcgroups::common::CgroupSetup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cgroup path {path:?}: {reason}")]
     InvalidPath { path: PathBuf, reason: &'static str },
-    #[error("cannot set up cgroup {path:?}: {msg}")]
-    Setup { path: PathBuf, msg: String },
+    #[error("no cgroup hierarchy is mounted")]
+    NoHierarchy,
+    #[error("cgroup {path:?}: {msg}")]
+    Io { path: PathBuf, msg: String },
     #[error("cannot apply linux.resources to cgroup {path:?}: {msg}")]
     Apply { path: PathBuf, msg: String },
-    #[error("cannot add pid {pid} to cgroup {path:?}: {msg}")]
-    AddTask {
-        path: PathBuf,
-        pid: i32,
-        msg: String,
-    },
     #[error("cannot remove cgroup {path:?}: {msg}")]
     Remove { path: PathBuf, msg: String },
-    #[error("cgroup {path:?}: {msg}")]
-    Other { path: PathBuf, msg: String },
     #[error("the systemd cgroup driver is not supported yet; drop --systemd-cgroup")]
     SystemdUnsupported,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Which cgroup layout the host has (v1, hybrid or pure v2).
-pub fn setup() -> Option<CgroupSetup> {
-    libcgroups::common::get_cgroup_setup().ok()
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        msg: errno_text(&e),
+    }
+}
+
+/// "no such file or directory", as runc words errnos.
+fn errno_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => s,
+    }
 }
 
 /// The cgroup path a container gets: `linux.cgroupsPath` when given, else
@@ -57,8 +67,7 @@ pub fn container_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> 
             reason: "must not contain '..'",
         });
     }
-    // libcgroups joins relative paths to each hierarchy's mount point,
-    // which is what an absolute path means too: normalise to absolute.
+    // Relative paths are taken from the hierarchy roots, as absolute ones.
     Ok(if raw.is_absolute() {
         raw
     } else {
@@ -69,28 +78,32 @@ pub fn container_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> 
 /// One container's cgroup, across every hierarchy the host has.
 pub struct Cgroup {
     path: PathBuf,
-    manager: AnyCgroupManager,
+    dirs: Vec<(Hierarchy, PathBuf)>,
+    unified: bool,
 }
 
 impl Cgroup {
-    /// A handle on the cgroup at `path` (see [`container_path`]); creates
-    /// nothing until a task is added.
+    /// A handle on the cgroup at `path`; touches nothing.
     pub fn open(path: &Path, systemd: bool) -> Result<Self> {
         if systemd {
             return Err(Error::SystemdUnsupported);
         }
-        let manager = create_cgroup_manager(CgroupConfig {
-            cgroup_path: path.to_path_buf(),
-            systemd_cgroup: false,
-            container_name: String::new(),
-        })
-        .map_err(|e| Error::Setup {
+        let hs = hierarchy::host();
+        if hs.is_empty() {
+            return Err(Error::NoHierarchy);
+        }
+        let unified = hierarchy::is_unified(&hs);
+        let dirs = hs
+            .into_iter()
+            .map(|h| {
+                let d = hierarchy::join(&h, path);
+                (h, d)
+            })
+            .collect();
+        Ok(Cgroup {
             path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            manager,
+            dirs,
+            unified,
         })
     }
 
@@ -98,23 +111,71 @@ impl Cgroup {
         &self.path
     }
 
-    /// Creates the cgroup (where missing), moves `pid` into it, then applies
-    /// the limits, so the process is limited before it runs user code.
-    pub fn enter_and_apply(
-        &self,
-        pid: i32,
-        resources: Option<&LinuxResources>,
-        oom_score_adj: Option<i32>,
-    ) -> Result<()> {
-        self.manager
-            .add_task(Pid::from_raw(pid))
-            .map_err(|e| Error::AddTask {
-                path: self.path.clone(),
-                pid,
-                msg: e.to_string(),
-            })?;
-        let default_resources = LinuxResources::default();
-        let resources = resources.unwrap_or(&default_resources);
+    /// Whether the host is pure cgroup v2.
+    pub fn unified(&self) -> bool {
+        self.unified
+    }
+
+    /// The container's directory in the hierarchy holding `controller`
+    /// (v1), or in the unified hierarchy.
+    pub fn dir_of(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(h, _)| {
+                if self.unified {
+                    h.v2
+                } else {
+                    h.has(controller)
+                }
+            })
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// Creates the cgroup in every hierarchy and moves `pid` into it.
+    pub fn enter(&self, pid: i32) -> Result<()> {
+        for (h, dir) in &self.dirs {
+            if h.v2 && self.unified {
+                enable_controllers(&h.mount_point, dir)?;
+            }
+            create_dir(h, dir)?;
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Applies `linux.resources`. Device rules on v1 are written here;
+    /// everything else goes through libcgroups.
+    pub fn apply(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        if resources.is_some_and(needs_libcgroups) {
+            return self.apply_with_libcgroups(resources.unwrap_or(&LinuxResources::default()));
+        }
+        if !self.unified {
+            if let Some(dir) = self.dir_of("devices") {
+                devices::apply_v1(
+                    dir,
+                    resources
+                        .and_then(|r| r.devices().as_deref())
+                        .unwrap_or_default(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_with_libcgroups(&self, resources: &LinuxResources) -> Result<()> {
+        use libcgroups::common::{
+            create_cgroup_manager, CgroupConfig, CgroupManager, ControllerOpt,
+        };
+        let apply_err = |msg: String| Error::Apply {
+            path: self.path.clone(),
+            msg,
+        };
+        let manager = create_cgroup_manager(CgroupConfig {
+            cgroup_path: self.path.clone(),
+            systemd_cgroup: false,
+            container_name: String::new(),
+        })
+        .map_err(|e| apply_err(e.to_string()))?;
         let opt = ControllerOpt {
             resources,
             disable_oom_killer: resources
@@ -122,50 +183,49 @@ impl Cgroup {
                 .as_ref()
                 .and_then(|m| m.disable_oom_killer())
                 .unwrap_or(false),
-            oom_score_adj,
+            oom_score_adj: None,
             freezer_state: None,
         };
-        self.manager.apply(&opt).map_err(|e| Error::Apply {
-            path: self.path.clone(),
-            msg: e.to_string(),
-        })
+        manager.apply(&opt).map_err(|e| apply_err(e.to_string()))
     }
 
-    /// Every pid in the cgroup (all hierarchies agree; libcgroups reads one).
+    /// Every pid in the cgroup (and its sub-cgroups).
     pub fn pids(&self) -> Result<Vec<i32>> {
-        self.manager
-            .get_all_pids()
-            .map(|v| v.into_iter().map(|p| p.as_raw()).collect())
-            .map_err(|e| Error::Other {
-                path: self.path.clone(),
-                msg: e.to_string(),
-            })
+        let Some(dir) = self
+            .dir_of("pids")
+            .or_else(|| self.dirs.first().map(|(_, d)| d.as_path()))
+        else {
+            return Ok(vec![]);
+        };
+        let mut out = vec![];
+        collect_pids(dir, &mut out)?;
+        Ok(out)
     }
 
     pub fn freeze(&self, frozen: bool) -> Result<()> {
-        let state = if frozen {
-            FreezerState::Frozen
-        } else {
-            FreezerState::Thawed
-        };
-        self.manager.freeze(state).map_err(|e| Error::Other {
-            path: self.path.clone(),
-            msg: e.to_string(),
-        })
+        if self.unified {
+            let dir = self.dir_of("").ok_or(Error::NoHierarchy)?;
+            return write(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" });
+        }
+        let dir = self.dir_of("freezer").ok_or(Error::NoHierarchy)?;
+        write(
+            &dir.join("freezer.state"),
+            if frozen { "FROZEN" } else { "THAWED" },
+        )
     }
 
-    /// Kills whatever is left in the cgroup and removes it from every
-    /// hierarchy. Removing a cgroup that is already gone is not an error.
+    /// Kills what is left inside and removes the cgroup (sub-cgroups
+    /// first) from every hierarchy. Already gone is not an error.
     pub fn remove(&self) -> Result<()> {
-        self.manager.remove().map_err(|e| Error::Remove {
-            path: self.path.clone(),
-            msg: e.to_string(),
-        })
+        for (_, dir) in &self.dirs {
+            remove_tree(dir)?;
+        }
+        Ok(())
     }
 }
 
-/// Whether the container's freezer says it is frozen (v1 `freezer.state`,
-/// v2 `cgroup.freeze`). Any read error counts as "not frozen".
+/// Whether the container's freezer says it is frozen. A read error counts
+/// as "not frozen".
 pub fn is_frozen(path: &Path) -> bool {
     let rel = path.strip_prefix("/").unwrap_or(path);
     let v1 = Path::new("/sys/fs/cgroup/freezer")
@@ -176,6 +236,177 @@ pub fn is_frozen(path: &Path) -> bool {
     }
     let v2 = Path::new("/sys/fs/cgroup").join(rel).join("cgroup.freeze");
     matches!(std::fs::read_to_string(v2), Ok(s) if s.trim() == "1")
+}
+
+/// Anything in `linux.resources` besides device rules.
+fn needs_libcgroups(r: &LinuxResources) -> bool {
+    r.memory().is_some()
+        || r.cpu().is_some()
+        || r.pids().is_some()
+        || r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty())
+        || r.network().is_some()
+        || r.rdma().as_ref().is_some_and(|v| !v.is_empty())
+        || r.unified().as_ref().is_some_and(|v| !v.is_empty())
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    f.write_all(value.as_bytes()).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        msg: format!("write {value:?}: {}", errno_text(&e)),
+    })
+}
+
+/// mkdir -p; a new v1 cpuset level copies its parent's cpus and mems, or no
+/// task could join it.
+fn create_dir(h: &Hierarchy, dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = vec![];
+    let mut cur = dir;
+    while !cur.is_dir() && cur.starts_with(&h.mount_point) && cur != h.mount_point {
+        missing.push(cur);
+        cur = match cur.parent() {
+            Some(p) => p,
+            None => break,
+        };
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(d, e)),
+        }
+        if !h.v2 && h.has("cpuset") {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let mine = d.join(f);
+                if std::fs::read_to_string(&mine)
+                    .map(|s| s.trim().is_empty())
+                    .unwrap_or(false)
+                {
+                    if let Some(parent) = d.parent() {
+                        let value = std::fs::read_to_string(parent.join(f))
+                            .map_err(|e| io_err(&parent.join(f), e))?;
+                        write(&mine, value.trim())?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// v2: a cgroup only gets controller files for what its parent delegates;
+/// delegate every available controller down to `dir`'s parent.
+fn enable_controllers(root: &Path, dir: &Path) -> Result<()> {
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut cur = root.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    for comp in comps
+        .iter()
+        .take(comps.len().saturating_sub(1))
+        .chain(std::iter::once(&Component::CurDir))
+    {
+        let avail = std::fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
+        let enabled =
+            std::fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
+        let want: Vec<String> = avail
+            .split_whitespace()
+            .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if !want.is_empty() {
+            // Best effort per controller: one a parent cannot give is
+            // reported when a limit on it is applied.
+            for w in want {
+                let _ = write(&cur.join("cgroup.subtree_control"), &w);
+            }
+        }
+        match comp {
+            Component::CurDir => break,
+            c => {
+                cur.push(c);
+                if !cur.is_dir() {
+                    std::fs::create_dir(&cur)
+                        .or_else(|e| {
+                            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })
+                        .map_err(|e| io_err(&cur, e))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    let procs = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(&dir.join("cgroup.procs"), e)),
+    };
+    out.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_pids(&e.path(), out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes `dir` and its sub-cgroups, killing what still runs there and
+/// retrying while the kernel finishes tearing tasks down (EBUSY).
+fn remove_tree(dir: &Path) -> Result<()> {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc_ebusy()) && Instant::now() < deadline => {
+                let mut pids = vec![];
+                let _ = collect_pids(dir, &mut pids);
+                for pid in pids {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(Error::Remove {
+                    path: dir.to_path_buf(),
+                    msg: errno_text(&e),
+                })
+            }
+        }
+    }
+}
+
+fn libc_ebusy() -> i32 {
+    nix::errno::Errno::EBUSY as i32
 }
 
 #[cfg(test)]
@@ -202,5 +433,17 @@ mod tests {
     #[test]
     fn dotdot_is_refused() {
         assert!(container_path(Some(Path::new("/a/../../etc")), "x").is_err());
+    }
+
+    #[test]
+    fn only_device_rules_skip_libcgroups() {
+        let r: LinuxResources = serde_json_like(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#);
+        assert!(!needs_libcgroups(&r));
+        let r: LinuxResources = serde_json_like(r#"{"pids":{"limit":5}}"#);
+        assert!(needs_libcgroups(&r));
+    }
+
+    fn serde_json_like(s: &str) -> LinuxResources {
+        serde_json::from_str(s).unwrap()
     }
 }

@@ -12,63 +12,10 @@ use crate::error::{Error, Os, Result};
 use crate::mounts::{remount, MountContext, MountOptions};
 use crate::safepath::fd_path;
 
-/// A cgroup hierarchy mounted on the host.
-struct Hierarchy {
-    mount_point: String,
-    /// v1: "cpu,cpuacct", "name=systemd", ...; v2: empty.
-    subsystems: String,
-    v2: bool,
-}
-
-fn host_hierarchies() -> Vec<Hierarchy> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return vec![];
-    };
-    let mut out = vec![];
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = left.split(' ').collect();
-        let rfields: Vec<&str> = right.split(' ').collect();
-        let (Some(mp), Some(fstype), Some(super_opts)) =
-            (fields.get(4), rfields.first(), rfields.get(2))
-        else {
-            continue;
-        };
-        match *fstype {
-            "cgroup" => {
-                let subs: Vec<&str> = super_opts
-                    .split(',')
-                    .filter(|o| {
-                        !matches!(*o, "rw" | "ro")
-                            && !o.starts_with("release_agent")
-                            && *o != "clone_children"
-                            && *o != "noprefix"
-                            && *o != "xattr"
-                    })
-                    .collect();
-                out.push(Hierarchy {
-                    mount_point: mp.to_string(),
-                    subsystems: subs.join(","),
-                    v2: false,
-                });
-            }
-            "cgroup2" => out.push(Hierarchy {
-                mount_point: mp.to_string(),
-                subsystems: String::new(),
-                v2: true,
-            }),
-            _ => {}
-        }
-    }
-    out
-}
-
 pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()> {
-    let hierarchies = host_hierarchies();
+    let hierarchies = estiba_cgroups::hierarchy::host();
     let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    let pure_v2 = hierarchies.iter().all(|h| h.v2) && !hierarchies.is_empty();
+    let pure_v2 = estiba_cgroups::hierarchy::is_unified(&hierarchies);
     let rel = ctx.cgroup_path.strip_prefix("/").unwrap_or(ctx.cgroup_path);
     if pure_v2 {
         let target = ctx.root.ensure(dest, false)?;
@@ -104,7 +51,8 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
         let name = Path::new(&h.mount_point)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| h.subsystems.clone());
+            .unwrap_or_else(|| h.controllers.join(","));
+        let subsystems = h.controllers.join(",");
         let sub_dest = dest.join(&name);
         let sub = ctx.root.ensure(&sub_dest, false)?;
         let st = fd_path(&sub);
@@ -114,9 +62,9 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
                 st.as_str(),
                 Some("cgroup"),
                 flags,
-                Some(h.subsystems.as_str()),
+                Some(subsystems.as_str()),
             )
-            .map_err(|e| Error::sys(format!("mount cgroup {} on {sub_dest:?}", h.subsystems), e))?;
+            .map_err(|e| Error::sys(format!("mount cgroup {} on {sub_dest:?}", subsystems), e))?;
         } else {
             let src = Path::new(&h.mount_point).join(rel);
             if src.exists() {
@@ -124,11 +72,11 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
             }
         }
         // Co-mounted controllers ("cpu,cpuacct") get one link per name.
-        if h.subsystems.contains(',') {
+        if subsystems.contains(',') {
             for s in h
-                .subsystems
-                .split(',')
-                .filter(|s| !s.starts_with("name=") && *s != name)
+                .controllers
+                .iter()
+                .filter(|s| !s.starts_with("name=") && **s != name)
             {
                 let link = ctx.root.host_path(&dest.join(s));
                 let _ = std::os::unix::fs::symlink(&name, link);

@@ -158,22 +158,19 @@ impl Container {
     pub fn delete(self, force: bool) -> Result<()> {
         let c = self.locked()?;
         let status = c.status();
-        if status != Status::Stopped {
-            if !force {
-                return Err(c.state_error(
-                    status,
-                    "cannot delete a container that is not stopped (use --force)",
-                ));
-            }
-            c.stop_everything(status);
+        if status != Status::Stopped && !force {
+            return Err(c.state_error(
+                status,
+                "cannot delete a container that is not stopped (use --force)",
+            ));
         }
         let cg = estiba_cgroups::Cgroup::open(&c.saved.cgroup_path, c.saved.systemd_cgroup);
+        if status != Status::Stopped {
+            c.stop_everything(status, cg.as_ref().ok());
+        }
+        // Whatever is left in the cgroup (processes outside the init's pid
+        // namespace, or exec'd ones) is killed as the cgroup is removed.
         if let Ok(cg) = &cg {
-            if !c.saved.own_pid_ns {
-                for pid in cg.pids().unwrap_or_default() {
-                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                }
-            }
             cg.remove()?;
         }
         if !c.saved.poststop.is_empty() {
@@ -186,14 +183,12 @@ impl Container {
     }
 
     /// SIGKILL the init (thawing it first if frozen) and wait until it is gone.
-    fn stop_everything(&self, status: Status) {
-        let cg =
-            estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup).ok();
+    fn stop_everything(&self, status: Status, cg: Option<&estiba_cgroups::Cgroup>) {
         if self.saved.pid > 0 && self.saved.init_alive() {
             let pidfd = sys::pidfd_open(self.saved.pid).ok();
             let _ = kill(Pid::from_raw(self.saved.pid), Signal::SIGKILL);
             if status == Status::Paused {
-                if let Some(cg) = &cg {
+                if let Some(cg) = cg {
                     let _ = cg.freeze(false);
                 }
             }

@@ -180,6 +180,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         env.push(format!("LISTEN_FDS={listen}"));
         env.push("LISTEN_PID=1".into());
     }
+    crate::log::debug!("create {}: bundle loaded and checked", opts.id);
     let cgroup_path = estiba_cgroups::container_path(
         spec.linux()
             .as_ref()
@@ -280,6 +281,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         preserved_fds: preserved,
     };
 
+    crate::log::debug!("create {}: cloning the init", opts.id);
     let pid = clone_init(&prepared, dir_fd, parent_chan.raw(), child_chan)?;
     cleanup.pid = Some(pid);
     // The init holds its own copies now.
@@ -290,11 +292,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     if prepared.plan.new_user {
         namespaces::write_id_maps(pid, spec)?;
     }
-    cgroup.enter_and_apply(
-        pid,
-        spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
-        None,
-    )?;
+    cgroup.enter(pid)?;
+    cgroup.apply(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+    crate::log::debug!("create {}: init {pid} in its cgroup", opts.id);
     saved.pid = pid;
     saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
     parent_chan.send(&Msg::Go(pid))?;
@@ -318,6 +318,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
             None => return Err(Error::Init(init_died(pid))),
         }
     }
+    crate::log::debug!("create {}: init ready", opts.id);
     saved.created_done = true;
     let dir = state::container_dir(&opts.root, &opts.id);
     saved.save(&dir)?;

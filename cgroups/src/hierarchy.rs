@@ -1,0 +1,132 @@
+//! Where the host's cgroup hierarchies are mounted, read from one pass over
+//! /proc/self/mountinfo (libcgroups re-reads it per controller).
+
+use std::path::{Path, PathBuf};
+
+/// One mounted hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mount_point: PathBuf,
+    /// v1 controllers ("cpu", "cpuacct", "name=systemd"); empty for v2.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+impl Hierarchy {
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+}
+
+/// Parses mountinfo text into its cgroup hierarchies. A mount point that a
+/// later mount covers (anything mounted over it) does not count.
+pub fn parse(mountinfo: &str) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = vec![];
+    for line in mountinfo.lines() {
+        if let Some(mp) = line.split(' ').nth(4) {
+            out.retain(|h| h.mount_point != Path::new(mp));
+        }
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mount_point = left.split(' ').nth(4);
+        let mut r = right.split(' ');
+        let (Some(mp), Some(fstype), Some(_src), Some(opts)) =
+            (mount_point, r.next(), r.next(), r.next())
+        else {
+            continue;
+        };
+        let h = match fstype {
+            "cgroup" => Hierarchy {
+                mount_point: PathBuf::from(mp),
+                controllers: opts
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(
+                            *o,
+                            "rw" | "ro"
+                                | "clone_children"
+                                | "noprefix"
+                                | "xattr"
+                                | "cpuset_v2_mode"
+                        ) && !o.starts_with("release_agent=")
+                    })
+                    .map(str::to_string)
+                    .collect(),
+                v2: false,
+            },
+            "cgroup2" => Hierarchy {
+                mount_point: PathBuf::from(mp),
+                controllers: vec![],
+                v2: true,
+            },
+            _ => continue,
+        };
+        let dup = out.iter().any(|o| {
+            o.v2 == h.v2
+                && (o.mount_point == h.mount_point || (!h.v2 && o.controllers == h.controllers))
+        });
+        if !dup {
+            out.push(h);
+        }
+    }
+    out
+}
+
+pub fn host() -> Vec<Hierarchy> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|s| parse(&s))
+        .unwrap_or_default()
+}
+
+/// Whether these hierarchies make a pure v2 host.
+pub fn is_unified(hs: &[Hierarchy]) -> bool {
+    !hs.is_empty() && hs.iter().all(|h| h.v2)
+}
+
+/// `<mount point>/<path>` with `path` taken as relative to the mount.
+pub fn join(h: &Hierarchy, path: &Path) -> PathBuf {
+    h.mount_point.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd,release_agent=/x
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn parses_v1_and_v2_mounts() {
+        let hs = parse(HYBRID);
+        assert_eq!(hs.len(), 4);
+        assert_eq!(hs[0].controllers, vec!["cpu"]);
+        assert_eq!(hs[1].controllers, vec!["cpu", "cpuacct"]);
+        assert_eq!(hs[2].controllers, vec!["name=systemd"]);
+        assert!(hs[3].v2);
+        assert!(!is_unified(&hs));
+        assert_eq!(
+            join(&hs[0], Path::new("/a/b")),
+            PathBuf::from("/sys/fs/cgroup/cpu/a/b")
+        );
+    }
+
+    #[test]
+    fn covered_mount_does_not_count() {
+        let covered = format!("{HYBRID}99 41 0:99 / /sys/fs/cgroup/unified rw - tmpfs none rw\n");
+        let hs = parse(&covered);
+        assert_eq!(hs.len(), 3);
+        assert!(hs.iter().all(|h| !h.v2));
+    }
+
+    #[test]
+    fn pure_v2() {
+        let hs = parse("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
+        assert!(is_unified(&hs));
+    }
+}
