@@ -5,8 +5,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || { apt-get update -qq && apt-get install -y -qq busybox-static; }
-cargo build --release -q -p estiba
+estiba=$(integration/build-release.sh)
 bundle=$(mktemp -d /tmp/estiba-demo.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT
-integration/make-bundle.sh "$bundle" sh -c 'echo "hostname: $(hostname)"; echo "my pid: $$"; echo "mounts:"; cat /proc/self/mounts'
-target/release/estiba run --bundle "$bundle" "demo-$$"
+ESTIBA=$estiba integration/make-bundle.sh "$bundle" sh -c 'echo "hostname: $(hostname)"; echo "my pid: $$"; echo "mounts:"; cat /proc/self/mounts'
+"$estiba" run --bundle "$bundle" "demo-$$"

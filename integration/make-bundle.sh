@@ -3,7 +3,7 @@
 # busybox-static, with `estiba spec`'s config (terminal off) running ARGS.
 set -eu
 dir=$1; shift
-estiba=${ESTIBA:-$(dirname "$0")/../target/release/estiba}
+estiba=${ESTIBA:-$("$(dirname "$0")"/build-release.sh)}
 busybox=$(command -v busybox || echo /bin/busybox)
 mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/sys" "$dir/rootfs/dev" "$dir/rootfs/tmp" "$dir/rootfs/etc"
 cp "$busybox" "$dir/rootfs/bin/busybox"

@@ -16,8 +16,7 @@ for p in hyperfine runc crun; do command -v $p >/dev/null 2>&1 || need="$need $p
 [ -x /usr/bin/time ] || need="$need time"
 [ -x /bin/busybox ] || need="$need busybox-static"
 if [ -n "$need" ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need; fi
-cargo build --release -q -p estiba
-estiba=$PWD/target/release/estiba
+estiba=$(integration/build-release.sh)
 work=$(mktemp -d /tmp/estiba-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 ESTIBA=$estiba integration/make-bundle.sh "$work/bundle" /bin/true

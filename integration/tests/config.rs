@@ -391,3 +391,29 @@ fn annotations_are_in_state() {
     assert_eq!(st["annotations"]["org.example.key"], "value");
     assert_eq!(st["annotations"]["other"], "");
 }
+
+#[test]
+fn rootfs_propagation() {
+    if !can_run("rootfs_propagation") {
+        return;
+    }
+    let mut w = World::new("prop");
+    w.args(&[
+        "grep",
+        "-E",
+        "^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / ",
+        "/proc/self/mountinfo",
+    ]);
+    // Default: the root is a slave of the host (or private), never shared.
+    let out = w.run_ok("default");
+    assert!(!out.contains("shared:"), "{out}");
+    w.config["linux"]["rootfsPropagation"] = json!("shared");
+    let out = w.run_ok("shared");
+    assert!(out.contains("shared:"), "{out}");
+    w.config["linux"]["rootfsPropagation"] = json!("private");
+    let out = w.run_ok("private");
+    assert!(
+        !out.contains("shared:") && !out.contains("master:"),
+        "{out}"
+    );
+}
