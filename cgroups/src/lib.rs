@@ -143,6 +143,23 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Like [`Cgroup::enter`], but outside the freezer: for a process that
+    /// must run while the rest of the container is paused (v1 only; on v2
+    /// the freezer is the cgroup itself).
+    pub fn enter_unfrozen(&self, pid: i32) -> Result<()> {
+        if self.unified {
+            return Err(Error::Io {
+                path: self.path.clone(),
+                msg: "a process cannot run unfrozen in a frozen cgroup v2".into(),
+            });
+        }
+        for (h, dir) in self.dirs.iter().filter(|(h, _)| !h.has("freezer")) {
+            create_dir(h, dir)?;
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Applies `linux.resources`. Device rules on v1 are written here;
     /// everything else goes through libcgroups.
     pub fn apply(&self, resources: Option<&LinuxResources>) -> Result<()> {

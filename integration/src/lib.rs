@@ -92,6 +92,8 @@ const APPLETS: &[&str] = &[
 /// One test's world: a bundle with a busybox rootfs, a private state root,
 /// and the containers it made.
 pub struct World {
+    /// The binary this world drives (tests may swap in a copy).
+    pub bin: PathBuf,
     pub name: String,
     pub dir: PathBuf,
     pub root: PathBuf,
@@ -126,6 +128,7 @@ impl World {
         config["process"]["terminal"] = Value::Bool(false);
         config["process"]["args"] = serde_json::json!(["true"]);
         World {
+            bin: binary(),
             name: tag,
             root: dir.join("state"),
             dir,
@@ -171,7 +174,7 @@ impl World {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let out_path = self.dir.join(format!(".out-{n}"));
         let err_path = self.dir.join(format!(".err-{n}"));
-        let status = Command::new(binary())
+        let status = Command::new(&self.bin)
             .arg("--root")
             .arg(&self.root)
             .args(args)
@@ -209,6 +212,16 @@ impl World {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A running container (`run -d`) for exec tests; returns its id.
+    pub fn running(&mut self, suffix: &str) -> String {
+        self.write_config();
+        let id = self.id(suffix);
+        let bundle = self.bundle.to_string_lossy().into_owned();
+        let out = self.estiba(&["run", "-d", "--bundle", &bundle, &id]);
+        assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+        id
     }
 
     /// `create` with the current config; returns the id.
@@ -251,6 +264,7 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        self.bin = binary();
         for id in &self.ids {
             let _ = self.estiba(&["delete", "--force", id]);
         }

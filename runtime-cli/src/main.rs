@@ -70,6 +70,61 @@ struct CreateFlags {
     id: String,
 }
 
+#[derive(Args, Clone)]
+struct ExecFlags {
+    /// A process.json to run (as containerd sends it); other process flags are ignored
+    #[arg(short = 'p', long)]
+    process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Unix socket to receive the pty master
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Return once the process runs
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// File to write the process's host pid to
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// Environment variable KEY=VALUE (repeatable)
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// uid[:gid]
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Additional group id (repeatable)
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// Add a capability (repeatable)
+    #[arg(short = 'c', long = "cap")]
+    cap: Vec<String>,
+    /// Set no_new_privs
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// AppArmor profile (not supported: an error)
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// SELinux label (not supported: an error)
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// Pass N more fds (3..3+N) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Sub-cgroup to run in (cgroup v2)
+    #[arg(long)]
+    cgroup: Option<String>,
+    /// Allow exec into a paused container
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a container (its process waits for `start`)
@@ -116,7 +171,21 @@ enum Command {
     },
     /// Print the runtime-spec features document
     Features,
-    /// Not supported yet: exec, pause, resume, update, events, ps, checkpoint, restore
+    /// Run a new process in a running container
+    Exec(ExecFlags),
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// List a container's processes (extra args go to ps)
+    Ps {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Not supported yet: update, events, checkpoint, restore
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -220,6 +289,18 @@ fn dispatch(cli: &Cli) -> Result<u8, String> {
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => list(cli, format, *quiet)?,
+        Command::Exec(f) => return exec(cli, f),
+        Command::Pause { id } => Container::load(&cli.root, id)
+            .and_then(|c| c.pause())
+            .map_err(e)?,
+        Command::Resume { id } => Container::load(&cli.root, id)
+            .and_then(|c| c.resume())
+            .map_err(e)?,
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(cli, id, format, ps_args)?,
         Command::Spec { bundle } => {
             // `spec --rootless` arrives through the global --rootless flag.
             let rootless = cli.rootless == "true";
@@ -252,6 +333,99 @@ fn dispatch(cli: &Cli) -> Result<u8, String> {
         }
     }
     Ok(0)
+}
+
+fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, String> {
+    let c = Container::load(&cli.root, &f.id).map_err(|e| e.to_string())?;
+    let process = match &f.process {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+            serde_json::from_slice(&text).map_err(|e| format!("process {}: {e}", path.display()))?
+        }
+        None => {
+            let flags = estiba_core::ProcessFlags {
+                args: f.command.clone(),
+                env: f.env.clone(),
+                cwd: f.cwd.clone(),
+                user: f.user.clone(),
+                additional_gids: f.additional_gids.clone(),
+                caps: f.cap.clone(),
+                no_new_privs: f.no_new_privs,
+                tty: f.tty,
+                apparmor: f.apparmor.clone(),
+                process_label: f.process_label.clone(),
+            };
+            let base = c.process().map_err(|e| e.to_string())?;
+            estiba_core::process_from_flags(base.as_ref(), &flags).map_err(|e| e.to_string())?
+        }
+    };
+    let mut opts = estiba_core::ExecOptions::new(process);
+    opts.console_socket = f.console_socket.clone();
+    opts.detach = f.detach;
+    opts.pid_file = f.pid_file.clone();
+    opts.preserve_fds = f.preserve_fds;
+    opts.ignore_paused = f.ignore_paused;
+    opts.sub_cgroup = f.cgroup.clone();
+    match c.exec(&opts).map_err(|e| e.to_string())? {
+        estiba_core::ExecOutcome::Detached(_) => Ok(0),
+        estiba_core::ExecOutcome::Exited(code) => Ok(code.clamp(0, 255) as u8),
+    }
+}
+
+/// `ps`: JSON is the pid list; a table is `ps`'s own output (default
+/// `-ef`) kept to the container's processes.
+fn ps(cli: &Cli, id: &str, format: &str, args: &[String]) -> Result<(), String> {
+    let pids = Container::load(&cli.root, id)
+        .and_then(|c| c.pids())
+        .map_err(|e| e.to_string())?;
+    match format {
+        "json" => {
+            println!(
+                "{}",
+                serde_json::to_string(&pids).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        "table" => {
+            let args: Vec<String> = if args.is_empty() {
+                vec!["-ef".into()]
+            } else {
+                args.to_vec()
+            };
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .map_err(|e| format!("run ps: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            let header = lines.next().unwrap_or("");
+            let col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .ok_or("ps output has no PID column")?;
+            println!("{header}");
+            for line in lines {
+                let pid = line
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|p| p.parse::<i32>().ok());
+                if pid.is_some_and(|p| pids.contains(&p)) {
+                    println!("{line}");
+                }
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "invalid format option {other:?}: use table or json"
+        )),
+    }
 }
 
 fn list(cli: &Cli, format: &str, quiet: bool) -> Result<(), String> {

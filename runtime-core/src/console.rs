@@ -26,8 +26,9 @@ pub fn send_fd(sock: &UnixStream, name: &str, fd: &OwnedFd) -> Result<()> {
         .map_err(|e| Error::sys("send pty master to console socket", e))
 }
 
-/// Runs in the init after pivot_root.
-pub fn setup(sock: &UnixStream, size: Option<(u16, u16)>) -> Result<()> {
+/// Runs in the init after pivot_root (which also gets the slave bound on
+/// /dev/console), or in an exec'd process inside the container.
+pub fn setup(sock: &UnixStream, size: Option<(u16, u16)>, bind_console: bool) -> Result<()> {
     let master = sys::own_fd(
         open(
             "/dev/ptmx",
@@ -52,17 +53,19 @@ pub fn setup(sock: &UnixStream, size: Option<(u16, u16)>) -> Result<()> {
     }
     // /dev/console is the slave, as runc arranges.
     let console = Path::new("/dev/console");
-    if !console.exists() {
+    if bind_console && !console.exists() {
         std::fs::File::create(console).map_err(|e| Error::path("create", console, &e))?;
     }
-    mount(
-        Some(slave_path.as_str()),
-        console,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| Error::path("bind console", console, e))?;
+    if bind_console {
+        mount(
+            Some(slave_path.as_str()),
+            console,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| Error::path("bind console", console, e))?;
+    }
     send_fd(sock, "/dev/ptmx", &master)?;
     drop(master);
     for target in 0..3 {
@@ -70,4 +73,30 @@ pub fn setup(sock: &UnixStream, size: Option<(u16, u16)>) -> Result<()> {
     }
     sys::set_controlling_tty(0).map_err(|e| Error::sys("set controlling terminal", e))?;
     Ok(())
+}
+
+/// Receives the fd sent by [`send_fd`].
+pub fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned};
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("receive pty master", e))?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| Error::sys("receive pty master", e))?
+    {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                return Ok(sys::own_fd(*fd));
+            }
+        }
+    }
+    Err(Error::Init("the container sent no pty master".into()))
 }

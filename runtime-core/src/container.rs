@@ -74,7 +74,7 @@ impl Container {
         self.saved.oci(self.status())
     }
 
-    fn state_error(&self, status: Status, msg: &'static str) -> Error {
+    pub(crate) fn state_error(&self, status: Status, msg: &'static str) -> Error {
         Error::State {
             id: self.saved.id.clone(),
             status: status.to_string(),
@@ -151,6 +151,51 @@ impl Container {
         }
         kill(Pid::from_raw(self.saved.pid), sig)
             .map_err(|e| Error::sys(format!("kill {} {sig}", self.saved.pid), e))
+    }
+
+    /// Freezes every process of the container (v1 freezer, v2 cgroup.freeze).
+    pub fn pause(&self) -> Result<()> {
+        let status = self.status();
+        if !matches!(status, Status::Running | Status::Created) {
+            return Err(self.state_error(status, "cannot pause a container that is not running"));
+        }
+        self.cgroup()?.freeze(true)?;
+        Ok(())
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        let status = self.status();
+        if status != Status::Paused {
+            return Err(self.state_error(status, "cannot resume a container that is not paused"));
+        }
+        self.cgroup()?.freeze(false)?;
+        Ok(())
+    }
+
+    /// Host pids of every process in the container's cgroup.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let status = self.status();
+        if status == Status::Stopped {
+            return Err(self.state_error(status, "container not running"));
+        }
+        let mut pids = self.cgroup()?.pids()?;
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    fn cgroup(&self) -> Result<estiba_cgroups::Cgroup> {
+        Ok(estiba_cgroups::Cgroup::open(
+            &self.saved.cgroup_path,
+            self.saved.systemd_cgroup,
+        )?)
+    }
+
+    /// The container's config.json `process`, the base of `exec`.
+    pub fn process(&self) -> Result<Option<oci_spec::runtime::Process>> {
+        let path = self.saved.bundle.join("config.json");
+        let text = std::fs::read(&path).map_err(|e| Error::path("read", &path, &e))?;
+        Ok(crate::bundle::parse_spec(&text)?.process().clone())
     }
 
     /// Removes a stopped container (with `force`, stops it first): its

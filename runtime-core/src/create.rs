@@ -137,6 +137,16 @@ impl Drop for Cleanup {
 }
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
+    create_with_console(opts, None)
+}
+
+/// `create` where the pty master goes to `console` (one end of a socket
+/// pair the caller holds) instead of to `--console-socket`: how a
+/// foreground `run -t` gets its terminal.
+pub(crate) fn create_with_console(
+    opts: &CreateOptions,
+    console: Option<UnixStream>,
+) -> Result<Created> {
     id::validate(&opts.id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let spec = &bundle.spec;
@@ -155,13 +165,14 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         ));
     }
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
-    match (terminal, &opts.console_socket) {
-        (true, None) => {
+    let has_console = opts.console_socket.is_some() || console.is_some();
+    match (terminal, has_console) {
+        (true, false) => {
             return Err(Error::Config(
                 "process.terminal is true but no --console-socket was given".into(),
             ))
         }
-        (false, Some(_)) => {
+        (false, true) => {
             return Err(Error::Config(
                 "--console-socket given but process.terminal is false".into(),
             ))
@@ -255,12 +266,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     )?);
 
     let exec_listener = listen_socket(&dir_fd, &dir)?;
-    let console = match &opts.console_socket {
-        Some(path) => Some(
+    let console = match (&opts.console_socket, console) {
+        (Some(path), _) => Some(
             UnixStream::connect(path)
                 .map_err(|e| Error::path("connect console socket", path, &e))?,
         ),
-        None => None,
+        (None, internal) => internal,
     };
     let (parent_chan, child_chan) = channel::pair()?;
     let hooks = stage_hooks(spec);

@@ -122,7 +122,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(process::ExecArgs
         let size = process
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
-        crate::console::setup(sock, size)?;
+        crate::console::setup(sock, size, true)?;
     }
     let args = process.args().as_deref().unwrap_or_default();
     let program = process::look_path(&args[0], &p.env)?;
@@ -166,43 +166,5 @@ fn finish(p: &Prepared, host_pid: i32) -> Result<()> {
     state.pid = host_pid;
     let state_json = serde_json::to_vec(&state).unwrap_or_default();
     hooks::run_all("startContainer", &p.hooks.start_container, &state_json)?;
-    process::apply_rlimits(process)?;
-    process::drop_bounding(&p.caps)?;
-    let cwd = process.cwd();
-    let early_cd = nix::unistd::chdir(cwd.as_path()).is_ok();
-    process::switch_user(process, p.setgroups_allowed)?;
-    if !early_cd {
-        nix::unistd::chdir(cwd.as_path()).map_err(|e| Error::path("chdir to cwd", cwd, e))?;
-    }
-    check_cwd_inside_root()?;
-    process::apply_caps(&p.caps)?;
-    if process.no_new_privileges().unwrap_or(false) {
-        process::set_no_new_privs()?;
-    }
-    sys::umask(process.user().umask().unwrap_or(0o022));
-    close_runtime_fds(p.preserved_fds)
-}
-
-/// The CVE-2024-21626 class: a leaked directory fd as cwd would put the
-/// process outside its root. getcwd tells "(unreachable)" in that case.
-fn check_cwd_inside_root() -> Result<()> {
-    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
-    if !cwd.starts_with("/") || cwd.to_string_lossy().starts_with("(unreachable)") {
-        return Err(Error::Init(format!(
-            "current working directory {cwd:?} is outside the container"
-        )));
-    }
-    Ok(())
-}
-
-/// Everything above 2 (and above the preserved fds) is closed at exec;
-/// the preserved ones stay open across it.
-fn close_runtime_fds(preserved: u32) -> Result<()> {
-    let first = 3 + preserved as i32;
-    sys::cloexec_from(first).map_err(|e| Error::sys("mark runtime fds close-on-exec", e))?;
-    for fd in 3..first {
-        sys::set_cloexec(fd, false)
-            .map_err(|e| Error::sys(format!("keep preserved fd {fd}"), e))?;
-    }
-    Ok(())
+    process::finalize(process, &p.caps, p.setgroups_allowed, p.preserved_fds)
 }

@@ -180,6 +180,60 @@ pub fn switch_user(process: &Process, allow_setgroups: bool) -> Result<()> {
     Ok(())
 }
 
+/// The last steps before exec, shared by the container's init and exec:
+/// rlimits and the bounding set while still privileged, user and groups,
+/// cwd, capabilities, no_new_privs, umask, and no runtime fd left open.
+pub fn finalize(
+    process: &Process,
+    caps: &CapSets,
+    setgroups_allowed: bool,
+    preserved_fds: u32,
+) -> Result<()> {
+    apply_rlimits(process)?;
+    drop_bounding(caps)?;
+    let cwd = process.cwd();
+    // Try the cwd as root first, then as the user (root may lack access
+    // on a root-squashed mount; the user may lack it where root has it).
+    let early_cd = nix::unistd::chdir(cwd.as_path()).is_ok();
+    switch_user(process, setgroups_allowed)?;
+    if !early_cd {
+        nix::unistd::chdir(cwd.as_path())
+            .map_err(|e| Error::Init(format!("chdir to cwd {cwd:?}: {}", Os(e))))?;
+    }
+    check_cwd_inside_root()?;
+    apply_caps(caps)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        set_no_new_privs()?;
+    }
+    sys::umask(process.user().umask().unwrap_or(0o022));
+    sys::reset_signals();
+    close_runtime_fds(preserved_fds)
+}
+
+/// The CVE-2024-21626 class: a leaked directory fd as cwd would put the
+/// process outside its root. getcwd tells "(unreachable)" in that case.
+fn check_cwd_inside_root() -> Result<()> {
+    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", e))?;
+    if !cwd.starts_with("/") || cwd.to_string_lossy().starts_with("(unreachable)") {
+        return Err(Error::Init(format!(
+            "current working directory {cwd:?} is outside the container"
+        )));
+    }
+    Ok(())
+}
+
+/// Everything above 2 (and above the preserved fds) is closed at exec;
+/// the preserved ones stay open across it.
+fn close_runtime_fds(preserved: u32) -> Result<()> {
+    let first = 3 + preserved as i32;
+    sys::cloexec_from(first).map_err(|e| Error::sys("mark runtime fds close-on-exec", e))?;
+    for fd in 3..first {
+        sys::set_cloexec(fd, false)
+            .map_err(|e| Error::sys(format!("keep preserved fd {fd}"), e))?;
+    }
+    Ok(())
+}
+
 pub fn set_no_new_privs() -> Result<()> {
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
         .map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))

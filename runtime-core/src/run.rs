@@ -1,89 +1,43 @@
 //! `run` in the foreground: create, start, wait for the init while passing
 //! on every signal the runtime gets, reap orphans, delete, and report the
-//! exit code (128+n for a signal n).
+//! exit code (128+n for a signal n). With `process.terminal` and no console
+//! socket, the runtime holds the pty itself and proxies the caller's tty.
 
-use nix::sys::signal::{kill, SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
+use std::os::unix::net::UnixStream;
 
 use crate::container::Container;
-use crate::create::{create, CreateOptions};
+use crate::create::{create_with_console, CreateOptions};
 use crate::error::{Error, Result};
-use crate::sys;
+use crate::foreground::Foreground;
 
 /// Runs the container to completion; returns its exit code.
 pub fn run_foreground(opts: &CreateOptions) -> Result<i32> {
-    // Orphans of the container (without a pid namespace) come to us.
-    sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| Error::sys("become subreaper", e))?;
-    let created = create(opts)?;
-    // Block before start so no signal meant for the container is lost.
-    let mut mask = SigSet::all();
-    for s in [
-        Signal::SIGKILL,
-        Signal::SIGSTOP,
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-    ] {
-        mask.remove(s);
-    }
-    let old = mask
-        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
-        .map_err(|e| Error::sys("block signals", e))?;
-    let result = start_and_wait(opts, created.pid, &mask);
-    let _ = old.thread_set_mask();
-    let code = match result {
-        Ok(code) => code,
-        Err(e) => {
-            if let Ok(c) = Container::load(&opts.root, &opts.id) {
-                let _ = c.delete(true);
-            }
-            return Err(e);
-        }
+    let bundle = crate::bundle::Bundle::load(&opts.bundle)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let (ours, theirs) = if terminal && opts.console_socket.is_none() {
+        let (a, b) = UnixStream::pair().map_err(|e| Error::sys("socketpair", &e))?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
     };
-    Container::load(&opts.root, &opts.id)?.delete(true)?;
-    Ok(code)
-}
-
-fn start_and_wait(opts: &CreateOptions, pid: i32, mask: &SigSet) -> Result<i32> {
-    let sfd =
-        SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::sys("signalfd", e))?;
-    Container::load(&opts.root, &opts.id)?.start()?;
-    loop {
-        if let Some(code) = reap(pid)? {
-            return Ok(code);
-        }
-        let info = match sfd.read_signal() {
-            Ok(Some(info)) => info,
-            Ok(None) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("read signalfd", e)),
+    let fg = Foreground::begin()?;
+    let created = create_with_console(opts, theirs)?;
+    let result = (|| {
+        let pty = match &ours {
+            Some(sock) => Some(crate::console::recv_fd(sock)?),
+            None => None,
         };
-        let signo = info.ssi_signo as i32;
-        if signo == libc::SIGCHLD {
-            continue;
-        }
-        if let Ok(sig) = Signal::try_from(signo) {
-            let _ = kill(Pid::from_raw(pid), sig);
-        }
-    }
-}
-
-/// Reaps every exited child; the init's exit code once it is among them.
-fn reap(init: i32) -> Result<Option<i32>> {
-    loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == init => return Ok(Some(code)),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == init => {
-                return Ok(Some(128 + sig as i32))
-            }
-            Ok(WaitStatus::StillAlive) => return Ok(None),
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::ECHILD) => return Ok(Some(0)),
-            Err(e) => return Err(Error::sys("waitpid", e)),
-        }
-    }
+        Container::load(&opts.root, &opts.id)?.start()?;
+        fg.wait(created.pid, pty)
+    })();
+    drop(fg);
+    let cleanup = Container::load(&opts.root, &opts.id).and_then(|c| c.delete(true));
+    let code = result?;
+    cleanup?;
+    Ok(code)
 }

@@ -251,3 +251,44 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>) -> Result<(), Errno> {
         }
     }
 }
+
+/// Default dispositions and an empty mask for every signal: what the
+/// runtime ignores or blocks (Rust ignores SIGPIPE) must not leak into the
+/// container's program, since exec keeps both.
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is a valid disposition for every catchable signal;
+        // out-of-range numbers just fail with EINVAL.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+}
+
+/// Whether fd is a terminal.
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty only queries the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+pub fn get_winsize(fd: RawFd) -> Option<libc::winsize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize through the pointer we give.
+    let ret = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+    (ret == 0).then_some(ws)
+}
+
+/// Borrows one of the process's standard descriptors (or another that
+/// lives as long as the process).
+pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: callers pass 0, 1, 2 or a descriptor they keep open for the
+    // rest of the process's life.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}

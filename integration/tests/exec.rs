@@ -1,0 +1,607 @@
+//! exec, terminals and signals: what engines do to running containers.
+
+use std::io::{IoSliceMut, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use estiba_integration::{binary, can_run, ns_inode, text, World};
+use serde_json::json;
+
+fn sleeper(name: &str) -> World {
+    let mut w = World::new(name);
+    w.args(&["sleep", "1000"]);
+    w.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 777, "hard": 888}]);
+    w
+}
+
+#[test]
+fn exec_flags_seen_from_inside() {
+    if !can_run("exec_flags_seen_from_inside") {
+        return;
+    }
+    let mut w = sleeper("execflags");
+    let id = w.running("c");
+    let out = w.estiba(&[
+        "exec", "--env", "FOO=bar", "-e", "PATH=/bin", "--cwd", "/tmp", "--user", "1000:1001", "-g", "5", "-g", "7",
+        "--cap", "CAP_SYS_TIME", "--no-new-privs", &id,
+        "sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G; grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; grep 'open files' /proc/self/limits",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    let l: Vec<&str> = o.lines().collect();
+    assert_eq!(&l[..4], &["bar", "/tmp", "1000", "1001"], "{o}");
+    assert_eq!(
+        l[4].split_whitespace().collect::<Vec<_>>(),
+        vec!["1001", "5", "7"],
+        "{o}"
+    );
+    let bnd = u64::from_str_radix(l[5].split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert!(bnd & (1 << 25) != 0, "CAP_SYS_TIME not added: {o}");
+    assert!(l[6].ends_with('1'), "{o}");
+    assert!(
+        o.contains("777                  888"),
+        "container rlimits not applied: {o}"
+    );
+}
+
+#[test]
+fn exec_exit_codes_and_errors() {
+    if !can_run("exec_exit_codes_and_errors") {
+        return;
+    }
+    let mut w = sleeper("execcodes");
+    let id = w.running("c");
+    assert_eq!(
+        w.estiba(&["exec", &id, "sh", "-c", "exit 42"])
+            .status
+            .code(),
+        Some(42)
+    );
+    assert_eq!(
+        w.estiba(&["exec", &id, "sh", "-c", "kill -TERM $$"])
+            .status
+            .code(),
+        Some(143)
+    );
+    let out = w.estiba(&["exec", &id, "no-such-binary"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("executable file not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = w.estiba(&["exec", "-d", &id, "/etc/passwd"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a detached exec failure is exec's error"
+    );
+    assert!(
+        text(&out.stderr).contains("permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn exec_joins_the_same_namespaces() {
+    if !can_run("exec_joins_the_same_namespaces") {
+        return;
+    }
+    let mut w = sleeper("execns");
+    let id = w.running("c");
+    let init = w.state(&id)["pid"].as_i64().unwrap().to_string();
+    let out = w.estiba(&["exec", &id, "sh", "-c", "for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; echo pid=$$; cat /proc/1/cmdline | tr '\\0' ' '"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    for (i, n) in ["pid", "net", "ipc", "uts", "mnt", "cgroup"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(o.lines().nth(i).unwrap(), ns_inode(&init, n), "{n}: {o}");
+    }
+    assert!(!o.contains("pid=1\n"), "{o}");
+    assert!(
+        o.contains("sleep 1000"),
+        "pid 1 should be the container's init: {o}"
+    );
+    // The exec'd process was in the container's cgroup.
+    let out = w.estiba(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    assert!(
+        text(&out.stdout)
+            .lines()
+            .any(|l| l.contains(":memory:/") && l.ends_with('/')),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn detach_pid_file_then_kill_and_ps() {
+    if !can_run("detach_pid_file_then_kill_and_ps") {
+        return;
+    }
+    let mut w = sleeper("execdetach");
+    let id = w.running("c");
+    let pf = w.dir.join("exec.pid");
+    let out = w.estiba(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "500",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pid: i32 = std::fs::read_to_string(&pf).unwrap().parse().unwrap();
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, "sleep\u{0}500\u{0}");
+    let ps: Vec<i32> =
+        serde_json::from_slice(&w.estiba(&["ps", "--format", "json", &id]).stdout).unwrap();
+    assert!(ps.contains(&pid), "{ps:?}");
+    let table = text(&w.estiba(&["ps", &id]).stdout);
+    assert!(
+        table.starts_with("UID") && table.contains("sleep 500"),
+        "{table}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    for _ in 0..200 {
+        let ps: Vec<i32> =
+            serde_json::from_slice(&w.estiba(&["ps", "--format", "json", &id]).stdout).unwrap();
+        if !ps.contains(&pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("exec'd process still listed after kill");
+}
+
+#[test]
+fn exec_refused_when_paused_or_stopped() {
+    if !can_run("exec_refused_when_paused_or_stopped") {
+        return;
+    }
+    let mut w = sleeper("execpaused");
+    let id = w.running("c");
+    assert!(w.estiba(&["pause", &id]).status.success());
+    assert_eq!(w.status(&id), "paused");
+    let freezer = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{id}/freezer.state"))
+        .unwrap_or_default();
+    if !freezer.is_empty() {
+        assert_eq!(freezer.trim(), "FROZEN");
+    }
+    let out = w.estiba(&["exec", &id, "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("paused"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = w.estiba(&["exec", "-d", "--ignore-paused", &id, "true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(w.estiba(&["resume", &id]).status.success());
+    assert_eq!(w.status(&id), "running");
+    assert_eq!(w.estiba(&["resume", &id]).status.code(), Some(1));
+    assert!(w.estiba(&["kill", &id, "KILL"]).status.success());
+    assert!(w.wait_status(&id, "stopped"));
+    assert_eq!(w.estiba(&["pause", &id]).status.code(), Some(1));
+    let out = w.estiba(&["exec", &id, "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("stopped"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn exec_with_process_json() {
+    if !can_run("exec_with_process_json") {
+        return;
+    }
+    let mut w = sleeper("execjson");
+    let id = w.running("c");
+    let pj = w.dir.join("process.json");
+    std::fs::write(&pj, json!({"args": ["sh", "-c", "echo $X; pwd; id -u"], "env": ["X=from-json", "PATH=/bin"], "cwd": "/dev", "user": {"uid": 7, "gid": 7}}).to_string()).unwrap();
+    let out = w.estiba(&["exec", "--process", pj.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from-json\n/dev\n7\n");
+}
+
+/// Receives the pty master sent over `listener` (runc's protocol).
+fn recv_master(listener: &UnixListener) -> OwnedFd {
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 256];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed this descriptor for us.
+            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd received");
+}
+
+/// Reads from `f` until `want` shows up (or 5 s pass); carriage returns
+/// the tty adds are dropped.
+fn read_until(f: &mut std::fs::File, want: &str) -> String {
+    use std::os::fd::AsFd;
+    let mut out = String::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut chunk = [0u8; 1024];
+    while Instant::now() < deadline && !out.contains(want) {
+        let mut fds = [nix::poll::PollFd::new(
+            f.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if !matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)), Ok(n) if n > 0)
+        {
+            continue;
+        }
+        match f.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.push_str(&String::from_utf8_lossy(&chunk[..n]).replace('\r', "")),
+        }
+    }
+    out
+}
+
+#[test]
+fn exec_tty_with_console_socket() {
+    if !can_run("exec_tty_with_console_socket") {
+        return;
+    }
+    let mut w = sleeper("exectty");
+    let id = w.running("c");
+    let sock = w.dir.join("exec-console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut child = Command::new(binary())
+        .arg("--root")
+        .arg(&w.root)
+        .args(["exec", "-t", "-d", "--console-socket"])
+        .arg(&sock)
+        .args([&id, "sh"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let master = recv_master(&listener);
+    assert!(child.wait().unwrap().success());
+    let mut f = std::fs::File::from(master);
+    f.write_all(b"tty; echo the-answer-$((6*7)); exit\n")
+        .unwrap();
+    let out = read_until(&mut f, "the-answer-42\n");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("the-answer-42"), "{out}");
+    // A terminal without a socket cannot be detached.
+    let out = w.estiba(&["exec", "-t", "-d", &id, "true"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// Spawns `estiba ARGS` on a new pty (its controlling terminal) of `rows`x`cols`.
+fn spawn_on_pty(
+    w: &World,
+    args: &[&str],
+    rows: u16,
+    cols: u16,
+) -> (std::process::Child, std::fs::File) {
+    let ws = nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+    for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .unwrap();
+    }
+    let slave = pty.slave;
+    let mut cmd = Command::new(binary());
+    cmd.arg("--root").arg(&w.root).args(args);
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: setsid and TIOCSCTTY are async-signal-safe syscalls, run in
+    // the forked child before exec; fd 0 is the pty slave.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    (child, std::fs::File::from(pty.master))
+}
+
+#[test]
+fn run_tty_without_socket_proxies_and_resizes() {
+    if !can_run("run_tty_without_socket_proxies_and_resizes") {
+        return;
+    }
+    let mut w = World::new("runtty");
+    w.config["process"]["terminal"] = json!(true);
+    w.script("stty size; echo ready; read line; echo got-$line; stty size");
+    w.write_config();
+    let id = w.id("c");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let (mut child, mut master) = spawn_on_pty(&w, &["run", "--bundle", &bundle, &id], 24, 80);
+    let first = read_until(&mut master, "ready\n");
+    assert!(first.contains("24 80"), "{first}");
+    let ws = libc::winsize {
+        ws_row: 33,
+        ws_col: 111,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a valid winsize; the kernel sends SIGWINCH
+    // to the terminal's foreground process group (estiba).
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
+        0
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(b"hello\n").unwrap();
+    let rest = read_until(&mut master, "33 111");
+    assert!(rest.contains("got-hello"), "{rest}");
+    assert!(
+        rest.contains("33 111"),
+        "window size change not forwarded: {rest}"
+    );
+    assert!(child.wait().unwrap().success());
+    // exec -t in the foreground, the same way.
+    let mut w2 = sleeper("exectty2");
+    let id2 = w2.running("c");
+    let (mut child, mut master) = spawn_on_pty(
+        &w2,
+        &["exec", "-t", &id2, "sh", "-c", "stty size; exit 5"],
+        40,
+        120,
+    );
+    let out = read_until(&mut master, "40 120");
+    assert!(out.contains("40 120"), "{out}");
+    assert_eq!(child.wait().unwrap().code(), Some(5));
+}
+
+#[test]
+fn signals_are_forwarded_in_the_foreground() {
+    if !can_run("signals_are_forwarded_in_the_foreground") {
+        return;
+    }
+    let mut w = World::new("sigfwd");
+    w.config["root"]["readonly"] = json!(false);
+    w.script(
+        "trap 'echo got-term; exit 3' TERM; touch /tmp/ready; while true; do sleep 0.05; done",
+    );
+    w.write_config();
+    let id = w.id("c");
+    let out_path = w.dir.join("fg.out");
+    let mut child = Command::new(binary())
+        .arg("--root")
+        .arg(&w.root)
+        .args(["run", "--bundle"])
+        .arg(&w.bundle)
+        .arg(&id)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .spawn()
+        .unwrap();
+    let ready = w.rootfs().join("tmp/ready");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ready.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    assert!(std::fs::read_to_string(&out_path)
+        .unwrap()
+        .contains("got-term"));
+    assert!(!w.root.join(&id).exists(), "run must delete after exit");
+}
+
+#[test]
+fn orphans_are_reaped_by_the_foreground_runtime() {
+    if !can_run("orphans_are_reaped_by_the_foreground_runtime") {
+        return;
+    }
+    let mut w = World::new("reap");
+    // No pid namespace: orphans go to the nearest subreaper, estiba.
+    let ns: Vec<_> = w.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "pid")
+        .cloned()
+        .collect();
+    w.config["linux"]["namespaces"] = json!(ns);
+    w.script("(sleep 0.1 &); (sleep 0.1 &); sleep 1; echo done");
+    w.write_config();
+    let id = w.id("c");
+    let mut child = Command::new(binary())
+        .arg("--root")
+        .arg(&w.root)
+        .args(["run", "--bundle"])
+        .arg(&w.bundle)
+        .arg(&id)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let me = child.id().to_string();
+    let mut zombies = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) {
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = rest.split(' ').collect();
+            if f[1] == me && f[0] == "Z" {
+                zombies.push(e.file_name());
+            }
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(zombies.is_empty(), "zombies left under estiba: {zombies:?}");
+}
+
+#[test]
+fn hundred_concurrent_execs() {
+    if !can_run("hundred_concurrent_execs") {
+        return;
+    }
+    let mut w = sleeper("execmany");
+    let id = w.running("c");
+    let init = w.state(&id)["pid"].as_i64().unwrap();
+    let fds_before = std::fs::read_dir(format!("/proc/{init}/fd"))
+        .unwrap()
+        .count();
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            let out = w.dir.join(format!("exec-{i}.out"));
+            let child = Command::new(binary())
+                .arg("--root")
+                .arg(&w.root)
+                .args([
+                    "exec",
+                    &id,
+                    "sh",
+                    "-c",
+                    &format!("echo n{i}; exit {}", i % 50),
+                ])
+                .stdout(std::fs::File::create(&out).unwrap())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            (i, child, out)
+        })
+        .collect();
+    for (i, mut child, out) in children {
+        assert_eq!(child.wait().unwrap().code(), Some(i % 50), "exec {i}");
+        assert_eq!(std::fs::read_to_string(out).unwrap(), format!("n{i}\n"));
+    }
+    let ps: Vec<i32> =
+        serde_json::from_slice(&w.estiba(&["ps", "--format", "json", &id]).stdout).unwrap();
+    assert_eq!(ps, vec![init as i32], "processes left in the container");
+    assert_eq!(
+        std::fs::read_dir(format!("/proc/{init}/fd"))
+            .unwrap()
+            .count(),
+        fds_before,
+        "init's fds changed"
+    );
+    let zombies = Command::new("sh")
+        .args([
+            "-c",
+            "grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l",
+        ])
+        .output()
+        .unwrap();
+    let _ = zombies;
+}
+
+#[test]
+fn cwd_through_a_leaked_fd_is_refused() {
+    if !can_run("cwd_through_a_leaked_fd_is_refused") {
+        return;
+    }
+    // CVE-2024-21626: a cwd of /proc/self/fd/N would land outside the
+    // container if the runtime leaked a directory fd N.
+    let mut w = sleeper("cvecwd");
+    let id = w.running("c");
+    for n in 3..16 {
+        let cwd = format!("/proc/self/fd/{n}");
+        let out = w.estiba(&[
+            "exec",
+            "--cwd",
+            &cwd,
+            &id,
+            "sh",
+            "-c",
+            "pwd; ls / | head -50",
+        ]);
+        if out.status.success() {
+            let o = text(&out.stdout);
+            assert!(!o.starts_with("(unreachable)"), "cwd {cwd} escaped: {o}");
+            assert!(!o.contains("estiba-it-"), "host visible through {cwd}: {o}");
+        }
+    }
+    // The same through the container's own config.
+    w.config["process"]["cwd"] = json!("/proc/self/fd/5");
+    let out = w.run("cfg");
+    assert!(!text(&out.stdout).starts_with("(unreachable)"));
+}
+
+#[test]
+fn runtime_binary_cannot_be_overwritten_from_the_container() {
+    if !can_run("runtime_binary_cannot_be_overwritten_from_the_container") {
+        return;
+    }
+    // CVE-2019-5736: while estiba's clone runs inside the container (before
+    // exec), a container process opens /proc/<pid>/exe and keeps the fd;
+    // once the runtime has exited it writes the runtime binary through it.
+    // Direct writes fail with ETXTBSY while any estiba runs, so the attack
+    // holds fds. A copy of the binary is used: a failure cannot damage the
+    // build.
+    let mut w = sleeper("cveexe");
+    let copy = w.dir.join("estiba-copy");
+    std::fs::copy(binary(), &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    w.bin = copy.clone();
+    w.config["root"]["readonly"] = json!(false);
+    w.config["process"]["capabilities"] = json!({
+        "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    });
+    let attack = "n=3; me=$(readlink /proc/self/exe); while [ ! -e /tmp/stop ]; do \
+        for p in /proc/[0-9]*; do t=$(readlink $p/exe 2>/dev/null) || continue; [ \"$t\" = \"$me\" ] && continue; \
+        case \"$t\" in *estiba*) eval \"exec $n< $p/exe\" 2>/dev/null && { echo held $p $t >> /tmp/hits; n=$((n+1)); };; esac; done; done; \
+        for fd in /proc/self/fd/*; do case $(readlink $fd) in *estiba*) echo pwned >> $fd 2>/dev/null && echo wrote $fd >> /tmp/hits;; esac; done; \
+        touch /tmp/done; sleep 1000";
+    w.config["process"]["args"] = json!(["sh", "-c", attack]);
+    let id = w.running("c");
+    for _ in 0..60 {
+        let out = w.estiba(&["exec", &id, "true"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // No estiba of this copy runs now: writes would no longer get ETXTBSY.
+    std::fs::write(w.rootfs().join("tmp/stop"), "").unwrap();
+    let done = w.rootfs().join("tmp/done");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(done.exists(), "attacker did not finish");
+    let after = std::fs::read(&copy).unwrap();
+    let hits = std::fs::read_to_string(w.rootfs().join("tmp/hits")).unwrap_or_default();
+    assert!(
+        before == after,
+        "the runtime binary was modified from inside the container: {hits}"
+    );
+    assert!(
+        !hits.contains("held"),
+        "a container process opened the runtime's exe: {hits}"
+    );
+    w.bin = binary();
+}

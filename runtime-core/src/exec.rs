@@ -1,0 +1,400 @@
+//! `exec`: a new process in a running container. The runtime joins the
+//! container's pid (and time) namespace for its children, clones the
+//! process, puts it in the container's cgroup, and the process joins the
+//! other namespaces (user first), sets itself up like the init does, and
+//! execs. An exec failure is this call's error; with `detach` the call
+//! returns once the program runs, else it waits and returns its exit code.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxCapabilities, Process, User};
+
+use crate::channel::{self, Channel, Msg};
+use crate::container::Container;
+use crate::error::{Error, Os, Result};
+use crate::foreground::Foreground;
+use crate::process::{self, CapSets};
+use crate::state::Status;
+use crate::sys;
+
+/// How to exec (runc's `exec` flags, once resolved into a process).
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+    /// A sub-cgroup of the container's (cgroup v2) to run in.
+    pub sub_cgroup: Option<String>,
+}
+
+impl ExecOptions {
+    pub fn new(process: Process) -> Self {
+        ExecOptions {
+            process,
+            console_socket: None,
+            detach: false,
+            pid_file: None,
+            preserve_fds: 0,
+            ignore_paused: false,
+            sub_cgroup: None,
+        }
+    }
+}
+
+/// What `exec` ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOutcome {
+    /// `detach`: the program runs with this host pid.
+    Detached(i32),
+    /// Foreground: its exit code (128+n for signal n).
+    Exited(i32),
+}
+
+/// runc's `exec` flags on top of the container's own `process`.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessFlags {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    /// `uid[:gid]`
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub tty: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+}
+
+/// Builds the process to exec from the container's `process` and flags,
+/// as runc does without `--process`.
+pub fn process_from_flags(base: Option<&Process>, f: &ProcessFlags) -> Result<Process> {
+    let mut p = base.cloned().unwrap_or_default();
+    if f.args.is_empty() {
+        return Err(Error::Config("exec: no command given".into()));
+    }
+    p.set_args(Some(f.args.clone()));
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &f.env {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(cwd) = &f.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some(u) = &f.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (u.as_str(), None),
+        };
+        let parse = |s: &str| {
+            s.parse::<u32>().map_err(|_| {
+                Error::Config(format!("--user {u:?}: only numeric uid[:gid] is supported"))
+            })
+        };
+        let mut user = User::default();
+        user.set_uid(parse(uid)?);
+        user.set_gid(match gid {
+            Some(g) => parse(g)?,
+            None => 0,
+        });
+        user.set_umask(p.user().umask());
+        p.set_user(user);
+    }
+    if !f.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(f.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if !f.caps.is_empty() {
+        let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
+        let extra: oci_spec::runtime::Capabilities =
+            serde_json::from_value(serde_json::json!(f.caps))
+                .map_err(|e| Error::Config(format!("--cap: {e}")))?;
+        let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+            let mut s = set.clone().unwrap_or_default();
+            s.extend(extra.iter().copied());
+            Some(s)
+        };
+        let (b, e, pm, i, a) = (
+            add(caps.bounding()),
+            add(caps.effective()),
+            add(caps.permitted()),
+            add(caps.inheritable()),
+            add(caps.ambient()),
+        );
+        caps.set_bounding(b);
+        caps.set_effective(e);
+        caps.set_permitted(pm);
+        caps.set_inheritable(i);
+        caps.set_ambient(a);
+        p.set_capabilities(Some(caps));
+    }
+    if f.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    p.set_terminal(Some(f.tty));
+    if f.apparmor.is_some() || f.process_label.is_some() {
+        return Err(Error::Unsupported(
+            "--apparmor and --process-label: AppArmor and SELinux are not supported yet".into(),
+        ));
+    }
+    Ok(p)
+}
+
+const NAMESPACES: [(&str, libc::c_int); 8] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("mnt", libc::CLONE_NEWNS),
+    ("pid", libc::CLONE_NEWPID),
+    ("time", libc::CLONE_NEWTIME),
+];
+
+/// The container's namespaces that differ from the runtime's, opened.
+fn open_namespaces(pid: i32) -> Result<Vec<(&'static str, CloneFlags, OwnedFd)>> {
+    let mut out = vec![];
+    for (name, flag) in NAMESPACES {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let Ok(target) = std::fs::read_link(&theirs) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/self/ns/{name}")).ok() == Some(target) {
+            continue;
+        }
+        let fd = nix::fcntl::open(
+            theirs.as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::sys(format!("open {theirs}"), e))?;
+        out.push((name, CloneFlags::from_bits_retain(flag), sys::own_fd(fd)));
+    }
+    Ok(out)
+}
+
+impl Container {
+    /// Runs a new process in this container.
+    pub fn exec(&self, opts: &ExecOptions) -> Result<ExecOutcome> {
+        let status = self.status();
+        match status {
+            Status::Running | Status::Created => {}
+            Status::Paused if opts.ignore_paused => {}
+            Status::Paused => {
+                return Err(self.state_error(
+                    status,
+                    "cannot exec in a paused container (use --ignore-paused)",
+                ))
+            }
+            _ => {
+                return Err(
+                    self.state_error(status, "cannot exec in a container that is not running")
+                )
+            }
+        }
+        let p = &opts.process;
+        let args = p.args().as_deref().unwrap_or_default();
+        if args.is_empty() {
+            return Err(Error::Config("process.args: must name a program".into()));
+        }
+        if !p.cwd().is_absolute() {
+            return Err(Error::Config(format!(
+                "process.cwd {:?}: must be an absolute path",
+                p.cwd()
+            )));
+        }
+        let caps = CapSets::from_spec(p.capabilities().as_ref())?;
+        for fd in 3..3 + opts.preserve_fds as i32 {
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
+                .map_err(|_| Error::Config(format!("--preserve-fds: fd {fd} is not open")))?;
+        }
+        let terminal = p.terminal().unwrap_or(false);
+        if !terminal && opts.console_socket.is_some() {
+            return Err(Error::Config(
+                "--console-socket given but the process has no terminal".into(),
+            ));
+        }
+        if terminal && opts.detach && opts.console_socket.is_none() {
+            return Err(Error::Config(
+                "a detached process with a terminal needs --console-socket".into(),
+            ));
+        }
+        let (proxy_end, console) = match (&opts.console_socket, terminal) {
+            (Some(path), _) => (
+                None,
+                Some(
+                    UnixStream::connect(path)
+                        .map_err(|e| Error::path("connect console socket", path, &e))?,
+                ),
+            ),
+            (None, true) => {
+                let (a, b) = UnixStream::pair().map_err(|e| Error::sys("socketpair", &e))?;
+                (Some(a), Some(b))
+            }
+            (None, false) => (None, None),
+        };
+        let init = self.saved.pid;
+        let nss = open_namespaces(init)?;
+        let share_mnt = !nss.iter().any(|(n, _, _)| *n == "mnt");
+        let fg = if opts.detach {
+            None
+        } else {
+            Some(Foreground::begin()?)
+        };
+        let (parent_chan, child_chan) = channel::pair()?;
+        let pid = clone_into(&nss, || {
+            child(
+                &nss,
+                share_mnt,
+                &self.saved.rootfs,
+                p,
+                &caps,
+                console.as_ref(),
+                opts.preserve_fds,
+                &child_chan,
+            )
+        })?;
+        drop(child_chan);
+        drop(console);
+        let result = (|| {
+            let mut cg_path = self.saved.cgroup_path.clone();
+            if let Some(sub) = &opts.sub_cgroup {
+                cg_path = cg_path.join(sub);
+            }
+            let cg = estiba_cgroups::Cgroup::open(&cg_path, self.saved.systemd_cgroup)?;
+            // In a frozen cgroup the process could never get to exec.
+            if status == Status::Paused {
+                cg.enter_unfrozen(pid)?;
+            } else {
+                cg.enter(pid)?;
+            }
+            parent_chan.send(&Msg::Go(pid))?;
+            match parent_chan.recv()? {
+                None => Ok(()),
+                Some(Msg::Fail(msg)) => Err(Error::Init(msg)),
+                Some(other) => Err(Error::Init(format!(
+                    "unexpected message {other:?} from exec'd process"
+                ))),
+            }
+        })();
+        if let Err(e) = result {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return Err(e);
+        }
+        if let Some(pid_file) = &opts.pid_file {
+            crate::create::write_pid_file(pid_file, pid)?;
+        }
+        let Some(fg) = fg else {
+            return Ok(ExecOutcome::Detached(pid));
+        };
+        let pty = match &proxy_end {
+            Some(sock) => Some(crate::console::recv_fd(sock)?),
+            None => None,
+        };
+        fg.wait(pid, pty).map(ExecOutcome::Exited)
+    }
+}
+
+/// Enters the pid and time namespaces for children, clones, and returns
+/// to the runtime's own. `child` runs in the clone and never returns.
+fn clone_into(
+    nss: &[(&'static str, CloneFlags, OwnedFd)],
+    child: impl FnOnce() -> Result<std::convert::Infallible>,
+) -> Result<i32> {
+    let for_children: Vec<_> = nss
+        .iter()
+        .filter(|(n, _, _)| matches!(*n, "pid" | "time"))
+        .collect();
+    let mut restore = vec![];
+    for (name, flag, fd) in &for_children {
+        let own = nix::fcntl::open(
+            format!("/proc/self/ns/{name}").as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::sys(format!("open own {name} namespace"), e))?;
+        restore.push((sys::own_fd(own), *flag));
+        nix::sched::setns(fd.as_fd(), *flag)
+            .map_err(|e| Error::sys(format!("join the container's {name} namespace"), e))?;
+    }
+    let pid = sys::clone_fork(0);
+    if pid == Ok(0) {
+        let code = match child() {
+            Ok(never) => match never {},
+            Err(_) => 1,
+        };
+        sys::exit_now(code);
+    }
+    for (fd, flag) in &restore {
+        let _ = nix::sched::setns(fd.as_fd(), *flag);
+    }
+    pid.map_err(|e| Error::sys("clone exec process", e))
+}
+
+/// In the clone: waits for the cgroup, joins the namespaces, sets the
+/// process up and execs. Failures go to the parent over `chan`.
+#[allow(clippy::too_many_arguments)]
+fn child(
+    nss: &[(&'static str, CloneFlags, OwnedFd)],
+    share_mnt: bool,
+    rootfs: &std::path::Path,
+    p: &Process,
+    caps: &CapSets,
+    console: Option<&UnixStream>,
+    preserve_fds: u32,
+    chan: &Channel,
+) -> Result<std::convert::Infallible> {
+    let res = (|| -> Result<Error> {
+        // The process's memory is the runtime's until exec: keep other
+        // container processes from reading it or its /proc/<pid>/exe.
+        sys::prctl(libc::PR_SET_DUMPABLE, 0)
+            .map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
+        match chan.recv()? {
+            Some(Msg::Go(_)) => {}
+            _ => sys::exit_now(1),
+        }
+        // User first: it decides what the others may do.
+        for (name, flag, fd) in nss.iter().filter(|(n, _, _)| !matches!(*n, "pid" | "time")) {
+            nix::sched::setns(fd.as_fd(), *flag).map_err(|e| {
+                Error::Sys(format!("join the container's {name} namespace: {}", Os(e)))
+            })?;
+        }
+        if share_mnt {
+            nix::unistd::chroot(rootfs).map_err(|e| Error::path("chroot", rootfs, e))?;
+        }
+        nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
+        if let Some(sock) = console {
+            sys::setsid();
+            let size = p
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16));
+            crate::console::setup(sock, size, false)?;
+        }
+        let env = p.env().clone().unwrap_or_default();
+        let args = p.args().as_deref().unwrap_or_default();
+        let program = process::look_path(&args[0], &env)?;
+        let exec = process::ExecArgs::new(&program, args, &env)?;
+        process::finalize(p, caps, true, preserve_fds)?;
+        Ok(exec.exec())
+    })();
+    let err = match res {
+        Ok(exec_error) => exec_error,
+        Err(e) => e,
+    };
+    let _ = chan.send(&Msg::Fail(err.to_string()));
+    Err(err)
+}
