@@ -575,7 +575,7 @@ fn runtime_binary_cannot_be_overwritten_from_the_container() {
         "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     });
     let attack = "n=3; me=$(readlink /proc/self/exe); while [ ! -e /tmp/stop ]; do \
-        for p in /proc/[0-9]*; do t=$(readlink $p/exe 2>/dev/null) || continue; [ \"$t\" = \"$me\" ] && continue; \
+        for p in /proc/[0-9]*; do t=$(readlink $p/exe 2>/dev/null) || continue; [ \"$t\" = \"$me\" ] && continue; [ $n -le 9 ] || continue; \
         case \"$t\" in *estiba*) eval \"exec $n< $p/exe\" 2>/dev/null && { echo held $p $t >> /tmp/hits; n=$((n+1)); };; esac; done; done; \
         for fd in /proc/self/fd/*; do case $(readlink $fd) in *estiba*) echo pwned >> $fd 2>/dev/null && echo wrote $fd >> /tmp/hits;; esac; done; \
         touch /tmp/done; sleep 1000";
@@ -604,4 +604,94 @@ fn runtime_binary_cannot_be_overwritten_from_the_container() {
         "a container process opened the runtime's exe: {hits}"
     );
     w.bin = binary();
+}
+
+#[test]
+fn privileged_container_cannot_overwrite_the_runtime_either() {
+    if !can_run("privileged_container_cannot_overwrite_the_runtime_either") {
+        return;
+    }
+    // With CAP_SYS_PTRACE the kernel lets the container reach estiba's
+    // exe: estiba must then run from a sealed copy of itself.
+    let mut w = sleeper("cveptrace");
+    let copy = w.dir.join("estiba-copy");
+    std::fs::copy(binary(), &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    w.bin = copy.clone();
+    w.config["root"]["readonly"] = json!(false);
+    let caps = json!([
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_ADMIN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_KILL"
+    ]);
+    w.config["process"]["capabilities"] =
+        json!({"bounding": caps, "effective": caps, "permitted": caps});
+    let attack = "n=3; me=$(readlink /proc/self/exe); while [ ! -e /tmp/stop ]; do \
+        for p in /proc/[0-9]*; do t=$(readlink $p/exe 2>/dev/null) || continue; [ \"$t\" = \"$me\" ] && continue; [ $n -le 9 ] || continue; \
+        case \"$t\" in *estiba*) eval \"exec $n< $p/exe\" 2>/dev/null && { echo held $p $t >> /tmp/hits; n=$((n+1)); };; esac; done; done; \
+        for fd in /proc/self/fd/*; do case $(readlink $fd) in *estiba*) echo pwned >> $fd 2>/dev/null && echo wrote $fd >> /tmp/hits;; esac; done; \
+        touch /tmp/done; sleep 1000";
+    w.config["process"]["args"] = json!(["sh", "-c", attack]);
+    let id = w.running("c");
+    for _ in 0..60 {
+        let out = w.estiba(&["exec", &id, "true"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    std::fs::write(w.rootfs().join("tmp/stop"), "").unwrap();
+    let done = w.rootfs().join("tmp/done");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(done.exists(), "attacker did not finish");
+    let hits = std::fs::read_to_string(w.rootfs().join("tmp/hits")).unwrap_or_default();
+    assert!(
+        before == std::fs::read(&copy).unwrap(),
+        "the runtime binary was modified: {hits}"
+    );
+    // What it could hold, it held through a sealed memfd, not the file.
+    assert!(!hits.contains("estiba-copy"), "{hits}");
+    w.bin = binary();
+}
+
+#[test]
+fn apparmor_profile_without_apparmor_is_an_error() {
+    if !can_run("apparmor_profile_without_apparmor_is_an_error") {
+        return;
+    }
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y");
+    let mut w = sleeper("apparmor");
+    let id = w.running("c");
+    let out = w.estiba(&[
+        "exec",
+        "--apparmor",
+        "unconfined",
+        &id,
+        "cat",
+        "/proc/self/attr/current",
+    ]);
+    if apparmor {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("unconfined"),
+            "{}",
+            text(&out.stdout)
+        );
+    } else {
+        println!(
+            "skipped: applying a real AppArmor profile: AppArmor is not enabled on this kernel"
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("AppArmor is not enabled"),
+            "{}",
+            text(&out.stderr)
+        );
+        w.config["process"]["apparmorProfile"] = json!("docker-default");
+        let (cid, out) = w.create("d", &[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(!w.root.join(cid).exists());
+    }
 }

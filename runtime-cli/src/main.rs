@@ -214,9 +214,44 @@ fn main() -> ExitCode {
     }
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
-        Err(msg) => {
+        // Nothing was done yet: start over from a sealed copy of ourselves.
+        Err(Failure::NeedsSealed) => match estiba_core::selfprotect::reexec_sealed() {
+            Ok(never) => match never {},
+            Err(err) => {
+                logging::error(&err.to_string());
+                ExitCode::from(1)
+            }
+        },
+        Err(Failure::Msg(msg)) => {
             logging::error(&msg);
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Why a command failed.
+enum Failure {
+    Msg(String),
+    NeedsSealed,
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Msg(s)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(s: &str) -> Self {
+        Failure::Msg(s.to_string())
+    }
+}
+
+impl From<estiba_core::Error> for Failure {
+    fn from(e: estiba_core::Error) -> Self {
+        match e {
+            estiba_core::Error::NeedsSealedRuntime => Failure::NeedsSealed,
+            other => Failure::Msg(other.to_string()),
         }
     }
 }
@@ -233,38 +268,33 @@ fn create_options(cli: &Cli, f: &CreateFlags) -> CreateOptions {
     o
 }
 
-fn dispatch(cli: &Cli) -> Result<u8, String> {
-    let e = |e: estiba_core::Error| e.to_string();
+fn dispatch(cli: &Cli) -> Result<u8, Failure> {
     let Some(cmd) = &cli.command else {
         return Err("no command given; see estiba --help".into());
     };
     match cmd {
         Command::Create(f) => {
-            estiba_core::create(&create_options(cli, f)).map_err(e)?;
+            estiba_core::create(&create_options(cli, f))?;
         }
-        Command::Start { id } => Container::load(&cli.root, id)
-            .and_then(|c| c.start())
-            .map_err(e)?,
+        Command::Start { id } => Container::load(&cli.root, id).and_then(|c| c.start())?,
         Command::State { id } => {
-            let c = Container::load(&cli.root, id).map_err(e)?;
+            let c = Container::load(&cli.root, id)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&c.state()).map_err(|x| x.to_string())?
             );
         }
         Command::Kill { all, id, signal } => {
-            let sig = estiba_core::signal::parse(signal).map_err(e)?;
-            Container::load(&cli.root, id)
-                .and_then(|c| c.kill(sig, *all))
-                .map_err(e)?;
+            let sig = estiba_core::signal::parse(signal)?;
+            Container::load(&cli.root, id).and_then(|c| c.kill(sig, *all))?;
         }
         Command::Delete { force, id } => match Container::load(&cli.root, id) {
-            Ok(c) => c.delete(*force).map_err(e)?,
+            Ok(c) => c.delete(*force)?,
             // Engines delete --force once more after the container is gone.
             Err(estiba_core::Error::NotFound(_)) if *force => {
                 let _ = std::fs::remove_dir(cli.root.join(id));
             }
-            Err(err) => return Err(err.to_string()),
+            Err(err) => return Err(err.into()),
         },
         Command::Run {
             detach,
@@ -273,29 +303,25 @@ fn dispatch(cli: &Cli) -> Result<u8, String> {
         } => {
             let opts = create_options(cli, flags);
             if *detach {
-                estiba_core::create(&opts).map_err(e)?;
+                estiba_core::create(&opts)?;
                 if let Err(err) = Container::load(&cli.root, &flags.id).and_then(|c| c.start()) {
                     if let Ok(c) = Container::load(&cli.root, &flags.id) {
                         let _ = c.delete(true);
                     }
-                    return Err(err.to_string());
+                    return Err(err.into());
                 }
                 return Ok(0);
             }
             if *keep {
                 return Err("--keep is not supported yet".into());
             }
-            let code = estiba_core::run_foreground(&opts).map_err(e)?;
+            let code = estiba_core::run_foreground(&opts)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => list(cli, format, *quiet)?,
         Command::Exec(f) => return exec(cli, f),
-        Command::Pause { id } => Container::load(&cli.root, id)
-            .and_then(|c| c.pause())
-            .map_err(e)?,
-        Command::Resume { id } => Container::load(&cli.root, id)
-            .and_then(|c| c.resume())
-            .map_err(e)?,
+        Command::Pause { id } => Container::load(&cli.root, id).and_then(|c| c.pause())?,
+        Command::Resume { id } => Container::load(&cli.root, id).and_then(|c| c.resume())?,
         Command::Ps {
             format,
             id,
@@ -306,7 +332,7 @@ fn dispatch(cli: &Cli) -> Result<u8, String> {
             let rootless = cli.rootless == "true";
             let path = bundle.join("config.json");
             if path.exists() {
-                return Err(format!("file {} exists; remove it first", path.display()));
+                return Err(format!("file {} exists; remove it first", path.display()).into());
             }
             let ids = rootless.then(|| {
                 (
@@ -327,16 +353,16 @@ fn dispatch(cli: &Cli) -> Result<u8, String> {
         }
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
-            return Err(format!(
-                "command {name:?} is not supported by this version of estiba"
-            ));
+            return Err(
+                format!("command {name:?} is not supported by this version of estiba").into(),
+            );
         }
     }
     Ok(0)
 }
 
-fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, String> {
-    let c = Container::load(&cli.root, &f.id).map_err(|e| e.to_string())?;
+fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
+    let c = Container::load(&cli.root, &f.id)?;
     let process = match &f.process {
         Some(path) => {
             let text = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
@@ -355,8 +381,8 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, String> {
                 apparmor: f.apparmor.clone(),
                 process_label: f.process_label.clone(),
             };
-            let base = c.process().map_err(|e| e.to_string())?;
-            estiba_core::process_from_flags(base.as_ref(), &flags).map_err(|e| e.to_string())?
+            let base = c.process()?;
+            estiba_core::process_from_flags(base.as_ref(), &flags)?
         }
     };
     let mut opts = estiba_core::ExecOptions::new(process);
@@ -366,7 +392,7 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, String> {
     opts.preserve_fds = f.preserve_fds;
     opts.ignore_paused = f.ignore_paused;
     opts.sub_cgroup = f.cgroup.clone();
-    match c.exec(&opts).map_err(|e| e.to_string())? {
+    match c.exec(&opts)? {
         estiba_core::ExecOutcome::Detached(_) => Ok(0),
         estiba_core::ExecOutcome::Exited(code) => Ok(code.clamp(0, 255) as u8),
     }

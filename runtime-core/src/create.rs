@@ -36,6 +36,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// Run even where a container process could reach the runtime's exe
+    /// (see [`crate::selfprotect`]); the CLI re-executes sealed instead.
+    pub allow_unsealed: bool,
 }
 
 impl CreateOptions {
@@ -50,6 +53,7 @@ impl CreateOptions {
             no_new_keyring: false,
             preserve_fds: 0,
             systemd_cgroup: false,
+            allow_unsealed: false,
         }
     }
 }
@@ -74,6 +78,8 @@ pub(crate) struct Prepared {
     /// Whether the parent runs prestart/createRuntime hooks mid-way.
     pub parent_hooks: bool,
     pub console: Option<UnixStream>,
+    /// The pty's size when the spec gives none (the caller's terminal's).
+    pub console_size: Option<(u16, u16)>,
     pub exec_listener: OwnedFd,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -137,7 +143,7 @@ impl Drop for Cleanup {
 }
 
 pub fn create(opts: &CreateOptions) -> Result<Created> {
-    create_with_console(opts, None)
+    create_with_console(opts, None, None)
 }
 
 /// `create` where the pty master goes to `console` (one end of a socket
@@ -146,13 +152,21 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
 pub(crate) fn create_with_console(
     opts: &CreateOptions,
     console: Option<UnixStream>,
+    console_size: Option<(u16, u16)>,
 ) -> Result<Created> {
     id::validate(&opts.id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let spec = &bundle.spec;
+    let needs_sealed = crate::selfprotect::container_needs_sealed_runtime(spec);
+    if needs_sealed && !opts.allow_unsealed && !crate::selfprotect::running_sealed() {
+        return Err(Error::NeedsSealedRuntime);
+    }
     let plan = Plan::from_spec(spec)?;
     let process = spec.process().as_ref();
     let caps = CapSets::from_spec(process.and_then(|p| p.capabilities().as_ref()))?;
+    if let Some(p) = process {
+        crate::lsm::validate(p)?;
+    }
     if spec
         .linux()
         .as_ref()
@@ -258,6 +272,7 @@ pub(crate) fn create_with_console(
             .unwrap_or_default(),
         oci_version: spec.version().clone(),
         created_done: false,
+        needs_sealed,
     };
     saved.save(&dir)?;
     cleanup.cgroup = Some(estiba_cgroups::Cgroup::open(
@@ -286,6 +301,7 @@ pub(crate) fn create_with_console(
         hooks,
         parent_hooks,
         console,
+        console_size,
         exec_listener,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,

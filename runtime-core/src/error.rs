@@ -68,6 +68,11 @@ pub enum Error {
     Signal(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The container's processes may hold CAP_SYS_PTRACE outside a user
+    /// namespace: run the runtime from a sealed copy of itself first
+    /// ([`crate::selfprotect::reexec_sealed`]) or set `allow_unsealed`.
+    #[error("the container may hold CAP_SYS_PTRACE: the runtime must run from a sealed copy of itself (CVE-2019-5736)")]
+    NeedsSealedRuntime,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -31,6 +31,8 @@ pub struct ExecOptions {
     pub ignore_paused: bool,
     /// A sub-cgroup of the container's (cgroup v2) to run in.
     pub sub_cgroup: Option<String>,
+    /// See [`crate::CreateOptions::allow_unsealed`].
+    pub allow_unsealed: bool,
 }
 
 impl ExecOptions {
@@ -43,6 +45,7 @@ impl ExecOptions {
             preserve_fds: 0,
             ignore_paused: false,
             sub_cgroup: None,
+            allow_unsealed: false,
         }
     }
 }
@@ -142,10 +145,11 @@ pub fn process_from_flags(base: Option<&Process>, f: &ProcessFlags) -> Result<Pr
         p.set_no_new_privileges(Some(true));
     }
     p.set_terminal(Some(f.tty));
-    if f.apparmor.is_some() || f.process_label.is_some() {
-        return Err(Error::Unsupported(
-            "--apparmor and --process-label: AppArmor and SELinux are not supported yet".into(),
-        ));
+    if let Some(profile) = &f.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &f.process_label {
+        p.set_selinux_label(Some(label.clone()));
     }
     Ok(p)
 }
@@ -203,6 +207,10 @@ impl Container {
             }
         }
         let p = &opts.process;
+        let needs_sealed = self.saved.needs_sealed || crate::selfprotect::has_ptrace(p);
+        if needs_sealed && !opts.allow_unsealed && !crate::selfprotect::running_sealed() {
+            return Err(Error::NeedsSealedRuntime);
+        }
         let args = p.args().as_deref().unwrap_or_default();
         if args.is_empty() {
             return Err(Error::Config("process.args: must name a program".into()));
@@ -214,6 +222,7 @@ impl Container {
             )));
         }
         let caps = CapSets::from_spec(p.capabilities().as_ref())?;
+        crate::lsm::validate(p)?;
         for fd in 3..3 + opts.preserve_fds as i32 {
             nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
                 .map_err(|_| Error::Config(format!("--preserve-fds: fd {fd} is not open")))?;
@@ -243,6 +252,17 @@ impl Container {
             }
             (None, false) => (None, None),
         };
+        // The pty gets its size before the program runs: the caller's
+        // terminal's when estiba proxies it, else consoleSize.
+        let size = p
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16))
+            .or_else(|| {
+                proxy_end
+                    .as_ref()
+                    .and_then(|_| sys::get_winsize(0))
+                    .map(|w| (w.ws_row, w.ws_col))
+            });
         let init = self.saved.pid;
         let nss = open_namespaces(init)?;
         let share_mnt = !nss.iter().any(|(n, _, _)| *n == "mnt");
@@ -259,7 +279,7 @@ impl Container {
                 &self.saved.rootfs,
                 p,
                 &caps,
-                console.as_ref(),
+                console.as_ref().map(|c| (c, size)),
                 opts.preserve_fds,
                 &child_chan,
             )
@@ -354,7 +374,7 @@ fn child(
     rootfs: &std::path::Path,
     p: &Process,
     caps: &CapSets,
-    console: Option<&UnixStream>,
+    console: Option<(&UnixStream, Option<(u16, u16)>)>,
     preserve_fds: u32,
     chan: &Channel,
 ) -> Result<std::convert::Infallible> {
@@ -377,11 +397,8 @@ fn child(
             nix::unistd::chroot(rootfs).map_err(|e| Error::path("chroot", rootfs, e))?;
         }
         nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
-        if let Some(sock) = console {
+        if let Some((sock, size)) = console {
             sys::setsid();
-            let size = p
-                .console_size()
-                .map(|b| (b.height() as u16, b.width() as u16));
             crate::console::setup(sock, size, false)?;
         }
         let env = p.env().clone().unwrap_or_default();

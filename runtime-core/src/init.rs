@@ -121,7 +121,8 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(process::ExecArgs
     if let Some(sock) = &p.console {
         let size = process
             .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
+            .map(|b| (b.height() as u16, b.width() as u16))
+            .or(p.console_size);
         crate::console::setup(sock, size, true)?;
     }
     let args = process.args().as_deref().unwrap_or_default();

@@ -206,6 +206,7 @@ pub fn finalize(
         set_no_new_privs()?;
     }
     sys::umask(process.user().umask().unwrap_or(0o022));
+    crate::lsm::apply(process)?;
     sys::reset_signals();
     close_runtime_fds(preserved_fds)
 }

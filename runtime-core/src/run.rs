@@ -13,6 +13,12 @@ use crate::foreground::Foreground;
 /// Runs the container to completion; returns its exit code.
 pub fn run_foreground(opts: &CreateOptions) -> Result<i32> {
     let bundle = crate::bundle::Bundle::load(&opts.bundle)?;
+    if crate::selfprotect::container_needs_sealed_runtime(&bundle.spec)
+        && !opts.allow_unsealed
+        && !crate::selfprotect::running_sealed()
+    {
+        return Err(Error::NeedsSealedRuntime);
+    }
     let terminal = bundle
         .spec
         .process()
@@ -26,7 +32,11 @@ pub fn run_foreground(opts: &CreateOptions) -> Result<i32> {
         (None, None)
     };
     let fg = Foreground::begin()?;
-    let created = create_with_console(opts, theirs)?;
+    let size = theirs
+        .as_ref()
+        .and_then(|_| crate::sys::get_winsize(0))
+        .map(|w| (w.ws_row, w.ws_col));
+    let created = create_with_console(opts, theirs, size)?;
     let result = (|| {
         let pty = match &ours {
             Some(sock) => Some(crate::console::recv_fd(sock)?),

@@ -71,6 +71,9 @@ pub struct Saved {
     pub oci_version: String,
     /// Set once `create` has handed over.
     pub created_done: bool,
+    /// Container processes may reach a runtime's exe: exec must run sealed.
+    #[serde(default)]
+    pub needs_sealed: bool,
 }
 
 /// The OCI state document (plus runc's extra fields engines read).
@@ -268,6 +271,7 @@ mod tests {
             poststop: vec![],
             oci_version: "1.0.0".into(),
             created_done: true,
+            needs_sealed: false,
         };
         assert!(!s.init_alive());
         s.pid_start = start;
