@@ -25,6 +25,18 @@ pub fn binary() -> PathBuf {
     panic!("estiba binary not found: run `cargo build -p estiba` first or set ESTIBA_BIN");
 }
 
+/// The `probe` helper binary built with the tests.
+pub fn probe_binary() -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    for profile in ["debug", "release"] {
+        let p = target.join(profile).join("probe");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("probe binary not found: cargo builds it with the integration tests");
+}
+
 /// The busybox this machine has (Debian's busybox-static).
 pub fn busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox"]
@@ -143,6 +155,30 @@ impl World {
         let id = format!("{}-{suffix}", self.name);
         self.ids.push(id.clone());
         id
+    }
+
+    /// Copies the `probe` binary (and the shared libraries it needs) into
+    /// the rootfs as /bin/probe.
+    pub fn install_probe(&self) {
+        let probe = probe_binary();
+        let rootfs = self.rootfs();
+        std::fs::copy(&probe, rootfs.join("bin/probe")).expect("copy probe");
+        let ldd = Command::new("ldd").arg(&probe).output().expect("ldd");
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+            let path = line
+                .split("=>")
+                .last()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            if path.starts_with('/') {
+                let dest = rootfs.join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                std::fs::copy(path, &dest).expect("copy library");
+            }
+        }
     }
 
     pub fn rootfs(&self) -> PathBuf {
@@ -324,3 +360,97 @@ pub fn ns_inode(pid: &str, ns: &str) -> String {
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+/// Docker's default capabilities (what `docker run` grants).
+pub const DOCKER_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// An engine's seccomp profile (docker/podman format: `archMap`,
+/// `includes`/`excludes`) turned into the OCI `linux.seccomp` the engine
+/// passes for a container with `caps`, on this machine (x86_64), the way
+/// docker's and podman's own code does it.
+pub fn engine_profile_to_oci(path: &Path, caps: &[&str]) -> Option<Value> {
+    let p: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let native = "SCMP_ARCH_X86_64";
+    let go_arch = "amd64";
+    let mut arches = vec![native.to_string()];
+    for m in p["archMap"].as_array().into_iter().flatten() {
+        if m["architecture"] == native {
+            for s in m["subArchitectures"].as_array().into_iter().flatten() {
+                arches.push(s.as_str()?.to_string());
+            }
+        }
+    }
+    let kernel: Vec<u32> = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()?
+        .split(|c: char| !c.is_ascii_digit())
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let has = |list: &Value, c: &str| list.as_array().into_iter().flatten().any(|v| v == c);
+    let mut rules = vec![];
+    for r in p["syscalls"].as_array().into_iter().flatten() {
+        let inc = &r["includes"];
+        let exc = &r["excludes"];
+        if inc["arches"].as_array().is_some_and(|a| !a.is_empty()) && !has(&inc["arches"], go_arch)
+        {
+            continue;
+        }
+        if has(&exc["arches"], go_arch) {
+            continue;
+        }
+        if inc["caps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| !caps.contains(&c.as_str().unwrap_or("")))
+        {
+            continue;
+        }
+        if exc["caps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| caps.contains(&c.as_str().unwrap_or("")))
+        {
+            continue;
+        }
+        if let Some(min) = inc["minKernel"].as_str() {
+            let want: Vec<u32> = min.split('.').filter_map(|x| x.parse().ok()).collect();
+            if kernel < want {
+                continue;
+            }
+        }
+        let mut rule = serde_json::json!({"names": r["names"], "action": r["action"]});
+        if let Some(a) = r.get("args").filter(|a| !a.is_null()) {
+            rule["args"] = a.clone();
+        }
+        if let Some(e) = r.get("errnoRet").filter(|e| !e.is_null()) {
+            rule["errnoRet"] = e.clone();
+        }
+        rules.push(rule);
+    }
+    let mut out = serde_json::json!({"defaultAction": p["defaultAction"], "architectures": arches, "syscalls": rules});
+    if let Some(e) = p.get("defaultErrnoRet").filter(|e| !e.is_null()) {
+        out["defaultErrnoRet"] = e.clone();
+    }
+    Some(out)
+}
+
+pub const PODMAN_PROFILE: &str = "/usr/share/containers/seccomp.json";
+pub const DOCKER_PROFILE: &str =
+    "/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json";

@@ -208,12 +208,8 @@ fn unsupported_things_say_so() {
         return;
     }
     let mut w = World::new("unsupported");
-    w.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
     w.write_config();
     let id = w.id("c");
-    create_fails(&mut w, &id, "seccomp");
-    w.config["linux"].as_object_mut().unwrap().remove("seccomp");
-    w.write_config();
     let bundle = w.bundle.to_string_lossy().into_owned();
     let out = Command::new(binary())
         .arg("--root")
@@ -228,4 +224,8 @@ fn unsupported_things_say_so() {
         text(&out.stderr)
     );
     assert!(!w.root.join(&id).exists());
+    // Commands estiba does not have yet say so.
+    let out = w.estiba(&["update", "--memory", "1000000", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not supported"), "{}", text(&out.stderr));
 }

@@ -191,11 +191,16 @@ impl Container {
         )?)
     }
 
-    /// The container's config.json `process`, the base of `exec`.
-    pub fn process(&self) -> Result<Option<oci_spec::runtime::Process>> {
+    /// The container's config.json (from its bundle).
+    pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
         let path = self.saved.bundle.join("config.json");
         let text = std::fs::read(&path).map_err(|e| Error::path("read", &path, &e))?;
-        Ok(crate::bundle::parse_spec(&text)?.process().clone())
+        crate::bundle::parse_spec(&text)
+    }
+
+    /// The container's config.json `process`, the base of `exec`.
+    pub fn process(&self) -> Result<Option<oci_spec::runtime::Process>> {
+        Ok(self.spec()?.process().clone())
     }
 
     /// Removes a stopped container (with `force`, stops it first): its

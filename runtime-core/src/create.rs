@@ -85,6 +85,31 @@ pub(crate) struct Prepared {
     pub no_new_keyring: bool,
     pub preserved_fds: u32,
     pub setgroups_allowed: bool,
+    pub seccomp: Option<crate::process::SeccompPlan>,
+}
+
+/// The container's seccomp filter, compiled (and its listener connected)
+/// before any process exists, so a bad profile fails create cleanly.
+pub(crate) fn compile_seccomp(
+    spec: &oci_spec::runtime::Spec,
+) -> Result<Option<crate::process::SeccompPlan>> {
+    let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let filter = estiba_seccomp::compile(s).map_err(|e| Error::Config(e.to_string()))?;
+    let listener = match s.listener_path() {
+        Some(path) if filter.notify => Some(
+            UnixStream::connect(path)
+                .map_err(|e| Error::path("connect seccomp listener", path, &e))?,
+        ),
+        _ => None,
+    };
+    Ok(Some(crate::process::SeccompPlan {
+        filter,
+        listener,
+        metadata: s.listener_metadata().clone().unwrap_or_default(),
+        state: serde_json::Value::Null,
+    }))
 }
 
 /// The result of a successful create.
@@ -167,17 +192,7 @@ pub(crate) fn create_with_console(
     if let Some(p) = process {
         crate::lsm::validate(p)?;
     }
-    if spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .is_some()
-    {
-        return Err(Error::Unsupported(
-            "linux.seccomp is not supported yet; refusing to run without the requested filter"
-                .into(),
-        ));
-    }
+    let seccomp = compile_seccomp(spec)?;
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     let has_console = opts.console_socket.is_some() || console.is_some();
     match (terminal, has_console) {
@@ -292,6 +307,7 @@ pub(crate) fn create_with_console(
     let hooks = stage_hooks(spec);
     let parent_hooks = !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty();
     let prepared = Prepared {
+        seccomp,
         setgroups_allowed: true,
         bundle,
         plan,

@@ -223,6 +223,11 @@ impl Container {
         }
         let caps = CapSets::from_spec(p.capabilities().as_ref())?;
         crate::lsm::validate(p)?;
+        // The container's seccomp profile applies to exec'd processes too.
+        let mut seccomp = crate::create::compile_seccomp(&self.spec()?)?;
+        if let Some(plan) = &mut seccomp {
+            plan.state = serde_json::to_value(self.state()).unwrap_or_default();
+        }
         for fd in 3..3 + opts.preserve_fds as i32 {
             nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
                 .map_err(|_| Error::Config(format!("--preserve-fds: fd {fd} is not open")))?;
@@ -280,6 +285,7 @@ impl Container {
                 p,
                 &caps,
                 console.as_ref().map(|c| (c, size)),
+                seccomp.as_ref(),
                 opts.preserve_fds,
                 &child_chan,
             )
@@ -375,6 +381,7 @@ fn child(
     p: &Process,
     caps: &CapSets,
     console: Option<(&UnixStream, Option<(u16, u16)>)>,
+    seccomp: Option<&process::SeccompPlan>,
     preserve_fds: u32,
     chan: &Channel,
 ) -> Result<std::convert::Infallible> {
@@ -405,7 +412,7 @@ fn child(
         let args = p.args().as_deref().unwrap_or_default();
         let program = process::look_path(&args[0], &env)?;
         let exec = process::ExecArgs::new(&program, args, &env)?;
-        process::finalize(p, caps, true, preserve_fds)?;
+        process::finalize(p, caps, true, preserve_fds, seccomp)?;
         Ok(exec.exec())
     })();
     let err = match res {

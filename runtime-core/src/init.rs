@@ -167,5 +167,17 @@ fn finish(p: &Prepared, host_pid: i32) -> Result<()> {
     state.pid = host_pid;
     let state_json = serde_json::to_vec(&state).unwrap_or_default();
     hooks::run_all("startContainer", &p.hooks.start_container, &state_json)?;
-    process::finalize(process, &p.caps, p.setgroups_allowed, p.preserved_fds)
+    let seccomp = p.seccomp.as_ref().map(|plan| process::SeccompPlan {
+        filter: plan.filter.clone(),
+        listener: plan.listener.as_ref().and_then(|l| l.try_clone().ok()),
+        metadata: plan.metadata.clone(),
+        state: serde_json::to_value(&state).unwrap_or_default(),
+    });
+    process::finalize(
+        process,
+        &p.caps,
+        p.setgroups_allowed,
+        p.preserved_fds,
+        seccomp.as_ref(),
+    )
 }

