@@ -454,3 +454,27 @@ pub fn engine_profile_to_oci(path: &Path, caps: &[&str]) -> Option<Value> {
 pub const PODMAN_PROFILE: &str = "/usr/share/containers/seccomp.json";
 pub const DOCKER_PROFILE: &str =
     "/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json";
+
+/// Whether the host is pure cgroup v2.
+pub fn cgroup_v2() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 "))
+        })
+        .unwrap_or(false)
+}
+
+/// A file of the container's cgroup as seen from the host: the v1 file in
+/// `controller`'s hierarchy, or the v2 one.
+pub fn cgroup_file(path: &str, controller: &str, v1: &str, v2: &str) -> Option<String> {
+    let rel = path.trim_start_matches('/');
+    let p = if cgroup_v2() {
+        format!("/sys/fs/cgroup/{rel}/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{controller}/{rel}/{v1}")
+    };
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+}

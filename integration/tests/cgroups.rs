@@ -1,23 +1,35 @@
-//! The container runs in its cgroup with its limits; the cgroup goes away
-//! with the container. (Full cgroup coverage is a separate issue.)
+//! The container runs in its cgroup with its limits, on cgroup v1 (this
+//! host) and v2 (the qemu guest: integration/vm/run.sh); the cgroup goes
+//! away with the container.
 
-use estiba_integration::{can_run, cgroup_dirs, text, World};
+use estiba_integration::{can_run, cgroup_dirs, cgroup_file, cgroup_v2, text, World};
 use serde_json::json;
 
-fn v1(controller: &str) -> bool {
-    std::path::Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join("cgroup.procs")
-        .exists()
+fn have(controller: &str) -> bool {
+    if cgroup_v2() {
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == controller))
+    } else {
+        std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("cgroup.procs")
+            .exists()
+    }
+}
+
+fn skip_without(test: &str, controllers: &[&str]) -> bool {
+    if let Some(c) = controllers.iter().find(|c| !have(c)) {
+        println!("skipped: {test}: no {c} controller here");
+        return true;
+    }
+    false
 }
 
 #[test]
-fn memory_cpu_pids_limits_on_v1() {
-    if !can_run("memory_cpu_pids_limits_on_v1") {
-        return;
-    }
-    if !(v1("memory") && v1("cpu") && v1("pids")) {
-        println!("skipped: memory_cpu_pids_limits_on_v1: needs cgroup v1 memory, cpu and pids (the v2 guest covers v2)");
+fn memory_cpu_pids_limits() {
+    if !can_run("memory_cpu_pids_limits")
+        || skip_without("memory_cpu_pids_limits", &["memory", "cpu", "pids"])
+    {
         return;
     }
     let mut w = World::new("cglimits");
@@ -25,68 +37,79 @@ fn memory_cpu_pids_limits_on_v1() {
     w.config["linux"]["resources"]["cpu"] =
         json!({"shares": 512, "quota": 50000, "period": 100000});
     w.config["linux"]["resources"]["pids"] = json!({"limit": 42});
-    w.script("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/pids/pids.max; cat /proc/self/cgroup | grep memory; sleep 100");
-    w.config["process"]["args"] = json!(["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/pids/pids.max; sleep 100"]);
-    let log = w.dir.join("out");
+    w.args(&["sleep", "100"]);
     let (id, out) = w.create("c", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    // From outside: the files of the container's own cgroup.
-    let read = |c: &str, f: &str| {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{c}/{id}/{f}"))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
-    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
-    assert_eq!(read("cpu", "cpu.shares"), "512");
-    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
-    assert_eq!(read("pids", "pids.max"), "42");
+    let path = format!("/{id}");
+    assert_eq!(
+        cgroup_file(&path, "memory", "memory.limit_in_bytes", "memory.max").as_deref(),
+        Some("67108864")
+    );
+    assert_eq!(
+        cgroup_file(&path, "pids", "pids.max", "pids.max").as_deref(),
+        Some("42")
+    );
+    if cgroup_v2() {
+        assert_eq!(
+            cgroup_file(&path, "cpu", "", "cpu.max").as_deref(),
+            Some("50000 100000")
+        );
+        let weight: u64 = cgroup_file(&path, "cpu", "", "cpu.weight")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            weight < 100,
+            "shares 512 must map below the default weight: {weight}"
+        );
+    } else {
+        assert_eq!(
+            cgroup_file(&path, "cpu", "cpu.cfs_quota_us", "").as_deref(),
+            Some("50000")
+        );
+        assert_eq!(
+            cgroup_file(&path, "cpu", "cpu.shares", "").as_deref(),
+            Some("512")
+        );
+    }
     let pid = w.state(&id)["pid"].as_i64().unwrap().to_string();
+    let procs = cgroup_file(&path, "pids", "cgroup.procs", "cgroup.procs").unwrap_or_default();
     assert!(
-        read("memory", "cgroup.procs").lines().any(|l| l == pid),
-        "init not in its memory cgroup"
+        procs.lines().any(|l| l == pid),
+        "init not in its cgroup: {procs:?}"
     );
-    assert!(
-        read("pids", "cgroup.procs").lines().any(|l| l == pid),
-        "init not in its pids cgroup"
-    );
-    drop(log);
     assert!(w.estiba(&["delete", "--force", &id]).status.success());
     assert!(cgroup_dirs(&id).is_empty(), "left: {:?}", cgroup_dirs(&id));
 }
 
 #[test]
 fn limits_seen_from_inside_through_cgroup_namespace() {
-    if !can_run("limits_seen_from_inside_through_cgroup_namespace") {
-        return;
-    }
-    if !v1("memory") {
-        println!(
-            "skipped: limits_seen_from_inside_through_cgroup_namespace: needs cgroup v1 memory"
-        );
+    if !can_run("limits_seen_from_inside_through_cgroup_namespace")
+        || skip_without("limits_seen_from_inside", &["memory", "pids"])
+    {
         return;
     }
     let mut w = World::new("cginside");
     w.config["linux"]["resources"]["memory"] = json!({"limit": 33554432});
     w.config["linux"]["resources"]["pids"] = json!({"limit": 17});
-    w.script("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep memory /proc/self/cgroup");
+    if cgroup_v2() {
+        w.script("cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; cat /proc/self/cgroup");
+    } else {
+        w.script("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep memory /proc/self/cgroup");
+    }
     let out = w.run_ok("c");
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], "33554432", "{out}");
     assert_eq!(l[1], "17", "{out}");
     assert!(
-        l[2].ends_with(":memory:/"),
+        l[2].ends_with(":/"),
         "cgroup namespace root should be the container's cgroup: {out}"
     );
 }
 
 #[test]
-fn cgroups_path_absolute_and_relative() {
-    if !can_run("cgroups_path_absolute_and_relative") {
-        return;
-    }
-    if !v1("pids") {
-        println!("skipped: cgroups_path_absolute_and_relative: needs cgroup v1 pids");
+fn cgroups_path_absolute() {
+    if !can_run("cgroups_path_absolute") || skip_without("cgroups_path_absolute", &["pids"]) {
         return;
     }
     let mut w = World::new("cgpath");
@@ -96,11 +119,22 @@ fn cgroups_path_absolute_and_relative() {
     let (id, out) = w.create("c", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pid = w.state(&id)["pid"].as_i64().unwrap().to_string();
-    let procs =
-        std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{name}/inner/cgroup.procs")).unwrap();
-    assert!(procs.lines().any(|l| l == pid));
+    let procs = cgroup_file(
+        &format!("/{name}/inner"),
+        "pids",
+        "cgroup.procs",
+        "cgroup.procs",
+    )
+    .unwrap_or_default();
+    assert!(procs.lines().any(|l| l == pid), "{procs:?}");
     assert!(w.estiba(&["delete", "--force", &id]).status.success());
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/{name}/inner")).exists());
+    assert!(cgroup_file(
+        &format!("/{name}/inner"),
+        "pids",
+        "cgroup.procs",
+        "cgroup.procs"
+    )
+    .is_none());
     for d in cgroup_dirs(&name) {
         let _ = std::fs::remove_dir(d);
     }
@@ -108,11 +142,8 @@ fn cgroups_path_absolute_and_relative() {
 
 #[test]
 fn memory_limit_is_enforced() {
-    if !can_run("memory_limit_is_enforced") {
-        return;
-    }
-    if !v1("memory") {
-        println!("skipped: memory_limit_is_enforced: needs cgroup v1 memory");
+    if !can_run("memory_limit_is_enforced") || skip_without("memory_limit_is_enforced", &["memory"])
+    {
         return;
     }
     let mut w = World::new("oom");
@@ -122,7 +153,12 @@ fn memory_limit_is_enforced() {
         .as_array_mut()
         .unwrap()
         .push(json!({"destination":"/big","type":"tmpfs","source":"tmpfs","options":["size=64m"]}));
-    w.script("dd if=/dev/zero of=/big/f bs=1M count=48 2>/dev/null; echo dd=$?; grep -w oom_kill /sys/fs/cgroup/memory/memory.oom_control | cut -d' ' -f2");
+    let events = if cgroup_v2() {
+        "grep -w oom_kill /sys/fs/cgroup/memory.events"
+    } else {
+        "grep -w oom_kill /sys/fs/cgroup/memory/memory.oom_control"
+    };
+    w.script(&format!("dd if=/dev/zero of=/big/f bs=1M count=48 2>/dev/null; echo dd=$?; {events} | cut -d' ' -f2"));
     let out = w.run("c");
     let stdout = text(&out.stdout);
     // Either the whole container was OOM-killed, or dd was (the pages stay
@@ -142,4 +178,26 @@ fn memory_limit_is_enforced() {
             text(&out.stderr)
         );
     }
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb() {
+    if !can_run("pids_limit_stops_a_fork_bomb")
+        || skip_without("pids_limit_stops_a_fork_bomb", &["pids"])
+    {
+        return;
+    }
+    let mut w = World::new("forkbomb");
+    w.config["linux"]["resources"]["pids"] = json!({"limit": 10});
+    // Start 30 sleepers in a subshell; past the limit its fork fails and it
+    // gives up. Then read pids.current with builtins only (no fork left).
+    let f = if cgroup_v2() {
+        "/sys/fs/cgroup/pids.current"
+    } else {
+        "/sys/fs/cgroup/pids/pids.current"
+    };
+    w.script(&format!("(i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); done) 2>/dev/null; read c < {f}; echo $c"));
+    let out = w.run_ok("c");
+    let current: u64 = out.lines().last().unwrap().trim().parse().unwrap();
+    assert!(current <= 10, "pids.current {current} above pids.max 10");
 }

@@ -227,5 +227,9 @@ fn unsupported_things_say_so() {
     // Commands estiba does not have yet say so.
     let out = w.estiba(&["update", "--memory", "1000000", &id]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not supported"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not supported"),
+        "{}",
+        text(&out.stderr)
+    );
 }

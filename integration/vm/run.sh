@@ -1,0 +1,45 @@
+#!/bin/bash
+# integration/vm/run.sh DIR -- COMMAND...: runs COMMAND (as root, cwd as
+# now) in a qemu guest with Debian's kernel booted cgroup v2 only, DIR shared
+# read-write at its own path and the host's / read-only underneath. Prints
+# its stdout and stderr and exits with its code (124 on timeout, 125 when
+# the guest did not run it). TCG here (the sandbox's /dev/kvm is PVM, which
+# cannot run a stock kernel); KVM where a real one exists
+# (ESTIBA_VM_ACCEL=kvm). ESTIBA_VM_TIMEOUT (s, default 1500).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${ESTIBA_VM_CACHE:-$HOME/.cache/estiba-vm}
+[ "${1:-}" ] && [ "${2:-}" = "--" ] || { echo "usage: $0 DIR -- COMMAND..." >&2; exit 2; }
+share=$(realpath -e "$1") || exit 2
+shift 2
+"$here/build.sh" || exit 125
+ctl=$(mktemp -d /tmp/estiba-vm.XXXXXX)
+trap 'rm -rf "$ctl"' EXIT
+printf '%q ' "$@" > "$ctl/cmd"
+printf 'SHARE=%q\nCWD=%q\n' "$share" "$(pwd -P)" > "$ctl/env"
+case "${ESTIBA_VM_ACCEL:-tcg}" in
+    kvm) accel=(-accel kvm -cpu host) ;;
+    *) accel=(-accel tcg -cpu max) ;;
+esac
+start=$(date +%s.%N)
+timeout -k 5 "${ESTIBA_VM_TIMEOUT:-1500}" qemu-system-x86_64 \
+    -nodefaults -no-user-config -display none -monitor none -no-reboot \
+    -machine pc "${accel[@]}" -smp "$(nproc)" -m 2G \
+    -kernel "$cache/vmlinux" -initrd "$cache/initrd" \
+    -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all rdinit=/init" \
+    -serial "file:$ctl/console" \
+    -fsdev "local,id=ctl,path=$ctl,security_model=none" -device virtio-9p-pci,fsdev=ctl,mount_tag=vmctl \
+    -fsdev "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap" -device virtio-9p-pci,fsdev=root,mount_tag=hostroot \
+    -fsdev "local,id=share,path=$share,security_model=none,multidevs=remap" -device virtio-9p-pci,fsdev=share,mount_tag=share \
+    </dev/null >"$ctl/qemu.log" 2>&1
+qrc=$?
+cat "$ctl/out" 2>/dev/null
+cat "$ctl/err" 2>/dev/null >&2
+if [ $qrc = 124 ]; then echo "vm: timed out" >&2; exit 124; fi
+if [ ! -f "$ctl/rc" ]; then
+    echo "vm: the guest did not run the command; console tail:" >&2
+    tail -n 20 "$ctl/console" >&2; tail -n 20 "$ctl/qemu.log" >&2
+    exit 125
+fi
+printf 'vm: %.1f s in the guest\n' "$(echo "$(date +%s.%N) - $start" | bc -l)" >&2
+exit "$(cat "$ctl/rc")"
