@@ -179,6 +179,21 @@ impl Cgroup {
         Ok(())
     }
 
+    /// `update`: applies only what `resources` holds.
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        if needs_libcgroups(resources) {
+            self.apply_with_libcgroups(resources)?;
+        }
+        if let (false, Some(rules), Some(dir)) = (
+            self.unified,
+            resources.devices().as_deref(),
+            self.dir_of("devices"),
+        ) {
+            devices::apply_v1(dir, rules)?;
+        }
+        Ok(())
+    }
+
     fn apply_with_libcgroups(&self, resources: &LinuxResources) -> Result<()> {
         use libcgroups::common::{
             create_cgroup_manager, CgroupConfig, CgroupManager, ControllerOpt,

@@ -201,3 +201,91 @@ fn pids_limit_stops_a_fork_bomb() {
     let current: u64 = out.lines().last().unwrap().trim().parse().unwrap();
     assert!(current <= 10, "pids.current {current} above pids.max 10");
 }
+
+#[test]
+fn update_with_flags_and_resources_json() {
+    if !can_run("update_with_flags_and_resources_json")
+        || skip_without("update", &["memory", "pids", "cpu"])
+    {
+        return;
+    }
+    let mut w = World::new("update");
+    w.config["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+    w.config["linux"]["resources"]["pids"] = json!({"limit": 42});
+    w.args(&["sleep", "100"]);
+    let id = w.running("c");
+    let path = format!("/{id}");
+    // runc's flags.
+    let out = w.estiba(&[
+        "update",
+        "--memory",
+        "96m",
+        "--pids-limit",
+        "77",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "100000",
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        cgroup_file(&path, "memory", "memory.limit_in_bytes", "memory.max").as_deref(),
+        Some("100663296")
+    );
+    assert_eq!(
+        cgroup_file(&path, "pids", "pids.max", "pids.max").as_deref(),
+        Some("77")
+    );
+    if cgroup_v2() {
+        assert_eq!(
+            cgroup_file(&path, "cpu", "", "cpu.max").as_deref(),
+            Some("20000 100000")
+        );
+    } else {
+        assert_eq!(
+            cgroup_file(&path, "cpu", "cpu.cfs_quota_us", "").as_deref(),
+            Some("20000")
+        );
+    }
+    // The JSON containerd sends, on stdin; what it leaves out stays.
+    let json_path = w.dir.join("resources.json");
+    std::fs::write(&json_path, json!({"pids": {"limit": 55}}).to_string()).unwrap();
+    let out = std::process::Command::new(&w.bin)
+        .arg("--root")
+        .arg(&w.root)
+        .args(["update", "--resources", "-", &id])
+        .stdin(std::fs::File::open(&json_path).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        cgroup_file(&path, "pids", "pids.max", "pids.max").as_deref(),
+        Some("55")
+    );
+    assert_eq!(
+        cgroup_file(&path, "memory", "memory.limit_in_bytes", "memory.max").as_deref(),
+        Some("100663296")
+    );
+    // Seen from inside too.
+    let out = w.estiba(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(text(&out.stdout).trim(), "55");
+    // Bad values name the resource.
+    let out = w.estiba(&["update", "--memory", "lots", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("lots"), "{}", text(&out.stderr));
+    assert!(w.estiba(&["kill", &id, "KILL"]).status.success());
+    assert!(w.wait_status(&id, "stopped"));
+    assert_eq!(
+        w.estiba(&["update", "--pids-limit", "5", &id])
+            .status
+            .code(),
+        Some(1)
+    );
+}

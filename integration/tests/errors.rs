@@ -225,7 +225,7 @@ fn unsupported_things_say_so() {
     );
     assert!(!w.root.join(&id).exists());
     // Commands estiba does not have yet say so.
-    let out = w.estiba(&["update", "--memory", "1000000", &id]);
+    let out = w.estiba(&["checkpoint", &id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("not supported"),

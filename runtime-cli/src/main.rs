@@ -125,6 +125,50 @@ struct ExecFlags {
     command: Vec<String>,
 }
 
+#[derive(Args, Clone)]
+struct UpdateFlags {
+    /// linux.resources JSON (as containerd sends it); "-" reads stdin
+    #[arg(short = 'r', long)]
+    resources: Option<PathBuf>,
+    /// Memory limit in bytes
+    #[arg(long)]
+    memory: Option<String>,
+    /// Memory plus swap limit in bytes (-1: unlimited)
+    #[arg(long = "memory-swap")]
+    memory_swap: Option<String>,
+    /// Memory soft limit in bytes
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-shares")]
+    cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds (-1: unlimited)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    /// CPU realtime runtime in microseconds
+    #[arg(long = "cpu-rt-runtime")]
+    cpu_rt_runtime: Option<i64>,
+    /// CPU realtime period in microseconds
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    /// CPUs to use (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes to use
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Maximum number of pids (-1: unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Block IO weight (10-1000)
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    id: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a container (its process waits for `start`)
@@ -185,7 +229,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
-    /// Not supported yet: update, events, checkpoint, restore
+    /// Change a container's resource limits (runc's flags, or --resources FILE|-)
+    Update(UpdateFlags),
+    /// Not supported yet: events, checkpoint, restore
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -320,6 +366,10 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         }
         Command::List { format, quiet } => list(cli, format, *quiet)?,
         Command::Exec(f) => return exec(cli, f),
+        Command::Update(f) => {
+            let resources = update_resources(f)?;
+            Container::load(&cli.root, &f.id)?.update(&resources)?;
+        }
         Command::Pause { id } => Container::load(&cli.root, id).and_then(|c| c.pause())?,
         Command::Resume { id } => Container::load(&cli.root, id).and_then(|c| c.resume())?,
         Command::Ps {
@@ -396,6 +446,78 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
         estiba_core::ExecOutcome::Detached(_) => Ok(0),
         estiba_core::ExecOutcome::Exited(code) => Ok(code.clamp(0, 255) as u8),
     }
+}
+
+/// A memory size: bytes, or with k/m/g (as runc accepts), or -1.
+fn bytes(s: &str) -> Result<i64, Failure> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    num.parse::<i64>()
+        .map(|n| if n < 0 { n } else { n * mult })
+        .map_err(|_| format!("invalid size {s:?}").into())
+}
+
+/// `update`'s flags (or --resources) as linux.resources.
+fn update_resources(f: &UpdateFlags) -> Result<oci_spec::runtime::LinuxResources, Failure> {
+    use serde_json::{json, Map, Value};
+    if let Some(path) = &f.resources {
+        let text = if path.as_os_str() == "-" {
+            let mut s = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut s)
+                .map_err(|e| format!("read stdin: {e}"))?;
+            s
+        } else {
+            std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?
+        };
+        return serde_json::from_slice(&text).map_err(|e| format!("--resources: {e}").into());
+    }
+    let mut r = Map::new();
+    let mut memory = Map::new();
+    if let Some(v) = &f.memory {
+        memory.insert("limit".into(), json!(bytes(v)?));
+    }
+    if let Some(v) = &f.memory_swap {
+        memory.insert("swap".into(), json!(bytes(v)?));
+    }
+    if let Some(v) = &f.memory_reservation {
+        memory.insert("reservation".into(), json!(bytes(v)?));
+    }
+    if !memory.is_empty() {
+        r.insert("memory".into(), Value::Object(memory));
+    }
+    let mut cpu = Map::new();
+    for (k, v) in [
+        ("shares", f.cpu_shares.map(|v| json!(v))),
+        ("quota", f.cpu_quota.map(|v| json!(v))),
+        ("period", f.cpu_period.map(|v| json!(v))),
+        ("realtimeRuntime", f.cpu_rt_runtime.map(|v| json!(v))),
+        ("realtimePeriod", f.cpu_rt_period.map(|v| json!(v))),
+        ("cpus", f.cpuset_cpus.as_ref().map(|v| json!(v))),
+        ("mems", f.cpuset_mems.as_ref().map(|v| json!(v))),
+    ] {
+        if let Some(v) = v {
+            cpu.insert(k.into(), v);
+        }
+    }
+    if !cpu.is_empty() {
+        r.insert("cpu".into(), Value::Object(cpu));
+    }
+    if let Some(v) = f.pids_limit {
+        r.insert("pids".into(), json!({"limit": v}));
+    }
+    if let Some(v) = f.blkio_weight {
+        r.insert("blockIO".into(), json!({"weight": v}));
+    }
+    if r.is_empty() {
+        return Err("update: nothing to change (give --resources or a limit flag)".into());
+    }
+    serde_json::from_value(Value::Object(r)).map_err(|e| format!("update: {e}").into())
 }
 
 /// `ps`: JSON is the pid list; a table is `ps`'s own output (default

@@ -184,6 +184,17 @@ impl Container {
         Ok(pids)
     }
 
+    /// Changes the container's resource limits; fields left out stay as
+    /// they are.
+    pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let status = self.status();
+        if matches!(status, Status::Stopped | Status::Creating) {
+            return Err(self.state_error(status, "cannot update a container that is not running"));
+        }
+        self.cgroup()?.update(resources)?;
+        Ok(())
+    }
+
     fn cgroup(&self) -> Result<estiba_cgroups::Cgroup> {
         Ok(estiba_cgroups::Cgroup::open(
             &self.saved.cgroup_path,
