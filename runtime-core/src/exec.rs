@@ -166,23 +166,31 @@ const NAMESPACES: [(&str, libc::c_int); 8] = [
 ];
 
 /// The container's namespaces that differ from the runtime's, opened.
+/// Compared by the inodes of the opened files: a lookup that fails is an
+/// error, never "the same namespace" (that would run the process outside
+/// the container).
 fn open_namespaces(pid: i32) -> Result<Vec<(&'static str, CloneFlags, OwnedFd)>> {
     let mut out = vec![];
     for (name, flag) in NAMESPACES {
         let theirs = format!("/proc/{pid}/ns/{name}");
-        let Ok(target) = std::fs::read_link(&theirs) else {
-            continue;
-        };
-        if std::fs::read_link(format!("/proc/self/ns/{name}")).ok() == Some(target) {
-            continue;
-        }
-        let fd = nix::fcntl::open(
+        let fd = match nix::fcntl::open(
             theirs.as_str(),
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| Error::sys(format!("open {theirs}"), e))?;
-        out.push((name, CloneFlags::from_bits_retain(flag), sys::own_fd(fd)));
+        ) {
+            Ok(fd) => sys::own_fd(fd),
+            // A kernel without this namespace type (time before 5.6).
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(Error::sys(format!("open {theirs}"), e)),
+        };
+        let their = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
+            .map_err(|e| Error::sys(format!("stat {theirs}"), e))?;
+        let ours = nix::sys::stat::stat(format!("/proc/self/ns/{name}").as_str())
+            .map_err(|e| Error::sys(format!("stat /proc/self/ns/{name}"), e))?;
+        if (their.st_dev, their.st_ino) == (ours.st_dev, ours.st_ino) {
+            continue;
+        }
+        out.push((name, CloneFlags::from_bits_retain(flag), fd));
     }
     Ok(out)
 }
@@ -270,7 +278,20 @@ impl Container {
             });
         let init = self.saved.pid;
         let nss = open_namespaces(init)?;
-        let share_mnt = !nss.iter().any(|(n, _, _)| *n == "mnt");
+        // The init's root, taken before joining: after setns(mnt) the kernel
+        // puts us at the namespace's original root, which is not the
+        // container's pivoted root when the runtime itself runs chrooted.
+        let root_path = format!("/proc/{init}/root");
+        let init_root = sys::own_fd(
+            nix::fcntl::open(
+                root_path.as_str(),
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| Error::sys(format!("open {root_path}"), e))?,
+        );
         let fg = if opts.detach {
             None
         } else {
@@ -280,8 +301,7 @@ impl Container {
         let pid = clone_into(&nss, || {
             child(
                 &nss,
-                share_mnt,
-                &self.saved.rootfs,
+                &init_root,
                 p,
                 &caps,
                 console.as_ref().map(|c| (c, size)),
@@ -376,8 +396,7 @@ fn clone_into(
 #[allow(clippy::too_many_arguments)]
 fn child(
     nss: &[(&'static str, CloneFlags, OwnedFd)],
-    share_mnt: bool,
-    rootfs: &std::path::Path,
+    init_root: &OwnedFd,
     p: &Process,
     caps: &CapSets,
     console: Option<(&UnixStream, Option<(u16, u16)>)>,
@@ -400,9 +419,9 @@ fn child(
                 Error::Sys(format!("join the container's {name} namespace: {}", Os(e)))
             })?;
         }
-        if share_mnt {
-            nix::unistd::chroot(rootfs).map_err(|e| Error::path("chroot", rootfs, e))?;
-        }
+        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(init_root))
+            .map_err(|e| Error::sys("enter the container's root", e))?;
+        nix::unistd::chroot(".").map_err(|e| Error::sys("chroot to the container's root", e))?;
         nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
         if let Some((sock, size)) = console {
             sys::setsid();
