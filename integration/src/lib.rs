@@ -478,3 +478,51 @@ pub fn cgroup_file(path: &str, controller: &str, v1: &str, v2: &str) -> Option<S
         .ok()
         .map(|s| s.trim().to_string())
 }
+
+impl World {
+    /// Drops namespace `typ` from the config (the container shares the
+    /// runtime's).
+    pub fn without_namespace(&mut self, typ: &str) {
+        let ns: Vec<Value> = self.config["linux"]["namespaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["type"] != typ)
+            .cloned()
+            .collect();
+        self.config["linux"]["namespaces"] = Value::Array(ns);
+    }
+}
+
+/// Accepts one connection on `listener` and receives what is sent with
+/// SCM_RIGHTS (runc's console-socket protocol, the seccomp listener's): the
+/// message body and the fds.
+pub fn receive_fds(
+    listener: &std::os::unix::net::UnixListener,
+) -> (Vec<u8>, Vec<std::os::fd::OwnedFd>) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (conn, _) = listener.accept().expect("accept");
+    let mut buf = vec![0u8; 8192];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let mut fds = vec![];
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: the kernel just installed these descriptors for us.
+            fds.extend(
+                raw.into_iter()
+                    .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    let n = msg.bytes;
+    buf.truncate(n);
+    (buf, fds)
+}

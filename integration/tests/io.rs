@@ -1,13 +1,11 @@
 //! What crosses the runtime's edges: pid file, console socket (SCM_RIGHTS),
 //! preserved fds and LISTEN_FDS, and the JSON log engines read.
 
-use std::io::{IoSliceMut, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::Read;
 use std::os::unix::net::UnixListener;
 use std::process::Command;
 
 use estiba_integration::{binary, can_run, text, World};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 
 #[test]
@@ -34,25 +32,9 @@ fn console_socket_receives_pty_master() {
         .stderr(std::fs::File::create(w.dir.join("create.err")).unwrap())
         .spawn()
         .unwrap();
-    let (conn, _) = listener.accept().unwrap();
-    let mut buf = [0u8; 256];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut master = None;
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the kernel just installed this descriptor for us.
-            master = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-        }
-    }
-    let master = master.expect("no fd received over the console socket");
+    let (_, mut fds) = estiba_integration::receive_fds(&listener);
+    assert_eq!(fds.len(), 1, "no fd received over the console socket");
+    let master = fds.remove(0);
     let status = create.wait().unwrap();
     let err = std::fs::read_to_string(w.dir.join("create.err")).unwrap_or_default();
     assert!(status.success(), "create: {err}");

@@ -144,14 +144,7 @@ fn kill_all_reaches_every_process() {
     let mut w = World::new("killall");
     // Without a pid namespace the init is not special: --all must still
     // reach the background sleeper.
-    let ns = w.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "pid")
-        .cloned()
-        .collect();
-    w.config["linux"]["namespaces"] = serde_json::Value::Array(ns);
+    w.without_namespace("pid");
     w.script("sleep 1000 & sleep 1000");
     let (id, out) = w.create("c", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));

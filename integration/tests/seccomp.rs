@@ -2,7 +2,6 @@
 //! architectures (a 32-bit `int 0x80` call is filtered by the x86 rules),
 //! notify listeners, and bad profiles refused at create.
 
-use std::io::IoSliceMut;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 
@@ -328,39 +327,18 @@ fn notify_sends_the_listener_fd_and_state() {
     let (id, out) = w.create("c", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(w.estiba(&["start", &id]).status.success());
-    let (conn, _) = listener.accept().unwrap();
-    let mut buf = vec![0u8; 8192];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .unwrap();
-    let fds: Vec<i32> = msg
-        .cmsgs()
-        .unwrap()
-        .filter_map(|c| match c {
-            nix::sys::socket::ControlMessageOwned::ScmRights(f) => Some(f),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let n = msg.bytes;
-    let body: Value = serde_json::from_slice(&buf[..n]).unwrap();
+    let (msg, fds) = estiba_integration::receive_fds(&listener);
+    let body: Value = serde_json::from_slice(&msg).unwrap();
     assert_eq!(fds.len(), 1);
     assert_eq!(body["fds"], json!(["seccompFd"]));
     assert_eq!(body["metadata"], "hello-agent");
     assert_eq!(body["state"]["id"], id.as_str());
     assert!(body["pid"].as_i64().unwrap() > 0);
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", fds[0])).unwrap();
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fds[0].as_raw_fd())).unwrap();
     assert!(
         link.to_string_lossy().contains("seccomp notify"),
         "{link:?}"
     );
-    let _ = nix::unistd::close(fds[0]);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
-use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::connect;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Os, Result};
@@ -91,15 +91,7 @@ impl Container {
             return Err(c.state_error(status, "cannot start a container that is not created"));
         }
         let lock = c.lock.as_ref().map(|l| l.as_raw_fd()).unwrap_or(-1);
-        let sock = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(|e| Error::sys("socket", e))?;
-        let addr = UnixAddr::new(format!("/proc/self/fd/{lock}/{EXEC_SOCKET}").as_str())
-            .map_err(|e| Error::sys("exec socket address", e))?;
+        let (sock, addr) = state::exec_socket(lock)?;
         connect(sock.as_raw_fd(), &addr)
             .map_err(|e| Error::path("connect", c.dir.join(EXEC_SOCKET), e))?;
         // Only one start may ever get through.

@@ -8,9 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{kill, Signal};
-use nix::sys::socket::{
-    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{bind, listen, Backlog};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::Hook;
@@ -379,16 +377,7 @@ pub(crate) fn create_with_console(
 /// The exec socket `start` connects to; bound through the state dir's fd so
 /// a long `--root` never hits the 108-byte socket path limit.
 fn listen_socket(dir_fd: &OwnedFd, dir: &Path) -> Result<OwnedFd> {
-    let sock = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| Error::sys("socket", e))?;
-    let addr =
-        UnixAddr::new(format!("/proc/self/fd/{}/{EXEC_SOCKET}", dir_fd.as_raw_fd()).as_str())
-            .map_err(|e| Error::sys("exec socket address", e))?;
+    let (sock, addr) = state::exec_socket(dir_fd.as_raw_fd())?;
     bind(sock.as_raw_fd(), &addr).map_err(|e| Error::path("bind", dir.join(EXEC_SOCKET), e))?;
     listen(&sock, Backlog::new(1).unwrap_or(Backlog::MAXCONN))
         .map_err(|e| Error::path("listen", dir.join(EXEC_SOCKET), e))?;

@@ -181,6 +181,25 @@ pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
     Some((start, zombie))
 }
 
+/// A socket for the exec socket of the state dir open as `dir_fd`, and its
+/// address: through `/proc/self/fd/N/`, so a long `--root` never hits the
+/// 108-byte socket path limit. `create` binds it, `start` connects.
+pub fn exec_socket(
+    dir_fd: std::os::fd::RawFd,
+) -> Result<(std::os::fd::OwnedFd, nix::sys::socket::UnixAddr)> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::sys("socket", e))?;
+    let addr = UnixAddr::new(format!("/proc/self/fd/{dir_fd}/{EXEC_SOCKET}").as_str())
+        .map_err(|e| Error::sys("exec socket address", e))?;
+    Ok((sock, addr))
+}
+
 /// `<root>/<id>`, after the id was validated.
 pub fn container_dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
