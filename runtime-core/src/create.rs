@@ -95,6 +95,9 @@ pub(crate) fn compile_seccomp(
         return Ok(None);
     };
     let filter = estiba_seccomp::compile(s).map_err(|e| Error::Config(e.to_string()))?;
+    for (arch, name) in &filter.skipped {
+        crate::log::debug!("linux.seccomp: {arch:?} has no syscall {name:?}; skipped");
+    }
     let listener = match s.listener_path() {
         Some(path) if filter.notify => Some(
             UnixStream::connect(path)

@@ -55,6 +55,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         }
     }
     let mut notify = false;
+    let mut skipped = vec![];
     // Per architecture: number → treatment.
     let mut per_arch: BTreeMap<Table, BTreeMap<u32, Treat>> =
         tables.iter().map(|t| (*t, BTreeMap::new())).collect();
@@ -74,7 +75,10 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         }
         for name in rule.names() {
             for t in &tables {
-                let Some(nr) = t.number(name) else { continue };
+                let Some(nr) = t.number(name) else {
+                    skipped.push((*t, name.clone()));
+                    continue;
+                };
                 let entry = per_arch
                     .get_mut(t)
                     .expect("table")
@@ -175,6 +179,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         program,
         flags,
         notify,
+        skipped,
     })
 }
 
@@ -401,6 +406,18 @@ mod tests {
         assert_eq!(run(&f.program, 64, X86, [0; 6]), ret::ALLOW);
         assert_eq!(run(&f.program, 110 | X32_BIT, X86_64, [0; 6]), ret::ALLOW);
         assert_eq!(run(&f.program, 110, X86, [0; 6]), ret::ERRNO | 1);
+        assert!(f.skipped.is_empty());
+        let g = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+            "syscalls":[{"names":["socketcall","no_such_call"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        assert!(g
+            .skipped
+            .contains(&(Table::X86_64, "socketcall".to_string())));
+        assert!(!g.skipped.contains(&(Table::X86, "socketcall".to_string())));
+        assert!(g
+            .skipped
+            .contains(&(Table::X86, "no_such_call".to_string())));
         assert_eq!(
             run(&f.program, 39 | X32_BIT, X86_64, [0; 6]),
             ret::ERRNO | 1

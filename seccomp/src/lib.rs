@@ -37,6 +37,9 @@ pub struct Filter {
     pub flags: u32,
     /// Some rule notifies: install with a listener and pass its fd on.
     pub notify: bool,
+    /// Syscall names an architecture of the filter does not have, skipped
+    /// there (as runc skips them), for the caller to log.
+    pub skipped: Vec<(Table, String)>,
 }
 
 pub const FLAG_TSYNC: u32 = 1;
