@@ -111,11 +111,6 @@ impl Cgroup {
         &self.path
     }
 
-    /// Whether the host is pure cgroup v2.
-    pub fn unified(&self) -> bool {
-        self.unified
-    }
-
     /// The container's directory in the hierarchy holding `controller`
     /// (v1), or in the unified hierarchy.
     pub fn dir_of(&self, controller: &str) -> Option<&Path> {
