@@ -9,6 +9,8 @@
 //! container needs and which are a handful of writes.
 
 mod devices;
+/// The statistics types `Cgroup::stats` returns (libcgroups').
+pub use libcgroups::stats;
 pub mod hierarchy;
 
 use std::io::Write;
@@ -214,6 +216,40 @@ impl Cgroup {
             freezer_state: None,
         };
         manager.apply(&opt).map_err(|e| apply_err(e.to_string()))
+    }
+
+    /// Usage and limits, as libcgroups reads them.
+    pub fn stats(&self) -> Result<libcgroups::stats::Stats> {
+        use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
+        let err = |msg: String| Error::Io {
+            path: self.path.clone(),
+            msg,
+        };
+        let manager = create_cgroup_manager(CgroupConfig {
+            cgroup_path: self.path.clone(),
+            systemd_cgroup: false,
+            container_name: String::new(),
+        })
+        .map_err(|e| err(e.to_string()))?;
+        manager.stats().map_err(|e| err(e.to_string()))
+    }
+
+    /// How many times the kernel's OOM killer killed in this cgroup (v1
+    /// memory.oom_control, v2 memory.events).
+    pub fn oom_kills(&self) -> u64 {
+        let (file, dir) = if self.unified {
+            ("memory.events", self.dir_of(""))
+        } else {
+            ("memory.oom_control", self.dir_of("memory"))
+        };
+        dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|v| v.trim().parse().ok())
+                })
+            })
+            .unwrap_or(0)
     }
 
     /// Every pid in the cgroup (and its sub-cgroups).

@@ -289,3 +289,73 @@ fn update_with_flags_and_resources_json() {
         Some(1)
     );
 }
+
+#[test]
+fn events_stats_and_oom() {
+    if !can_run("events_stats_and_oom") || skip_without("events", &["memory", "pids", "cpu"]) {
+        return;
+    }
+    let mut w = World::new("events");
+    w.config["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 33554432});
+    w.config["linux"]["resources"]["pids"] = json!({"limit": 50});
+    w.config["root"]["readonly"] = json!(false);
+    w.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination":"/big","type":"tmpfs","source":"tmpfs","options":["size=128m"]}),
+    );
+    // Wait for a go, then blow the memory limit from a child (the init stays).
+    w.script("while [ ! -e /tmp/go ]; do sleep 0.05; done; (dd if=/dev/zero of=/big/f bs=1M count=100 2>/dev/null); sleep 100");
+    let id = w.running("c");
+    let out = w.estiba(&["events", "--stats", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["type"], "stats");
+    assert_eq!(e["id"], id.as_str());
+    assert_eq!(e["data"]["memory"]["usage"]["limit"], 33554432);
+    assert!(
+        e["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{e}"
+    );
+    assert_eq!(e["data"]["pids"]["limit"], 50);
+    assert!(e["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{e}");
+    assert!(e["data"]["cpu"]["usage"]["total"].as_u64().is_some(), "{e}");
+    // The stream: stats, and an oom event once the limit kills.
+    let log = w.dir.join("events.log");
+    let mut stream = std::process::Command::new(&w.bin)
+        .arg("--root")
+        .arg(&w.root)
+        .args(["events", "--interval", "300ms", &id])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(w.rootfs().join("tmp/go"), "").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline
+        && !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("\"oom\"")
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = stream.kill();
+    let _ = stream.wait();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["type"] == "stats"),
+        "no stats in the stream"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "oom" && l["id"] == id.as_str()),
+        "no oom event: {lines:?}"
+    );
+    // A stopped container has no stats.
+    assert!(w.estiba(&["kill", &id, "KILL"]).status.success());
+    assert!(w.wait_status(&id, "stopped"));
+    assert_eq!(w.estiba(&["events", "--stats", &id]).status.code(), Some(1));
+}

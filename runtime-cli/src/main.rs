@@ -231,7 +231,17 @@ enum Command {
     },
     /// Change a container's resource limits (runc's flags, or --resources FILE|-)
     Update(UpdateFlags),
-    /// Not supported yet: events, checkpoint, restore
+    /// Container events: stats every --interval and OOM kills (--stats: once)
+    Events {
+        /// Print the stats once and exit
+        #[arg(long)]
+        stats: bool,
+        /// How often to print stats (Go duration: 5s, 500ms, 1m)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Not supported yet: checkpoint, restore
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -366,6 +376,11 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         }
         Command::List { format, quiet } => list(cli, format, *quiet)?,
         Command::Exec(f) => return exec(cli, f),
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => events(cli, id, *stats, interval)?,
         Command::Update(f) => {
             let resources = update_resources(f)?;
             Container::load(&cli.root, &f.id)?.update(&resources)?;
@@ -445,6 +460,67 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
     match c.exec(&opts)? {
         estiba_core::ExecOutcome::Detached(_) => Ok(0),
         estiba_core::ExecOutcome::Exited(code) => Ok(code.clamp(0, 255) as u8),
+    }
+}
+
+/// A Go duration as runc takes it: "5s", "500ms", "1m", "1h".
+fn duration(s: &str) -> Result<std::time::Duration, Failure> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ns" => n / 1e9,
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration {s:?}").into()),
+    };
+    if secs <= 0.0 {
+        return Err(format!("duration {s:?} must be positive").into());
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// `events`: one stats event, or a stats event every interval and an
+/// "oom" event whenever the OOM killer strikes, until the container stops.
+fn events(cli: &Cli, id: &str, once: bool, interval: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let every = duration(interval)?;
+    let c = Container::load(&cli.root, id)?;
+    let print = |v: serde_json::Value| -> Result<(), Failure> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{v}")
+            .and_then(|_| out.flush())
+            .map_err(|e| Failure::Msg(format!("write: {e}")))
+    };
+    if once {
+        return print(estiba_core::event("stats", id, Some(c.stats()?)));
+    }
+    let mut ooms = c.oom_kills();
+    let mut next = std::time::Instant::now();
+    loop {
+        if c.status() == estiba_core::Status::Stopped {
+            return Ok(());
+        }
+        let now_ooms = c.oom_kills();
+        if now_ooms > ooms {
+            print(estiba_core::event("oom", id, None))?;
+            ooms = now_ooms;
+        }
+        if std::time::Instant::now() >= next {
+            match c.stats() {
+                Ok(s) => print(estiba_core::event("stats", id, Some(s)))?,
+                Err(_) if c.status() == estiba_core::Status::Stopped => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            next += every;
+        }
+        // OOM kills are checked more often than stats are printed.
+        std::thread::sleep(every.min(std::time::Duration::from_millis(200)));
     }
 }
 

@@ -187,6 +187,10 @@ impl Container {
         Ok(())
     }
 
+    pub(crate) fn cgroup_handle(&self) -> Result<estiba_cgroups::Cgroup> {
+        self.cgroup()
+    }
+
     fn cgroup(&self) -> Result<estiba_cgroups::Cgroup> {
         Ok(estiba_cgroups::Cgroup::open(
             &self.saved.cgroup_path,
