@@ -191,20 +191,29 @@ impl Cgroup {
         Ok(())
     }
 
-    fn apply_with_libcgroups(&self, resources: &LinuxResources) -> Result<()> {
-        use libcgroups::common::{
-            create_cgroup_manager, CgroupConfig, CgroupManager, ControllerOpt,
-        };
-        let apply_err = |msg: String| Error::Apply {
-            path: self.path.clone(),
-            msg,
-        };
-        let manager = create_cgroup_manager(CgroupConfig {
+    /// A libcgroups manager for this cgroup (built only where limits or
+    /// statistics need it: building one costs ~2 ms). Its errors are
+    /// turned into ours by `wrap`.
+    fn libcgroups_manager(
+        &self,
+        wrap: impl Fn(String) -> Error,
+    ) -> Result<libcgroups::common::AnyCgroupManager> {
+        use libcgroups::common::{create_cgroup_manager, CgroupConfig};
+        create_cgroup_manager(CgroupConfig {
             cgroup_path: self.path.clone(),
             systemd_cgroup: false,
             container_name: String::new(),
         })
-        .map_err(|e| apply_err(e.to_string()))?;
+        .map_err(|e| wrap(e.to_string()))
+    }
+
+    fn apply_with_libcgroups(&self, resources: &LinuxResources) -> Result<()> {
+        use libcgroups::common::{CgroupManager, ControllerOpt};
+        let apply_err = |msg: String| Error::Apply {
+            path: self.path.clone(),
+            msg,
+        };
+        let manager = self.libcgroups_manager(apply_err)?;
         let opt = ControllerOpt {
             resources,
             disable_oom_killer: resources
@@ -220,18 +229,14 @@ impl Cgroup {
 
     /// Usage and limits, as libcgroups reads them.
     pub fn stats(&self) -> Result<libcgroups::stats::Stats> {
-        use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
+        use libcgroups::common::CgroupManager;
         let err = |msg: String| Error::Io {
             path: self.path.clone(),
             msg,
         };
-        let manager = create_cgroup_manager(CgroupConfig {
-            cgroup_path: self.path.clone(),
-            systemd_cgroup: false,
-            container_name: String::new(),
-        })
-        .map_err(|e| err(e.to_string()))?;
-        manager.stats().map_err(|e| err(e.to_string()))
+        self.libcgroups_manager(err)?
+            .stats()
+            .map_err(|e| err(e.to_string()))
     }
 
     /// How many times the kernel's OOM killer killed in this cgroup (v1
