@@ -64,6 +64,19 @@ pub fn apply_v1(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     Ok(())
 }
 
+/// The whole list v1 ends up with, in order, for the v2 program.
+pub fn effective(rules: &[LinuxDeviceCgroup]) -> Vec<crate::devfilter::Rule> {
+    rules
+        .iter()
+        .filter_map(crate::devfilter::Rule::from_spec)
+        .chain(
+            DEFAULT_ALLOW
+                .iter()
+                .map(|(t, ma, mi, a)| crate::devfilter::Rule::allow_default(*t, *ma, *mi, a)),
+        )
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,18 @@
 //! through youki's `libcgroups`, except the v1 device rules, which every
 //! container needs and which are a handful of writes.
 
+mod dbus;
+mod devfilter;
 mod devices;
+mod gaps;
+mod limits;
+/// The device programs attached to a v2 cgroup directory.
+pub use devfilter::attached as attached_device_programs;
 /// The statistics types `Cgroup::stats` returns (libcgroups').
 pub use libcgroups::stats;
 pub mod hierarchy;
+mod sys;
+pub mod systemd;
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
@@ -32,8 +40,8 @@ pub enum Error {
     Apply { path: PathBuf, msg: String },
     #[error("cannot remove cgroup {path:?}: {msg}")]
     Remove { path: PathBuf, msg: String },
-    #[error("the systemd cgroup driver is not supported yet; drop --systemd-cgroup")]
-    SystemdUnsupported,
+    #[error("systemd cgroup driver: {0}")]
+    Systemd(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -46,7 +54,7 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
 }
 
 /// "no such file or directory", as runc words errnos.
-fn errno_text(e: &std::io::Error) -> String {
+pub(crate) fn errno_text(e: &std::io::Error) -> String {
     let s = e.to_string();
     let s = s.split(" (os error").next().unwrap_or(&s).to_string();
     let mut c = s.chars();
@@ -54,6 +62,25 @@ fn errno_text(e: &std::io::Error) -> String {
         Some(f) => f.to_lowercase().chain(c).collect(),
         None => s,
     }
+}
+
+/// The cgroup path a container gets from `linux.cgroupsPath`: with the
+/// systemd driver its `slice:prefix:name` form, else [`container_path`].
+pub fn cgroup_path(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<PathBuf> {
+    if systemd {
+        let raw = match cgroups_path.map(|p| p.to_str()) {
+            Some(None) => {
+                return Err(Error::InvalidPath {
+                    path: cgroups_path.map(Path::to_path_buf).unwrap_or_default(),
+                    reason: "is not UTF-8",
+                })
+            }
+            Some(Some(s)) => Some(s),
+            None => None,
+        };
+        return systemd::container_path(raw, id);
+    }
+    container_path(cgroups_path, id)
 }
 
 /// The cgroup path a container gets: `linux.cgroupsPath` when given, else
@@ -69,12 +96,39 @@ pub fn container_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> 
             reason: "must not contain '..'",
         });
     }
-    // Relative paths are taken from the hierarchy roots, as absolute ones.
-    Ok(if raw.is_absolute() {
-        raw
-    } else {
-        Path::new("/").join(raw)
-    })
+    if raw.is_absolute() {
+        return Ok(raw);
+    }
+    // Relative (and the default): under the runtime's own cgroup, as runc
+    // does; on v2 under its parent (the runtime's own cgroup holds
+    // processes, so it cannot delegate controllers to a child).
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    Ok(Path::new("/").join(own_base(&own)).join(raw))
+}
+
+/// Where relative cgroup paths start, from /proc/self/cgroup: on v2 the
+/// parent of our cgroup, on v1 (and hybrid) our memory/pids cgroup.
+fn own_base(proc_self_cgroup: &str) -> PathBuf {
+    let lines: Vec<(&str, &str)> = proc_self_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            Some((ctrls, path))
+        })
+        .collect();
+    let v1 = lines
+        .iter()
+        .find(|(c, _)| c.split(',').any(|c| c == "memory" || c == "pids"));
+    let rel = |p: &str| PathBuf::from(p.trim_start_matches('/'));
+    match v1 {
+        Some((_, p)) => rel(p),
+        None => lines
+            .iter()
+            .find(|(c, _)| c.is_empty())
+            .map(|(_, p)| rel(p).parent().map(Path::to_path_buf).unwrap_or_default())
+            .unwrap_or_default(),
+    }
 }
 
 /// One container's cgroup, across every hierarchy the host has.
@@ -82,14 +136,18 @@ pub struct Cgroup {
     path: PathBuf,
     dirs: Vec<(Hierarchy, PathBuf)>,
     unified: bool,
+    /// With the systemd driver: the unit that owns the cgroup.
+    unit: Option<systemd::Unit>,
 }
 
 impl Cgroup {
     /// A handle on the cgroup at `path`; touches nothing.
     pub fn open(path: &Path, systemd: bool) -> Result<Self> {
-        if systemd {
-            return Err(Error::SystemdUnsupported);
-        }
+        let unit = if systemd {
+            Some(systemd::Unit::of_path(path)?)
+        } else {
+            None
+        };
         let hs = hierarchy::host();
         if hs.is_empty() {
             return Err(Error::NoHierarchy);
@@ -106,7 +164,22 @@ impl Cgroup {
             path: path.to_path_buf(),
             dirs,
             unified,
+            unit,
         })
+    }
+
+    /// Makes the container's cgroup and moves `pid` in: with the systemd
+    /// driver systemd makes it (a transient unit holding `pid`, with the
+    /// limits systemd knows), then, as without it, it is created in every
+    /// hierarchy that lacks it. `apply` writes the limits after.
+    pub fn create(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()> {
+        if let Some(unit) = &self.unit {
+            systemd::start(unit, pid, resources, self.unified)?;
+            return self.enter(pid).inspect_err(|_| {
+                let _ = self.remove();
+            });
+        }
+        self.enter(pid)
     }
 
     pub fn path(&self) -> &Path {
@@ -128,7 +201,8 @@ impl Cgroup {
             .map(|(_, d)| d.as_path())
     }
 
-    /// Creates the cgroup in every hierarchy and moves `pid` into it.
+    /// Moves `pid` into the cgroup, creating it in every hierarchy that
+    /// lacks it (the init through [`Cgroup::create`]; exec'd processes).
     pub fn enter(&self, pid: i32) -> Result<()> {
         for (h, dir) in &self.dirs {
             if h.v2 && self.unified {
@@ -155,106 +229,6 @@ impl Cgroup {
             write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
-    }
-
-    /// Applies `linux.resources`. Device rules on v1 are written here;
-    /// everything else goes through libcgroups.
-    pub fn apply(&self, resources: Option<&LinuxResources>) -> Result<()> {
-        if resources.is_some_and(needs_libcgroups) {
-            return self.apply_with_libcgroups(resources.unwrap_or(&LinuxResources::default()));
-        }
-        if !self.unified {
-            if let Some(dir) = self.dir_of("devices") {
-                devices::apply_v1(
-                    dir,
-                    resources
-                        .and_then(|r| r.devices().as_deref())
-                        .unwrap_or_default(),
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    /// `update`: applies only what `resources` holds.
-    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
-        if needs_libcgroups(resources) {
-            self.apply_with_libcgroups(resources)?;
-        }
-        if let (false, Some(rules), Some(dir)) = (
-            self.unified,
-            resources.devices().as_deref(),
-            self.dir_of("devices"),
-        ) {
-            devices::apply_v1(dir, rules)?;
-        }
-        Ok(())
-    }
-
-    /// A libcgroups manager for this cgroup (built only where limits or
-    /// statistics need it: building one costs ~2 ms). Its errors are
-    /// turned into ours by `wrap`.
-    fn libcgroups_manager(
-        &self,
-        wrap: impl Fn(String) -> Error,
-    ) -> Result<libcgroups::common::AnyCgroupManager> {
-        use libcgroups::common::{create_cgroup_manager, CgroupConfig};
-        create_cgroup_manager(CgroupConfig {
-            cgroup_path: self.path.clone(),
-            systemd_cgroup: false,
-            container_name: String::new(),
-        })
-        .map_err(|e| wrap(e.to_string()))
-    }
-
-    fn apply_with_libcgroups(&self, resources: &LinuxResources) -> Result<()> {
-        use libcgroups::common::{CgroupManager, ControllerOpt};
-        let apply_err = |msg: String| Error::Apply {
-            path: self.path.clone(),
-            msg,
-        };
-        let manager = self.libcgroups_manager(apply_err)?;
-        let opt = ControllerOpt {
-            resources,
-            disable_oom_killer: resources
-                .memory()
-                .as_ref()
-                .and_then(|m| m.disable_oom_killer())
-                .unwrap_or(false),
-            oom_score_adj: None,
-            freezer_state: None,
-        };
-        manager.apply(&opt).map_err(|e| apply_err(e.to_string()))
-    }
-
-    /// Usage and limits, as libcgroups reads them.
-    pub fn stats(&self) -> Result<libcgroups::stats::Stats> {
-        use libcgroups::common::CgroupManager;
-        let err = |msg: String| Error::Io {
-            path: self.path.clone(),
-            msg,
-        };
-        self.libcgroups_manager(err)?
-            .stats()
-            .map_err(|e| err(e.to_string()))
-    }
-
-    /// How many times the kernel's OOM killer killed in this cgroup (v1
-    /// memory.oom_control, v2 memory.events).
-    pub fn oom_kills(&self) -> u64 {
-        let (file, dir) = if self.unified {
-            ("memory.events", self.dir_of(""))
-        } else {
-            ("memory.oom_control", self.dir_of("memory"))
-        };
-        dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok())
-            .and_then(|text| {
-                text.lines().find_map(|l| {
-                    l.strip_prefix("oom_kill ")
-                        .and_then(|v| v.trim().parse().ok())
-                })
-            })
-            .unwrap_or(0)
     }
 
     /// Every pid in the cgroup (and its sub-cgroups).
@@ -285,8 +259,30 @@ impl Cgroup {
     /// Kills what is left inside and removes the cgroup (sub-cgroups
     /// first) from every hierarchy. Already gone is not an error.
     pub fn remove(&self) -> Result<()> {
+        self.remove_with(true)
+    }
+
+    /// What a failed `create` undoes: the cgroup, where nothing but the
+    /// (already reaped) init ran in it. A cgroup that other processes still
+    /// use (a `cgroupsPath` shared with a running container) is left to
+    /// them, never emptied by force.
+    pub fn remove_if_unused(&self) -> Result<()> {
+        self.remove_with(false)
+    }
+
+    fn remove_with(&self, kill: bool) -> Result<()> {
+        if let Some(unit) = &self.unit {
+            // systemd removes the cgroup it made (in every hierarchy it
+            // manages); the rest are ours.
+            let systemd_dir = self
+                .dirs
+                .iter()
+                .find(|(h, _)| (h.v2 && self.unified) || h.has("name=systemd"))
+                .map(|(_, d)| d.as_path());
+            systemd::stop(unit, systemd_dir)?;
+        }
         for (_, dir) in &self.dirs {
-            remove_tree(dir)?;
+            remove_tree(dir, kill)?;
         }
         Ok(())
     }
@@ -304,18 +300,6 @@ pub fn is_frozen(path: &Path) -> bool {
     }
     let v2 = Path::new("/sys/fs/cgroup").join(rel).join("cgroup.freeze");
     matches!(std::fs::read_to_string(v2), Ok(s) if s.trim() == "1")
-}
-
-/// Anything in `linux.resources` besides device rules.
-fn needs_libcgroups(r: &LinuxResources) -> bool {
-    r.memory().is_some()
-        || r.cpu().is_some()
-        || r.pids().is_some()
-        || r.block_io().is_some()
-        || r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty())
-        || r.network().is_some()
-        || r.rdma().as_ref().is_some_and(|v| !v.is_empty())
-        || r.unified().as_ref().is_some_and(|v| !v.is_empty())
 }
 
 fn write(path: &Path, value: &str) -> Result<()> {
@@ -435,17 +419,18 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
     Ok(())
 }
 
-/// Removes `dir` and its sub-cgroups, killing what still runs there and
-/// retrying while the kernel finishes tearing tasks down (EBUSY).
-fn remove_tree(dir: &Path) -> Result<()> {
+/// Removes `dir` and its sub-cgroups, retrying while the kernel finishes
+/// tearing tasks down (EBUSY); with `kill`, killing what still runs there,
+/// else leaving a cgroup that is still in use.
+fn remove_tree(dir: &Path, kill: bool) -> Result<()> {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path())?;
+                remove_tree(&e.path(), kill)?;
             }
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(if kill { 5 } else { 1 });
     let mut pause = Duration::from_micros(200);
     loop {
         match std::fs::remove_dir(dir) {
@@ -454,6 +439,9 @@ fn remove_tree(dir: &Path) -> Result<()> {
             Err(e) if e.raw_os_error() == Some(libc_ebusy()) && Instant::now() < deadline => {
                 let mut pids = vec![];
                 let _ = collect_pids(dir, &mut pids);
+                if !kill && !pids.is_empty() {
+                    return Ok(());
+                }
                 for pid in pids {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
@@ -482,36 +470,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_path_is_id_under_root() {
-        assert_eq!(container_path(None, "abc").unwrap(), PathBuf::from("/abc"));
+    fn default_and_relative_paths_start_at_our_own_cgroup() {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let base = Path::new("/").join(own_base(&own));
+        assert_eq!(container_path(None, "abc").unwrap(), base.join("abc"));
         assert_eq!(
             container_path(Some(Path::new("")), "abc").unwrap(),
-            PathBuf::from("/abc")
+            base.join("abc")
         );
-    }
-
-    #[test]
-    fn relative_path_becomes_absolute() {
         assert_eq!(
             container_path(Some(Path::new("a/b")), "x").unwrap(),
+            base.join("a/b")
+        );
+        assert_eq!(
+            container_path(Some(Path::new("/a/b")), "x").unwrap(),
             PathBuf::from("/a/b")
         );
     }
 
     #[test]
-    fn dotdot_is_refused() {
-        assert!(container_path(Some(Path::new("/a/../../etc")), "x").is_err());
+    fn own_base_v1_hybrid_and_v2() {
+        let v1 = "12:pids:/user.slice/s1\n4:memory:/user.slice/s1\n0::/user.slice/s1\n";
+        assert_eq!(own_base(v1), PathBuf::from("user.slice/s1"));
+        let v2 = "0::/system.slice/containerd.service\n";
+        assert_eq!(own_base(v2), PathBuf::from("system.slice"));
+        assert_eq!(own_base("0::/\n"), PathBuf::from(""));
+        assert_eq!(own_base(""), PathBuf::from(""));
     }
 
     #[test]
-    fn only_device_rules_skip_libcgroups() {
-        let r: LinuxResources = serde_json_like(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#);
-        assert!(!needs_libcgroups(&r));
-        let r: LinuxResources = serde_json_like(r#"{"pids":{"limit":5}}"#);
-        assert!(needs_libcgroups(&r));
-    }
-
-    fn serde_json_like(s: &str) -> LinuxResources {
-        serde_json::from_str(s).unwrap()
+    fn dotdot_is_refused() {
+        assert!(container_path(Some(Path::new("/a/../../etc")), "x").is_err());
     }
 }

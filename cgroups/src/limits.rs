@@ -1,0 +1,297 @@
+//! Limits: `linux.resources` checked against the host, applied at create,
+//! changed by `update`, and read back as statistics. libcgroups' managers
+//! write most of them (built only here: each costs ~2 ms); `gaps` writes
+//! what they do not.
+
+use oci_spec::runtime::LinuxResources;
+
+use crate::{devfilter, devices, gaps, systemd, Cgroup, Error, Result};
+
+impl Cgroup {
+    /// An error applying this cgroup's limits.
+    pub(crate) fn apply_error(&self, msg: String) -> Error {
+        Error::Apply {
+            path: self.path.clone(),
+            msg,
+        }
+    }
+
+    /// Resources this host's hierarchies cannot hold, refused before
+    /// anything exists: `unified` outside a v2 host (the spec: an error
+    /// when it names a controller that is not present), and v1 limits
+    /// whose controller is not mounted.
+    pub fn check(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let Some(r) = resources else { return Ok(()) };
+        let refuse =
+            |field: &str, why: String| self.apply_error(format!("linux.resources.{field}: {why}"));
+        let unified_keys = r.unified().as_ref().filter(|u| !u.is_empty());
+        if let (true, Some(keys)) = (self.unified, unified_keys) {
+            // Each key names its controller ("memory.high"); the core files
+            // ("cgroup.*") are in every cgroup.
+            let root = self
+                .dirs
+                .iter()
+                .find(|(h, _)| h.v2)
+                .map(|(h, _)| &h.mount_point);
+            let have = root
+                .and_then(|r| std::fs::read_to_string(r.join("cgroup.controllers")).ok())
+                .unwrap_or_default();
+            for key in keys.keys() {
+                let controller = key.split('.').next().unwrap_or("");
+                if controller != "cgroup" && !have.split_whitespace().any(|c| c == controller) {
+                    return Err(refuse(
+                        "unified",
+                        format!("{key:?}: this host has no {controller} controller"),
+                    ));
+                }
+            }
+        } else if !self.unified {
+            if let Some(key) = unified_keys.and_then(|u| u.keys().next()) {
+                return Err(refuse(
+                    "unified",
+                    format!("{key:?} is a cgroup v2 file; this host's controllers are cgroup v1"),
+                ));
+            }
+            let needs = [
+                (
+                    "hugepageLimits",
+                    "hugetlb",
+                    r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()),
+                ),
+                (
+                    "network.classID",
+                    "net_cls",
+                    r.network().as_ref().is_some_and(|n| n.class_id().is_some()),
+                ),
+                (
+                    "rdma",
+                    "rdma",
+                    r.rdma().as_ref().is_some_and(|m| !m.is_empty()),
+                ),
+                (
+                    "network.priorities",
+                    "net_prio",
+                    r.network()
+                        .as_ref()
+                        .is_some_and(|n| n.priorities().as_ref().is_some_and(|p| !p.is_empty())),
+                ),
+            ];
+            for (field, controller, wanted) in needs {
+                if wanted && !self.dirs.iter().any(|(h, _)| h.has(controller)) {
+                    return Err(refuse(
+                        field,
+                        format!("no cgroup v1 {controller} hierarchy is mounted here"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `linux.resources`. Device rules on v1 are written here;
+    /// everything else goes through libcgroups.
+    pub fn apply(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let rules = resources
+            .and_then(|r| r.devices().as_deref())
+            .unwrap_or_default();
+        if resources.is_some_and(needs_libcgroups) {
+            self.apply_with_libcgroups(resources.unwrap_or(&LinuxResources::default()))?;
+        } else if !self.unified {
+            if let Some(dir) = self.dir_of("devices") {
+                devices::apply_v1(dir, rules)?;
+            }
+        }
+        if let Some(r) = resources {
+            gaps::apply(self, r)?;
+        }
+        self.apply_v2_devices(rules)
+    }
+
+    /// v2: the device rules as an eBPF program (none when the spec has no
+    /// rules: a fresh cgroup allows every device, as in v1).
+    fn apply_v2_devices(&self, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
+        if !self.unified || rules.is_empty() {
+            return Ok(());
+        }
+        match self.dir_of("devices") {
+            Some(dir) => devfilter::apply(dir, &devices::effective(rules)),
+            None => Ok(()),
+        }
+    }
+
+    /// `update`: applies only what `resources` holds.
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        gaps::check_before_update(self, resources)?;
+        if let Some(unit) = &self.unit {
+            systemd::set_properties(unit, resources, self.unified)?;
+        }
+        if needs_libcgroups(resources) {
+            self.apply_with_libcgroups(resources)?;
+        }
+        gaps::apply(self, resources)?;
+        if let (false, Some(rules), Some(dir)) = (
+            self.unified,
+            resources.devices().as_deref(),
+            self.dir_of("devices"),
+        ) {
+            devices::apply_v1(dir, rules)?;
+        }
+        self.apply_v2_devices(resources.devices().as_deref().unwrap_or_default())
+    }
+
+    /// A libcgroups manager for this cgroup (built only where limits or
+    /// statistics need it: building one costs ~2 ms). Its errors are
+    /// turned into ours by `wrap`.
+    fn libcgroups_manager(
+        &self,
+        wrap: impl Fn(String) -> Error,
+    ) -> Result<libcgroups::common::AnyCgroupManager> {
+        use libcgroups::common::{create_cgroup_manager, CgroupConfig};
+        create_cgroup_manager(CgroupConfig {
+            cgroup_path: self.path.clone(),
+            systemd_cgroup: false,
+            container_name: String::new(),
+        })
+        .map_err(|e| wrap(e.to_string()))
+    }
+
+    fn apply_with_libcgroups(&self, resources: &LinuxResources) -> Result<()> {
+        use libcgroups::common::{CgroupManager, ControllerOpt};
+        let apply_err = |msg: String| self.apply_error(msg);
+        let manager = self.libcgroups_manager(apply_err)?;
+        let opt = ControllerOpt {
+            resources,
+            disable_oom_killer: resources
+                .memory()
+                .as_ref()
+                .and_then(|m| m.disable_oom_killer())
+                .unwrap_or(false),
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        manager
+            .apply(&opt)
+            .map_err(|e| apply_err(name_the_resource(&e.to_string())))?;
+        Ok(())
+    }
+
+    /// Usage and limits, as libcgroups reads them.
+    pub fn stats(&self) -> Result<libcgroups::stats::Stats> {
+        use libcgroups::common::CgroupManager;
+        let err = |msg: String| Error::Io {
+            path: self.path.clone(),
+            msg,
+        };
+        self.libcgroups_manager(err)?
+            .stats()
+            .map_err(|e| err(e.to_string()))
+    }
+
+    /// How many times the kernel's OOM killer killed in this cgroup (v1
+    /// memory.oom_control, v2 memory.events).
+    pub fn oom_kills(&self) -> u64 {
+        let (file, dir) = if self.unified {
+            ("memory.events", self.dir_of(""))
+        } else {
+            ("memory.oom_control", self.dir_of("memory"))
+        };
+        dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|v| v.trim().parse().ok())
+                })
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// Anything in `linux.resources` besides device rules.
+/// libcgroups says which file refused which value; say which field of
+/// linux.resources that was, in front.
+fn name_the_resource(msg: &str) -> String {
+    const FIELDS: &[(&str, &str)] = &[
+        ("cpuset.cpus", "cpu.cpus"),
+        ("cpuset.mems", "cpu.mems"),
+        ("cpu.shares", "cpu.shares"),
+        ("cpu.weight", "cpu.shares"),
+        ("cpu.cfs_quota_us", "cpu.quota"),
+        ("cpu.cfs_period_us", "cpu.period"),
+        ("cpu.max", "cpu.quota/period"),
+        ("cpu.rt_runtime_us", "cpu.realtimeRuntime"),
+        ("cpu.rt_period_us", "cpu.realtimePeriod"),
+        ("memory.limit_in_bytes", "memory.limit"),
+        ("memory.max", "memory.limit"),
+        ("memory.soft_limit_in_bytes", "memory.reservation"),
+        ("memory.low", "memory.reservation"),
+        ("memory.memsw.limit_in_bytes", "memory.swap"),
+        ("memory.swap.max", "memory.swap"),
+        ("memory.swappiness", "memory.swappiness"),
+        ("pids.max", "pids.limit"),
+        ("blkio.", "blockIO"),
+        ("io.", "blockIO"),
+        ("hugetlb.", "hugepageLimits"),
+        ("net_cls.classid", "network.classID"),
+        ("net_prio.ifpriomap", "network.priorities"),
+        ("rdma.max", "rdma"),
+    ];
+    let file = msg.split_whitespace().find_map(|w| {
+        w.trim_end_matches(':')
+            .rsplit('/')
+            .next()
+            .filter(|f| f.contains('.'))
+            .filter(|_| w.starts_with('/'))
+    });
+    // libcgroups' own checks (memory limit below usage, swap below limit).
+    const PHRASES: &[(&str, &str)] = &[
+        ("memory limit", "memory.limit"),
+        ("memory+swap", "memory.swap"),
+        ("swap", "memory.swap"),
+    ];
+    let field = file
+        .and_then(|f| FIELDS.iter().find(|(k, _)| f.starts_with(k)))
+        .or_else(|| PHRASES.iter().find(|(p, _)| msg.contains(p)));
+    match field {
+        Some((_, field)) => format!("linux.resources.{field}: {msg}"),
+        None => msg.to_string(),
+    }
+}
+
+fn needs_libcgroups(r: &LinuxResources) -> bool {
+    r.memory().is_some()
+        || r.cpu().is_some()
+        || r.pids().is_some()
+        || r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty())
+        || r.network().is_some()
+        || r.unified().as_ref().is_some_and(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_resource() {
+        let m = "io error: failed to write 9999 to /sys/fs/cgroup/cpuset/x/cpuset.cpus: Numerical result out of range (os error 34)";
+        assert!(name_the_resource(m)
+            .starts_with("linux.resources.cpu.cpus: io error: failed to write 9999"));
+        let m = "io error: failed to write 100 to /sys/fs/cgroup/cpu/x/cpu.cfs_period_us: Invalid argument";
+        assert!(name_the_resource(m).starts_with("linux.resources.cpu.period: "));
+        assert_eq!(name_the_resource("something else"), "something else");
+        let m = "unable to set memory limit to 4096 (current usage: 16384, peak usage: 262144)";
+        assert!(name_the_resource(m).starts_with("linux.resources.memory.limit: unable"));
+    }
+
+    #[test]
+    fn only_device_rules_skip_libcgroups() {
+        let r: LinuxResources = serde_json_like(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#);
+        assert!(!needs_libcgroups(&r));
+        let r: LinuxResources = serde_json_like(r#"{"pids":{"limit":5}}"#);
+        assert!(needs_libcgroups(&r));
+    }
+
+    fn serde_json_like(s: &str) -> LinuxResources {
+        serde_json::from_str(s).unwrap()
+    }
+}
