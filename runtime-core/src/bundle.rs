@@ -27,7 +27,14 @@ impl Bundle {
     }
 
     /// Validates an in-memory spec whose relative paths resolve against `dir`.
-    pub fn from_spec(dir: PathBuf, spec: Spec) -> Result<Self> {
+    pub fn from_spec(dir: PathBuf, mut spec: Spec) -> Result<Self> {
+        // Spec 1.1: a relative mount destination is relative to "/".
+        for m in spec.mounts_mut().iter_mut().flatten() {
+            if !m.destination().is_absolute() {
+                let abs = Path::new("/").join(m.destination());
+                m.set_destination(abs);
+            }
+        }
         validate(&spec)?;
         let root = spec
             .root()
@@ -82,7 +89,14 @@ fn validate(spec: &Spec) -> Result<()> {
                 process.cwd()
             )));
         }
+        let mut rl_seen = HashSet::new();
         for rl in process.rlimits().iter().flatten() {
+            if !rl_seen.insert(format!("{:?}", rl.typ())) {
+                return Err(Error::Config(format!(
+                    "process.rlimits: {:?} listed twice",
+                    rl.typ()
+                )));
+            }
             if rl.soft() > rl.hard() {
                 return Err(Error::Config(format!(
                     "process.rlimits {:?}: soft limit {} above hard limit {}",
@@ -93,14 +107,6 @@ fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
-    for m in spec.mounts().iter().flatten() {
-        if !m.destination().is_absolute() {
-            return Err(Error::Config(format!(
-                "mounts: destination {:?} must be an absolute path",
-                m.destination()
-            )));
-        }
-    }
     for h in hooks_of(spec) {
         if !h.path().is_absolute() {
             return Err(Error::Config(format!(
@@ -108,10 +114,27 @@ fn validate(spec: &Spec) -> Result<()> {
                 h.path()
             )));
         }
+        if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+            return Err(Error::Config(format!(
+                "hooks: {:?} has timeout {t}; it must be greater than zero",
+                h.path()
+            )));
+        }
     }
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
+    if let Some(rdt) = linux.intel_rdt() {
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|m| m.lines().any(|l| l.contains(" - resctrl ")));
+        return Err(if mounted {
+            Error::Unsupported(format!(
+                "linux.intelRdt {rdt:?}: resctrl groups are not supported yet"
+            ))
+        } else {
+            Error::Config("linux.intelRdt: no resctrl filesystem is mounted".into())
+        });
+    }
     let mut seen = HashSet::new();
     for ns in linux.namespaces().iter().flatten() {
         if !seen.insert(ns.typ()) {

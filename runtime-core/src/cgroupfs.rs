@@ -14,7 +14,10 @@ use crate::safepath::fd_path;
 
 pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()> {
     let hierarchies = estiba_cgroups::hierarchy::host();
-    let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let flags = crate::mounts::without(
+        opts.flags,
+        MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT,
+    );
     let pure_v2 = estiba_cgroups::hierarchy::is_unified(&hierarchies);
     let rel = ctx.cgroup_path.strip_prefix("/").unwrap_or(ctx.cgroup_path);
     if pure_v2 {

@@ -90,6 +90,9 @@ impl Container {
         if status != Status::Created {
             return Err(c.state_error(status, "cannot start a container that is not created"));
         }
+        if c.saved.no_process {
+            return Err(c.state_error(status, "config.json has no process to start"));
+        }
         let lock = c.lock.as_ref().map(|l| l.as_raw_fd()).unwrap_or(-1);
         let (sock, addr) = state::exec_socket(lock)?;
         connect(sock.as_raw_fd(), &addr)
@@ -109,15 +112,18 @@ impl Container {
             }
         };
         if n > 0 {
-            return Err(Error::Init(String::from_utf8_lossy(&buf[..n]).into_owned()));
+            // The lifecycle goes on at "destroy": the init is exiting; the
+            // poststop hooks run now (once: they are dropped from the
+            // state) and `delete` removes what is left.
+            let err = Error::Init(String::from_utf8_lossy(&buf[..n]).into_owned());
+            c.poststop_now();
+            return Err(err);
         }
         let poststart = &c.saved.poststart;
         if !poststart.is_empty() {
             let json = serde_json::to_vec(&c.saved.oci(Status::Running)).unwrap_or_default();
-            // The spec: a failing poststart hook is a warning, not an error.
-            if let Err(e) = hooks::run_all("poststart", poststart, &json) {
-                log::warn!("{e}");
-            }
+            // Spec 1.2: a failing poststart hook is a warning, not an error.
+            hooks::run_each_warn("poststart", poststart, &json);
         }
         Ok(())
     }
@@ -232,11 +238,25 @@ impl Container {
         }
         if !c.saved.poststop.is_empty() {
             let json = serde_json::to_vec(&c.saved.oci(Status::Stopped)).unwrap_or_default();
-            if let Err(e) = hooks::run_all("poststop", &c.saved.poststop, &json) {
-                log::warn!("{e}");
-            }
+            hooks::run_each_warn("poststop", &c.saved.poststop, &json);
         }
         std::fs::remove_dir_all(&c.dir).map_err(|e| Error::path("remove state dir", &c.dir, &e))
+    }
+
+    /// After a failed start: waits for the init to go, runs the poststop
+    /// hooks and records that they ran.
+    fn poststop_now(&self) {
+        if self.saved.poststop.is_empty() {
+            return;
+        }
+        self.stop_everything(Status::Running, None);
+        let json = serde_json::to_vec(&self.saved.oci(Status::Stopped)).unwrap_or_default();
+        hooks::run_each_warn("poststop", &self.saved.poststop, &json);
+        let mut saved = self.saved.clone();
+        saved.poststop.clear();
+        if let Err(e) = saved.save(&self.dir) {
+            log::warn!("record that poststop hooks ran: {e}");
+        }
     }
 
     /// SIGKILL the init (thawing it first if frozen) and wait until it is gone.

@@ -150,6 +150,9 @@ struct Cleanup {
     cgroup: Option<estiba_cgroups::Cgroup>,
     pid: Option<i32>,
     armed: bool,
+    /// Set once create-time hooks may have run: a failure from then on
+    /// continues the lifecycle at "destroy", then poststop (runtime.md).
+    poststop: Option<(Vec<oci_spec::runtime::Hook>, Vec<u8>)>,
 }
 
 impl Drop for Cleanup {
@@ -162,9 +165,12 @@ impl Drop for Cleanup {
             let _ = waitpid(Pid::from_raw(pid), None);
         }
         if let Some(cg) = &self.cgroup {
-            let _ = cg.remove();
+            let _ = cg.remove_if_unused();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((poststop, state)) = &self.poststop {
+            hooks::run_each_warn("poststop", poststop, state);
+        }
     }
 }
 
@@ -222,13 +228,15 @@ pub(crate) fn create_with_console(
         env.push("LISTEN_PID=1".into());
     }
     crate::log::debug!("create {}: bundle loaded and checked", opts.id);
-    let cgroup_path = estiba_cgroups::container_path(
+    let cgroup_path = estiba_cgroups::cgroup_path(
         spec.linux()
             .as_ref()
             .and_then(|l| l.cgroups_path().as_deref()),
         &opts.id,
+        opts.systemd_cgroup,
     )?;
     let cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, opts.systemd_cgroup)?;
+    cgroup.check(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
 
     // Take the id: mkdir is the atomic claim.
     state::ensure_root(&opts.root)?;
@@ -245,6 +253,7 @@ pub(crate) fn create_with_console(
         cgroup: None,
         pid: None,
         armed: true,
+        poststop: None,
     };
     let dir_fd = sys::own_fd(
         nix::fcntl::open(
@@ -289,12 +298,14 @@ pub(crate) fn create_with_console(
         oci_version: spec.version().clone(),
         created_done: false,
         needs_sealed,
+        no_process: process.is_none(),
     };
     saved.save(&dir)?;
-    cleanup.cgroup = Some(estiba_cgroups::Cgroup::open(
-        &cgroup_path,
-        opts.systemd_cgroup,
-    )?);
+    // A systemd unit is ours to stop only once we started it (a unit of
+    // that name may belong to another container).
+    if !opts.systemd_cgroup {
+        cleanup.cgroup = Some(estiba_cgroups::Cgroup::open(&cgroup_path, false)?);
+    }
 
     let exec_listener = listen_socket(&dir_fd, &dir)?;
     let console = match (&opts.console_socket, console) {
@@ -306,7 +317,11 @@ pub(crate) fn create_with_console(
     };
     let (parent_chan, child_chan) = channel::pair()?;
     let hooks = stage_hooks(spec);
-    let parent_hooks = !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty();
+    // Also with only createContainer hooks: the init's MountsDone tells
+    // the parent that hooks are about to run (see Cleanup::poststop).
+    let parent_hooks = !hooks.prestart.is_empty()
+        || !hooks.create_runtime.is_empty()
+        || !hooks.create_container.is_empty();
     let prepared = Prepared {
         seccomp,
         setgroups_allowed: true,
@@ -336,8 +351,12 @@ pub(crate) fn create_with_console(
     if prepared.plan.new_user {
         namespaces::write_id_maps(pid, spec)?;
     }
-    cgroup.enter(pid)?;
-    cgroup.apply(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    cgroup.create(pid, resources)?;
+    if opts.systemd_cgroup {
+        cleanup.cgroup = Some(estiba_cgroups::Cgroup::open(&cgroup_path, true)?);
+    }
+    cgroup.apply(resources)?;
     crate::log::debug!("create {}: init {pid} in its cgroup", opts.id);
     saved.pid = pid;
     saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
@@ -345,8 +364,16 @@ pub(crate) fn create_with_console(
     loop {
         match parent_chan.recv()? {
             Some(Msg::MountsDone) => {
+                if !saved.poststop.is_empty() {
+                    let stopped = saved.oci(state::Status::Stopped);
+                    cleanup.poststop = Some((
+                        saved.poststop.clone(),
+                        serde_json::to_vec(&stopped).unwrap_or_default(),
+                    ));
+                }
+                // Lifecycle step 2 (the environment) is done: hooks see `created`.
                 let json =
-                    serde_json::to_vec(&saved.oci(state::Status::Creating)).unwrap_or_default();
+                    serde_json::to_vec(&saved.oci(state::Status::Created)).unwrap_or_default();
                 #[allow(deprecated)]
                 hooks::run_all("prestart", &prepared.hooks.prestart, &json)?;
                 hooks::run_all("createRuntime", &prepared.hooks.create_runtime, &json)?;
@@ -359,7 +386,7 @@ pub(crate) fn create_with_console(
                     "unexpected message {other:?} from init"
                 )))
             }
-            None => return Err(Error::Init(init_died(pid))),
+            None => return Err(Error::Init(init_died(pid, &cgroup))),
         }
     }
     crate::log::debug!("create {}: init ready", opts.id);
@@ -443,10 +470,14 @@ fn clone_init(
     Ok(pid)
 }
 
-fn init_died(pid: i32) -> String {
+fn init_died(pid: i32, cgroup: &estiba_cgroups::Cgroup) -> String {
     match waitpid(Pid::from_raw(pid), None) {
         Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => {
             format!("container init exited with status {code} before it was ready")
+        }
+        // Killed by the OOM killer: the memory limit is too low to start.
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, Signal::SIGKILL, _)) if cgroup.oom_kills() > 0 => {
+            "container init was OOM-killed before it was ready: linux.resources.memory.limit is too low".into()
         }
         Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {
             format!("container init was killed by {sig} before it was ready")

@@ -21,6 +21,16 @@ pub fn run_all(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Runs every hook of a stage whose failures are warnings (poststart in
+/// spec 1.2, poststop): a failing hook does not stop the ones after it.
+pub fn run_each_warn(stage: &str, hooks: &[Hook], state_json: &[u8]) {
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(msg) = run(h, state_json) {
+            crate::log::warn!("{stage} hook #{i} ({}): {msg}", h.path().display());
+        }
+    }
+}
+
 fn run(hook: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(hook.path());

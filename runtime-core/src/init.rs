@@ -31,7 +31,7 @@ pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
 
 /// Everything `create` does inside the container. `Ok(None)` when the
 /// parent went away (nothing to report to).
-fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(process::ExecArgs, i32)>> {
+fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::ExecArgs>, i32)>> {
     let host_pid = match chan.recv()? {
         Some(Msg::Go(pid)) => pid,
         None => return Ok(None),
@@ -80,7 +80,8 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(process::ExecArgs
             root.mkdir_all(process.cwd())?;
         }
     }
-    let mut state = p.saved.oci(crate::state::Status::Creating);
+    // Hooks run after the environment exists (lifecycle step 2 is done).
+    let mut state = p.saved.oci(crate::state::Status::Created);
     state.pid = host_pid;
     let state_json = serde_json::to_vec(&state).unwrap_or_default();
     if p.parent_hooks {
@@ -98,17 +99,19 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(process::ExecArgs
         } else {
             rootfs::pivot(rootfs_path)?;
         }
+        // Sysctls before readonlyPaths turns /proc/sys read-only.
+        rootfs::apply_system(spec)?;
         rootfs::finalize(spec, plan.in_userns)?;
     } else {
         nix::unistd::chroot(rootfs_path.as_path())
             .map_err(|e| Error::path("chroot", rootfs_path, e))?;
         nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
+        rootfs::apply_system(spec)?;
     }
-    rootfs::apply_system(spec)?;
+    // The spec lets `create` go without a process; `start` then refuses.
     let Some(process) = spec.process() else {
-        return Err(Error::Config(
-            "process: required to run the container".into(),
-        ));
+        chan.send(&Msg::Ready)?;
+        return Ok(Some((None, host_pid)));
     };
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
@@ -129,11 +132,11 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(process::ExecArgs
     let program = process::look_path(&args[0], &p.env)?;
     let exec = process::ExecArgs::new(&program, args, &p.env)?;
     chan.send(&Msg::Ready)?;
-    Ok(Some((exec, host_pid)))
+    Ok(Some((Some(exec), host_pid)))
 }
 
 /// Blocks until `start` connects, then finishes the process setup and execs.
-fn wait_start_and_exec(p: &Prepared, exec: process::ExecArgs, host_pid: i32) -> ! {
+fn wait_start_and_exec(p: &Prepared, exec: Option<process::ExecArgs>, host_pid: i32) -> ! {
     let conn = loop {
         match accept4(p.exec_listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
             Ok(fd) => break sys::own_fd(fd),
@@ -141,9 +144,10 @@ fn wait_start_and_exec(p: &Prepared, exec: process::ExecArgs, host_pid: i32) -> 
             Err(_) => sys::exit_now(1),
         }
     };
-    let err = match finish(p, host_pid) {
-        Ok(()) => exec.exec(),
-        Err(e) => e,
+    let err = match (finish(p, host_pid), exec) {
+        (Ok(()), Some(exec)) => exec.exec(),
+        (Ok(()), None) => Error::Config("process: not set, nothing to start".into()),
+        (Err(e), _) => e,
     };
     let msg = err.to_string();
     let _ = nix::sys::socket::send(
@@ -167,6 +171,9 @@ fn finish(p: &Prepared, host_pid: i32) -> Result<()> {
     state.pid = host_pid;
     let state_json = serde_json::to_vec(&state).unwrap_or_default();
     hooks::run_all("startContainer", &p.hooks.start_container, &state_json)?;
+    if let Some(per) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        crate::taskattr::apply_personality(per)?;
+    }
     let seccomp = p.seccomp.as_ref().map(|plan| process::SeccompPlan {
         filter: plan.filter.clone(),
         listener: plan.listener.as_ref().and_then(|l| l.try_clone().ok()),

@@ -44,6 +44,7 @@ pub mod signal;
 mod spec;
 mod state;
 mod sys;
+mod taskattr;
 
 pub use bundle::{parse_spec, Bundle};
 pub use container::{list, Container};

@@ -18,6 +18,9 @@ pub struct MountOptions {
     pub cleared: MsFlags,
     pub propagation: Vec<MsFlags>,
     pub data: Vec<String>,
+    /// mount_setattr(AT_RECURSIVE) attributes from `rro`, `rnosuid`, ...
+    pub rec_set: u64,
+    pub rec_clr: u64,
 }
 
 impl Default for MountOptions {
@@ -27,6 +30,8 @@ impl Default for MountOptions {
             cleared: MsFlags::empty(),
             propagation: vec![],
             data: vec![],
+            rec_set: 0,
+            rec_clr: 0,
         }
     }
 }
@@ -62,6 +67,8 @@ impl MountOptions {
                 "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
                 "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
                 "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+                "nosymfollow" => (MsFlags::from_bits_retain(MS_NOSYMFOLLOW), MsFlags::empty()),
+                "symfollow" => (MsFlags::empty(), MsFlags::from_bits_retain(MS_NOSYMFOLLOW)),
                 "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
                 "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
                 "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
@@ -70,6 +77,12 @@ impl MountOptions {
                 | "unbindable" | "runbindable" => {
                     o.propagation
                         .push(propagation_flag(opt).unwrap_or(MsFlags::MS_PRIVATE));
+                    continue;
+                }
+                r if recursive_attr(r).is_some() => {
+                    let (set, clr) = recursive_attr(r).unwrap_or_default();
+                    o.rec_set = (o.rec_set & !clr) | set;
+                    o.rec_clr = (o.rec_clr & !set) | clr;
                     continue;
                 }
                 // runc extension, handled by engines' own copy-up; nothing to do here.
@@ -85,7 +98,7 @@ impl MountOptions {
                 }
             };
             o.flags |= set;
-            o.flags &= !clear;
+            o.flags = without(o.flags, clear);
             o.cleared |= clear;
         }
         Ok(o)
@@ -95,6 +108,15 @@ impl MountOptions {
         self.flags.contains(MsFlags::MS_BIND)
     }
 }
+
+/// `flags` minus `remove`, keeping bits nix has no name for (`!` on
+/// bitflags would drop them, MS_NOSYMFOLLOW among them).
+pub fn without(flags: MsFlags, remove: MsFlags) -> MsFlags {
+    MsFlags::from_bits_retain(flags.bits() & !remove.bits())
+}
+
+/// mount(2)'s MS_NOSYMFOLLOW (Linux 5.10), not in every libc yet.
+const MS_NOSYMFOLLOW: libc::c_ulong = 256;
 
 /// `private`, `rshared`, ... as mount(2) propagation flags.
 pub fn propagation_flag(name: &str) -> Option<MsFlags> {
@@ -163,7 +185,7 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
     let target_path = fd_path(&target);
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data.join(",");
-    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let flags = without(opts.flags, MsFlags::MS_REMOUNT);
     let res = mount(
         Some(source.as_path()),
         target_path.as_str(),
@@ -244,7 +266,10 @@ fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> 
         ))
     })?;
     drop(target);
-    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let extra = without(
+        opts.flags,
+        MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT,
+    );
     if !extra.is_empty() {
         let top = mount_on(ctx, dest)?;
         remount(&fd_path(&top), extra, ctx.in_userns).map_err(|e| {
@@ -283,7 +308,49 @@ pub fn remount(target: &str, flags: MsFlags, in_userns: bool) -> nix::Result<()>
     )
 }
 
+/// The recursive options (`rro`, `rnosuid`, ...) as mount_setattr
+/// (set, clear) attribute bits.
+fn recursive_attr(opt: &str) -> Option<(u64, u64)> {
+    const RDONLY: u64 = 0x1;
+    const NOSUID: u64 = 0x2;
+    const NODEV: u64 = 0x4;
+    const NOEXEC: u64 = 0x8;
+    const ATIME_MASK: u64 = 0x70;
+    const NOATIME: u64 = 0x10;
+    const STRICTATIME: u64 = 0x20;
+    const NODIRATIME: u64 = 0x80;
+    const NOSYMFOLLOW: u64 = 0x20_0000;
+    Some(match opt {
+        "rro" => (RDONLY, 0),
+        "rrw" => (0, RDONLY),
+        "rnosuid" => (NOSUID, 0),
+        "rsuid" => (0, NOSUID),
+        "rnodev" => (NODEV, 0),
+        "rdev" => (0, NODEV),
+        "rnoexec" => (NOEXEC, 0),
+        "rexec" => (0, NOEXEC),
+        "rnoatime" => (NOATIME, ATIME_MASK),
+        "rstrictatime" => (STRICTATIME, ATIME_MASK),
+        "rrelatime" | "ratime" | "rnostrictatime" | "rnorelatime" => (0, ATIME_MASK),
+        "rnodiratime" => (NODIRATIME, 0),
+        "rdiratime" => (0, NODIRATIME),
+        "rnosymfollow" => (NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
+/// What follows every mount: recursive attributes, then propagation.
 fn apply_propagation(ctx: &MountContext, opts: &MountOptions, dest: &Path) -> Result<()> {
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        let top = mount_on(ctx, dest)?;
+        crate::sys::mount_setattr_recursive(&top, opts.rec_set, opts.rec_clr).map_err(|e| {
+            Error::Sys(format!(
+                "set recursive mount options on {dest:?}: {}",
+                crate::error::Os(e)
+            ))
+        })?;
+    }
     if opts.propagation.is_empty() {
         return Ok(());
     }

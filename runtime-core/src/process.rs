@@ -72,16 +72,20 @@ fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> Result<HashSet<caps
 
 /// Capabilities the running kernel knows; newer names in a spec are dropped
 /// from the sets (with a debug line) rather than failing, as runc does.
-fn known_to_kernel(set: HashSet<caps::Capability>) -> HashSet<caps::Capability> {
+/// The capabilities this process can hand on: known to the kernel and in
+/// our own bounding set. The spec (1.1+): one that cannot be granted is a
+/// warning, not a failure (a restricted host, e.g. without CAP_SYS_RESOURCE).
+fn grantable(set: HashSet<caps::Capability>, set_name: &str) -> HashSet<caps::Capability> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<u8>().ok())
         .unwrap_or(40);
+    let ours = caps::read(None, caps::CapSet::Bounding).ok();
     set.into_iter()
         .filter(|c| {
-            let ok = c.index() <= last;
+            let ok = c.index() <= last && ours.as_ref().is_none_or(|b| b.contains(c));
             if !ok {
-                crate::log::debug!("capability {c} is unknown to this kernel; skipped");
+                crate::log::warn!("{set_name} capability {c} cannot be granted here; skipped");
             }
             ok
         })
@@ -104,11 +108,11 @@ impl CapSets {
             return Ok(Self::default());
         };
         Ok(CapSets {
-            bounding: known_to_kernel(to_caps(c.bounding())?),
-            effective: known_to_kernel(to_caps(c.effective())?),
-            inheritable: known_to_kernel(to_caps(c.inheritable())?),
-            permitted: known_to_kernel(to_caps(c.permitted())?),
-            ambient: known_to_kernel(to_caps(c.ambient())?),
+            bounding: grantable(to_caps(c.bounding())?, "bounding"),
+            effective: grantable(to_caps(c.effective())?, "effective"),
+            inheritable: grantable(to_caps(c.inheritable())?, "inheritable"),
+            permitted: grantable(to_caps(c.permitted())?, "permitted"),
+            ambient: grantable(to_caps(c.ambient())?, "ambient"),
         })
     }
 }
@@ -225,20 +229,27 @@ pub fn finalize(
 ) -> Result<()> {
     let nnp = process.no_new_privileges().unwrap_or(false);
     apply_rlimits(process)?;
-    if let (Some(s), false) = (seccomp, nnp) {
-        s.install()?;
-    }
+    crate::taskattr::apply(process)?;
     drop_bounding(caps)?;
     let cwd = process.cwd();
     // Try the cwd as root first, then as the user (root may lack access
     // on a root-squashed mount; the user may lack it where root has it).
     let early_cd = nix::unistd::chdir(cwd.as_path()).is_ok();
+    if early_cd {
+        check_cwd_inside_root()?;
+    }
+    // Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in
+    // before the user switch; as late as that allows, so a profile that
+    // denies getcwd, chdir, ... does not trip our own setup.
+    if let (Some(s), false) = (seccomp, nnp) {
+        s.install()?;
+    }
     switch_user(process, setgroups_allowed)?;
     if !early_cd {
         nix::unistd::chdir(cwd.as_path())
             .map_err(|e| Error::Init(format!("chdir to cwd {cwd:?}: {}", Os(e))))?;
+        check_cwd_inside_root()?;
     }
-    check_cwd_inside_root()?;
     apply_caps(caps)?;
     if nnp {
         set_no_new_privs()?;

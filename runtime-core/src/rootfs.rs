@@ -33,7 +33,12 @@ fn mount_point_of(path: &Path) -> Option<String> {
 
 /// Everything up to (not including) pivot_root.
 pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
-    let prop = root_propagation(spec);
+    // An unbindable tree cannot be bind-mounted: stay private until
+    // `finalize` applies it to the new root.
+    let prop = match root_propagation(spec) {
+        p if p.contains(MsFlags::MS_UNBINDABLE) => MsFlags::MS_PRIVATE | (p & MsFlags::MS_REC),
+        p => p,
+    };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .map_err(|e| Error::sys("set propagation of /", e))?;
     // pivot_root refuses a new root whose parent mount is shared.

@@ -74,6 +74,9 @@ pub struct Saved {
     /// Container processes may reach a runtime's exe: exec must run sealed.
     #[serde(default)]
     pub needs_sealed: bool,
+    /// config.json had no `process`: the container can be created, not started.
+    #[serde(default)]
+    pub no_process: bool,
 }
 
 /// The OCI state document (plus runc's extra fields engines read).
@@ -291,6 +294,7 @@ mod tests {
             oci_version: "1.0.0".into(),
             created_done: true,
             needs_sealed: false,
+            no_process: false,
         };
         assert!(!s.init_alive());
         s.pid_start = start;

@@ -337,3 +337,89 @@ pub fn fexecve(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> Errno {
         .err()
         .unwrap_or(Errno::UnknownErrno)
 }
+
+/// `personality(2)` with a persona value.
+pub fn personality(persona: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: personality takes a plain integer; -1 is the error value.
+    let r = unsafe { libc::personality(persona) };
+    Errno::result(r).map(drop)
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)`.
+pub fn ioprio_set(class: u32, level: u32) -> Result<(), Errno> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    let prio = ((class << 13) | (level & 0x1fff)) as libc::c_long;
+    // SAFETY: three integer arguments; affects only the calling process.
+    let r = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) };
+    Errno::result(r).map(drop)
+}
+
+/// The kernel's `struct sched_attr` (version 1, 48 bytes without clamps).
+#[repr(C)]
+#[derive(Default)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// `sched_setattr(0, attr, 0)` for the calling thread.
+pub fn sched_setattr(attr: &mut SchedAttr) -> Result<(), Errno> {
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: attr is a valid sched_attr of the size it declares.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *mut SchedAttr, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `sched_setaffinity(0, ...)` to exactly `cpus`.
+pub fn sched_setaffinity(cpus: &[usize]) -> Result<(), Errno> {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        if c >= libc::CPU_SETSIZE as usize {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: c is below CPU_SETSIZE, checked above.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: set is valid for size_of::<cpu_set_t>() bytes.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    Errno::result(r).map(drop)
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, ...)` (Linux 5.12):
+/// attributes on a mount and every mount below it.
+pub fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clr: u64) -> Result<(), Errno> {
+    let mut attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: fd is open; the path is an empty C string; attr is a valid
+    // mount_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &mut attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
