@@ -1,12 +1,20 @@
 #!/bin/sh
 # The whole test suite, from a fresh Debian machine as root: installs what the
 # tests need, checks formatting and lints, runs unit and integration tests
-# (real containers), and the library example.
+# (real containers), the library example, the cgroup v2 and systemd guests,
+# the conformance suite and the real engines.
 set -eu
 cd "$(dirname "$0")/.."
 need=""
 [ -x /bin/busybox ] || need="$need busybox-static"
 command -v gcc >/dev/null 2>&1 || need="$need build-essential"
+# The conformance suite runs runc and crun beside estiba for its table.
+command -v runc >/dev/null 2>&1 || need="$need runc"
+command -v crun >/dev/null 2>&1 || need="$need crun"
+# The systemd cgroup driver's tests: a private dbus-daemon (host), and the
+# host's systemd booted in the qemu guests.
+command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus-daemon"
+[ -x /lib/systemd/systemd ] || need="$need systemd"
 if [ -n "$need" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
@@ -18,14 +26,31 @@ cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/estiba-test.log
 cargo run -q -p estiba-core --example run_busybox
 # cgroup v2: the cgroup and lifecycle tests again, in a qemu guest booted
 # cgroup_no_v1=all (this host is v1 hybrid). ESTIBA_SKIP_VM=1 leaves it out.
+# Then the systemd cgroup driver (and the cgroup tests again) in guests whose
+# PID 1 is systemd, on cgroup v2 and on a v1 hybrid layout. A guest that
+# fails to run its tests counts as a failure (its "vm-tests" line).
 if [ "${ESTIBA_SKIP_VM:-0}" = 1 ]; then
-    echo "skipped: cgroup v2 guest tests (ESTIBA_SKIP_VM=1)"
+    echo "skipped: cgroup v2 and systemd guest tests (ESTIBA_SKIP_VM=1)"
 else
-    integration/vm/cgroup-v2-tests.sh 2>&1 | tee -a /tmp/estiba-test.log
+    { integration/vm/cgroup-v2-tests.sh 2>&1 || echo "vm-tests cgroup-v2: exit $?"; } | tee -a /tmp/estiba-test.log
+    { integration/vm/systemd-tests.sh 2>&1 || echo "vm-tests systemd: exit $?"; } | tee -a /tmp/estiba-test.log
 fi
-# A real engine: containerd (with its runc shim) running containers through estiba.
+# The spec conformance suite against estiba, runc and crun, side by side;
+# then the runtime-tools validation programs if OCI_VALIDATION_DIR names a build.
+oci-conformance/run.sh 2>&1 | tee -a /tmp/estiba-test.log
+host=$(rustc -vV | sed -n 's/^host: //p')
+"target/$host/release/oci-conformance" validation --runtime "$PWD/target/debug/estiba" \
+    --ledger oci-conformance/validation-ledger.tsv 2>&1 | tee -a /tmp/estiba-test.log
+# Real engines running containers through estiba: containerd (with its runc
+# shim), podman (with conmon), docker (dockerd with its containerd).
 integration/engines/containerd.sh 2>&1 | tee -a /tmp/estiba-test.log
+integration/engines/podman.sh 2>&1 | tee -a /tmp/estiba-test.log
+integration/engines/docker.sh 2>&1 | tee -a /tmp/estiba-test.log
 # The summary line CI reads: cargo's per-binary results plus the engine checks.
 awk '/^test result:/ { p += $4; f += $6 }
-     /^containerd: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(containerd|podman|docker): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^oci-conformance estiba: [0-9]+ passed, [0-9]+ failed/ { p += $3; f += $5 }
+     /^oci-conformance estiba cgroup-v2: [0-9]+ passed, [0-9]+ failed/ { p += $4; f += $6 }
+     /^validation: REGRESSION / { f += 1 }
+     /^vm-tests [a-z0-9-]+: exit [1-9]/ { f += 1 }
      END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }' /tmp/estiba-test.log

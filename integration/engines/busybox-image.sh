@@ -1,8 +1,9 @@
 #!/bin/bash
-# busybox-image.sh OUT.tar [NAME]: an OCI image (layout tarball) of Debian's
-# busybox-static, built by hand: no registry is reachable here.
+# busybox-image.sh OUT.tar [NAME [oci|docker]]: an image of Debian's
+# busybox-static, built by hand (no registry is reachable here): an OCI
+# layout tarball, or with `docker` the archive `docker load` (20.10) reads.
 set -euo pipefail
-out=$1; name=${2:-localhost/busybox:latest}
+out=$1; name=${2:-localhost/busybox:latest}; format=${3:-oci}
 d=$(mktemp -d /tmp/estiba-img.XXXXXX)
 trap 'rm -rf "$d"' EXIT
 mkdir -p "$d/rootfs/bin" "$d/rootfs/etc" "$d/rootfs/tmp" "$d/rootfs/proc" "$d/rootfs/sys" "$d/rootfs/dev" "$d/blobs/sha256"
@@ -18,6 +19,11 @@ blob() { local s; s=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$d/blobs/sha256/
 read -r lsha lsize < <(blob "$d/layer.tar.gz")
 diffid=$(sha256sum "$d/layer.tar" | cut -d' ' -f1)
 printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$diffid" > "$d/config.json"
+if [ "$format" = docker ]; then
+    printf '[{"Config":"config.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "$name" > "$d/manifest.json"
+    tar -C "$d" -cf "$out" manifest.json config.json layer.tar
+    exit 0
+fi
 read -r csha csize < <(blob "$d/config.json")
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' "$csha" "$csize" "$lsha" "$lsize" > "$d/manifest.json"
 read -r msha msize < <(blob "$d/manifest.json")

@@ -10,6 +10,7 @@ command -v containerd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=nonint
 estiba=${ESTIBA_BIN:-$PWD/target/debug/estiba}
 [ -x "$estiba" ] || cargo build -q -p estiba
 t=$(mktemp -d /tmp/estiba-ctd.XXXXXX)
+. integration/engines/lib.sh
 cat > "$t/config.toml" <<TOML
 version = 2
 root = "$t/root"
@@ -22,7 +23,7 @@ TOML
 containerd --config "$t/config.toml" > "$t/containerd.log" 2>&1 &
 cpid=$!
 # Every ctr call is bounded: a hang must fail the check, not stall CI.
-C="timeout -s KILL 60 ctr --address $t/sock"
+C="$bounded 60 ctr --address $t/sock"
 ns=estiba-test
 CN="$C -n $ns"
 cleanup() {
@@ -41,10 +42,6 @@ for _ in $(seq 100); do [ -S "$t/sock" ] && break; sleep 0.1; done
 integration/engines/busybox-image.sh "$t/busybox.tar"
 $CN images import "$t/busybox.tar" >/dev/null || { echo "containerd: image import failed"; exit 1; }
 img=localhost/busybox:latest
-pass=0 fail=0
-check() { # check DESCRIPTION COMMAND...: passes when the command does
-    if "${@:2}" >>"$t/checks.log" 2>&1; then pass=$((pass+1)); echo "ok - $1"; else fail=$((fail+1)); echo "not ok - $1"; fi
-}
 run() { $CN run --rm --runc-binary "$estiba" "$@"; }
 
 run "$img" r1 sh -c 'echo out; echo err >&2; exit 3' > "$t/out" 2> "$t/err"; rc=$?
@@ -59,6 +56,8 @@ run "$img" r5 no-such-program > /dev/null 2> "$t/missing"; rc=$?
 check "run: a missing executable fails with runc's words" sh -c "test $rc != 0 && grep -q 'executable file not found' $t/missing"
 run "$img" r6 /bin/notexec > /dev/null 2> "$t/notexec"; rc=$?
 check "run: a non-executable file fails with permission denied" sh -c "test $rc != 0 && grep -q 'permission denied' $t/notexec"
+in_pty 'hello\n' "$CN run --rm -t --runc-binary $estiba $img it1 sh -c 'read x; echo got:\$x; tty'" > "$t/it.out" 2>&1
+check "run -t: an interactive session under a pty" shows "$t/it.out" got:hello '/dev/pts/[0-9]+'
 check "run: read-only rootfs" sh -c "$C -n $ns run --rm --runc-binary $estiba --read-only $img r7 sh -c 'touch /x 2>/dev/null && echo rw || echo ro' | grep -qx ro"
 
 $CN run -d --runc-binary "$estiba" --memory-limit 67108864 --seccomp "$img" d1 sh -c 'trap "exit 7" TERM; while true; do sleep 0.1; done' >/dev/null
@@ -67,6 +66,8 @@ check "exec: output" sh -c "$CN task exec --exec-id e1 d1 echo exec-ok | grep -q
 check "exec: same pid namespace (pid 1 is the init)" sh -c "$CN task exec --exec-id e2 d1 cat /proc/1/cmdline | tr '\\0' ' ' | grep -q 'sh -c trap'"
 $CN task exec --exec-id e3 d1 sh -c 'exit 5'; rc=$?
 check "exec: exit code" test $rc = 5
+in_pty '' "$CN task exec -t --exec-id e5 d1 tty" > "$t/ite.out" 2>&1
+check "exec -t: a terminal" shows "$t/ite.out" '/dev/pts/[0-9]+'
 check "exec: seccomp profile applied" sh -c "$CN task exec --exec-id e4 d1 grep -q 'Seccomp:.2' /proc/self/status"
 check "ps: lists the init" sh -c "$CN task ps d1 | grep -q \$($CN task ls | awk '\$1==\"d1\" {print \$2}')"
 pid=$($CN task ls | awk '$1=="d1" {print $2}')
@@ -87,6 +88,15 @@ $CN task kill --all -s SIGKILL d2
 for _ in $(seq 50); do $CN task ls | grep -q 'd2 .*STOPPED' && break; sleep 0.1; done
 check "kill --all: stopped" sh -c "$CN task ls | grep -q 'd2 .*STOPPED'"
 $CN task delete d2 >/dev/null 2>&1; $CN container delete d2 >/dev/null 2>&1
-check "nothing left: tasks, runtime state, cgroups" sh -c "test -z \"\$($CN task ls -q)\" && test -z \"\$(ls $t/state/io.containerd.runtime.v2.task/$ns 2>/dev/null)\" && ! ls /run/containerd/runc/$ns/* >/dev/null 2>&1 && test -z \"\$(find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -path '*/$ns/*')\""
+nothing_left() {
+    local ok=0
+    none grep " $t/.*/rootfs " /proc/self/mountinfo || ok=1
+    none $CN task ls -q || ok=1
+    none ls "$t/state/io.containerd.runtime.v2.task/$ns" || ok=1
+    none ls "/run/containerd/runc/$ns" || ok=1
+    none find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -path "*/$ns/*" || ok=1
+    return $ok
+}
+check "nothing left: tasks, runtime state, cgroups, mounts" nothing_left
 echo "containerd: $pass passed, $fail failed"
 [ $fail = 0 ]

@@ -3,6 +3,8 @@
 //! root, bundle, containers, cgroups) is removed when its guard drops, pass
 //! or fail.
 
+pub mod bpfeval;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -500,29 +502,5 @@ impl World {
 pub fn receive_fds(
     listener: &std::os::unix::net::UnixListener,
 ) -> (Vec<u8>, Vec<std::os::fd::OwnedFd>) {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let (conn, _) = listener.accept().expect("accept");
-    let mut buf = vec![0u8; 8192];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .expect("recvmsg");
-    let mut fds = vec![];
-    for c in msg.cmsgs().expect("cmsgs") {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(raw) = c {
-            // SAFETY: the kernel just installed these descriptors for us.
-            fds.extend(
-                raw.into_iter()
-                    .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
-            );
-        }
-    }
-    let n = msg.bytes;
-    buf.truncate(n);
-    (buf, fds)
+    estiba_oci_conformance::fdpass::receive(listener).expect("receive SCM_RIGHTS")
 }

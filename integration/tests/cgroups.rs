@@ -359,3 +359,74 @@ fn events_stats_and_oom() {
     assert!(w.wait_status(&id, "stopped"));
     assert_eq!(w.estiba(&["events", "--stats", &id]).status.code(), Some(1));
 }
+
+#[test]
+fn device_rules_are_enforced() {
+    if !can_run("device_rules_are_enforced") {
+        return;
+    }
+    // v1: devices.allow/deny; v2: an eBPF program on the cgroup. The
+    // cgroup check comes before the driver's open: a denied open is EPERM,
+    // an allowed one reaches the driver (these nodes have none: ENXIO).
+    let mut w = World::new("devrules");
+    w.config["linux"]["devices"] = json!([
+        {"path": "/dev/ro-dev", "type": "b", "major": 7, "minor": 250},
+        {"path": "/dev/denied", "type": "b", "major": 7, "minor": 251}
+    ]);
+    w.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "b", "major": 7, "minor": 250, "access": "r"}
+    ]);
+    w.script(
+        "echo \"R:$(head -c0 /dev/ro-dev 2>&1)\"; \
+         echo \"W:$( (echo x > /dev/ro-dev) 2>&1)\"; \
+         echo \"D:$(head -c0 /dev/denied 2>&1)\"; \
+         echo ok > /dev/null && echo null-ok",
+    );
+    let out = w.run_ok("d");
+    let line = |tag: &str| {
+        out.lines()
+            .find(|l| l.starts_with(tag))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(!line("R:").contains("not permitted"), "{out}");
+    assert!(line("W:").contains("not permitted"), "{out}");
+    assert!(line("D:").contains("not permitted"), "{out}");
+    assert!(out.contains("null-ok"), "{out}");
+}
+
+/// A create that fails after its init entered a cgroup it shares with a
+/// running container (the same cgroupsPath) undoes only its own part: the
+/// other container keeps running in the cgroup, which stays.
+#[test]
+fn a_failed_create_leaves_a_shared_cgroup_to_its_other_users() {
+    if !can_run("a_failed_create_leaves_a_shared_cgroup_to_its_other_users") {
+        return;
+    }
+    let mut w = World::new("shared");
+    let path = format!("/{}-shared", w.name);
+    w.config["linux"]["cgroupsPath"] = json!(path);
+    w.args(&["sleep", "1000"]);
+    let first = w.running("first");
+    let pid = w.state(&first)["pid"].as_i64().unwrap();
+    // The program does not exist: create fails once the init is in the
+    // cgroup and looks for it.
+    w.args(&["/no/such/program"]);
+    let (second, out) = w.create("second", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!w.root.join(&second).exists());
+    assert_eq!(w.status(&first), "running");
+    let procs = cgroup_file(&path, "pids", "cgroup.procs", "cgroup.procs").unwrap_or_default();
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "the first container's init left its cgroup: {procs:?}"
+    );
+    assert!(w.estiba(&["delete", "--force", &first]).status.success());
+    let name = path.trim_start_matches('/');
+    assert!(
+        cgroup_dirs(name).is_empty(),
+        "left: {:?}",
+        cgroup_dirs(name)
+    );
+}

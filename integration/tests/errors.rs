@@ -211,19 +211,30 @@ fn unsupported_things_say_so() {
     w.write_config();
     let id = w.id("c");
     let bundle = w.bundle.to_string_lossy().into_owned();
-    let out = Command::new(binary())
-        .arg("--root")
-        .arg(&w.root)
-        .args(["--systemd-cgroup", "create", "--bundle", &bundle, &id])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("systemd"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(!w.root.join(&id).exists());
+    // The systemd driver where systemd does not run: one line naming it,
+    // and nothing left (the init was already cloned when systemd was asked).
+    if std::fs::read_to_string("/proc/1/comm")
+        .unwrap_or_default()
+        .trim()
+        == "systemd"
+    {
+        println!("skipped: unsupported_things_say_so: systemd runs here (tests/systemd.rs covers the driver)");
+    } else {
+        let out = Command::new(binary())
+            .arg("--root")
+            .arg(&w.root)
+            .args(["--systemd-cgroup", "create", "--bundle", &bundle, &id])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("systemd") && err.trim().lines().count() == 1,
+            "{err}"
+        );
+        assert!(!w.root.join(&id).exists());
+        assert!(cgroup_dirs(&id).is_empty(), "left: {:?}", cgroup_dirs(&id));
+    }
     // Commands estiba does not have yet say so.
     let out = w.estiba(&["checkpoint", &id]);
     assert_eq!(out.status.code(), Some(1));
@@ -232,4 +243,22 @@ fn unsupported_things_say_so() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn resources_the_kernel_refuses_are_named() {
+    if !can_run("resources_the_kernel_refuses_are_named") {
+        return;
+    }
+    let mut w = World::new("refused");
+    let id = w.id("cpus");
+    w.config["linux"]["resources"] = json!({"cpu": {"cpus": "9999"}});
+    w.write_config();
+    create_fails(&mut w, &id, "linux.resources.cpu.cpus: ");
+    let id = w.id("mem");
+    w.config["linux"]["resources"] = json!({"memory": {"limit": 4096}});
+    w.write_config();
+    // Either libcgroups refuses the limit (below the usage so far) or the
+    // init is OOM-killed before it is ready: both name the field.
+    create_fails(&mut w, &id, "linux.resources.memory.limit");
 }

@@ -554,9 +554,11 @@ fn cve_2019_5736_attack(name: &str, caps: &[&str]) -> (bool, String) {
     w.config["root"]["readonly"] = json!(false);
     w.config["process"]["capabilities"] =
         json!({"bounding": caps, "effective": caps, "permitted": caps});
+    // `command`: a failed redirection of the special builtin exec (the
+    // process exited since readlink) must not end the attacking shell.
     let attack = "n=3; me=$(readlink /proc/self/exe); while [ ! -e /tmp/stop ]; do \
         for p in /proc/[0-9]*; do t=$(readlink $p/exe 2>/dev/null) || continue; [ \"$t\" = \"$me\" ] && continue; [ $n -le 9 ] || continue; \
-        case \"$t\" in *estiba*) eval \"exec $n< $p/exe\" 2>/dev/null && { echo held $p $t >> /tmp/hits; n=$((n+1)); };; esac; done; done; \
+        case \"$t\" in *estiba*) command eval \"exec $n< $p/exe\" 2>/dev/null && { echo held $p $t >> /tmp/hits; n=$((n+1)); };; esac; done; done; \
         for fd in /proc/self/fd/*; do case $(readlink $fd) in *estiba*) echo pwned >> $fd 2>/dev/null && echo wrote $fd >> /tmp/hits;; esac; done; \
         touch /tmp/done; sleep 1000";
     w.config["process"]["args"] = json!(["sh", "-c", attack]);

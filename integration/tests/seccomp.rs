@@ -180,6 +180,153 @@ fn custom(rules: Value, default: &str) -> Value {
     json!({"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": rules})
 }
 
+/// Every syscall a real profile allows whatever its arguments is one the
+/// kernel's action cache (Linux 5.11+) answers without running the filter,
+/// on x86_64 and x86: such calls cost no BPF at all. The kernel decides that
+/// by emulating the filter with a small instruction set; an instruction
+/// outside it, or an argument load, on such a syscall's path would make
+/// every call of it run the filter. No other syscall is cached.
+#[test]
+fn unconditional_allows_are_answered_by_the_kernel_cache() {
+    use estiba_integration::bpfeval::{kernel_caches, Insn};
+    use estiba_seccomp::Table;
+    for (path, name) in [(DOCKER_PROFILE, "docker"), (PODMAN_PROFILE, "podman")] {
+        let Some(seccomp) = engine_profile_to_oci(std::path::Path::new(path), DOCKER_CAPS) else {
+            println!("skipped: {name}: {path} is not installed");
+            continue;
+        };
+        let spec: oci_spec::runtime::LinuxSeccomp =
+            serde_json::from_value(seccomp.clone()).expect("the converted profile parses");
+        let prog: Vec<Insn> = estiba_seccomp::compile(&spec)
+            .expect("compiles")
+            .program
+            .iter()
+            .map(|i| Insn {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        let rules = seccomp["syscalls"].as_array().unwrap();
+        for table in [Table::X86_64, Table::X86] {
+            let (mut cached, mut expected) = (0, 0);
+            for nr in 0..460 {
+                let naming: Vec<&Value> = rules
+                    .iter()
+                    .filter(|r| {
+                        r["names"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|n| n.as_str().and_then(|n| table.number(n)) == Some(nr))
+                    })
+                    .collect();
+                let unconditional_allow = naming.iter().any(|r| {
+                    r["action"] == "SCMP_ACT_ALLOW"
+                        && r["args"].as_array().is_none_or(|a| a.is_empty())
+                });
+                let want =
+                    unconditional_allow && naming.iter().all(|r| r["action"] == "SCMP_ACT_ALLOW");
+                let got = kernel_caches(&prog, nr, table.audit());
+                assert_eq!(
+                    got, want,
+                    "{name} {table:?} syscall {nr}: kernel-cached {got}, expected {want}"
+                );
+                cached += got as u32;
+                expected += want as u32;
+            }
+            assert!(
+                expected > 250,
+                "{name} {table:?}: only {expected} unconditional allows?"
+            );
+            println!("{name} {table:?}: {cached} syscalls answered by the kernel's cache");
+        }
+    }
+}
+
+/// The profile's flags reach seccomp(2): the kernel accepts TSYNC and
+/// SPEC_ALLOW, and keeps LOG on the filter (read back with
+/// PTRACE_SECCOMP_GET_METADATA; it is the one flag the kernel records).
+#[test]
+fn flags_reach_the_kernel() {
+    if !can_run("flags_reach_the_kernel") {
+        return;
+    }
+    const FLAG_LOG: u64 = 2;
+    for (flags, want_log) in [
+        (json!(["SECCOMP_FILTER_FLAG_LOG"]), true),
+        (
+            json!([
+                "SECCOMP_FILTER_FLAG_TSYNC",
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
+            ]),
+            false,
+        ),
+        (json!([]), false),
+    ] {
+        let mut w = with_profile(
+            "flags",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": flags,
+                   "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}),
+            DOCKER_CAPS,
+        );
+        w.args(&["sleep", "1000"]);
+        let id = w.running("c");
+        let pid = w.state(&id)["pid"].as_i64().unwrap().to_string();
+        let out = std::process::Command::new(estiba_integration::probe_binary())
+            .args(["filter-flags", &pid])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flags}: {}", text(&out.stderr));
+        let got: u64 = text(&out.stdout).trim().parse().unwrap();
+        assert_eq!(
+            got & FLAG_LOG != 0,
+            want_log,
+            "{flags}: metadata flags {got}"
+        );
+        assert!(w.estiba(&["delete", "--force", &id]).status.success());
+    }
+}
+
+/// x32 calls (x86_64's audit token, numbers with bit 30 set) from inside
+/// the container: filtered by the x32 rules when the profile lists x32,
+/// killed as an unlisted architecture when it does not. The filter decides
+/// before the kernel looks at the number, so this holds whether or not
+/// the kernel runs x32 programs.
+#[test]
+fn x32_calls_follow_the_x32_rules() {
+    if !can_run("x32_calls_follow_the_x32_rules") {
+        return;
+    }
+    const X32_KEYCTL: u32 = 0x4000_0000 | X86_64_KEYCTL;
+    let profile = |arches: Value| {
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": arches,
+               "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 99}]})
+    };
+    let mut w = with_profile(
+        "x32",
+        profile(json!([
+            "SCMP_ARCH_X86_64",
+            "SCMP_ARCH_X86",
+            "SCMP_ARCH_X32"
+        ])),
+        DOCKER_CAPS,
+    );
+    assert_eq!(
+        probe(&mut w, "x32", &format!("sys {X32_KEYCTL} 0")),
+        "errno 99"
+    );
+    assert_eq!(
+        probe(&mut w, "x64", &format!("sys {X86_64_KEYCTL} 0")),
+        "errno 99"
+    );
+    let mut w = with_profile("nox32", profile(json!(["SCMP_ARCH_X86_64"])), DOCKER_CAPS);
+    w.script(&format!("probe sys {X32_KEYCTL} 0"));
+    let out = w.run("killed");
+    assert_eq!(out.status.code(), Some(128 + 31), "{}", text(&out.stdout));
+}
+
 #[test]
 fn every_action() {
     if !can_run("every_action") {

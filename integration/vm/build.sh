@@ -40,7 +40,7 @@ add() {
     for dep in $(grep -E "^$rel:" "$mods/modules.dep" | cut -d: -f2); do add "$dep"; done
     order+=("$rel")
 }
-for m in virtio_pci 9pnet_virtio 9p overlay; do
+for m in virtio_pci 9pnet_virtio 9p overlay virtio_blk; do
     rel=$(grep -E "/${m}\.ko(\.xz)?:" "$mods/modules.dep" | head -1 | cut -d: -f1)
     [ -n "$rel" ] || { echo "build.sh: module $m not in $kver" >&2; exit 1; }
     add "$rel"

@@ -6,6 +6,10 @@
 # the guest did not run it). TCG here (the sandbox's /dev/kvm is PVM, which
 # cannot run a stock kernel); KVM where a real one exists
 # (ESTIBA_VM_ACCEL=kvm). ESTIBA_VM_TIMEOUT (s, default 1500).
+# ESTIBA_VM_INIT=systemd boots the host's systemd as the guest's PID 1 (it
+# runs COMMAND as a service), for the systemd cgroup driver; then
+# ESTIBA_VM_CGROUPS=hybrid gives the guest this host's layout (v1
+# controllers, v2 at /sys/fs/cgroup/unified) instead of pure v2.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${ESTIBA_VM_CACHE:-$HOME/.cache/estiba-vm}
@@ -16,18 +20,29 @@ shift 2
 ctl=$(mktemp -d /tmp/estiba-vm.XXXXXX)
 trap 'rm -rf "$ctl"' EXIT
 printf '%q ' "$@" > "$ctl/cmd"
-printf 'SHARE=%q\nCWD=%q\n' "$share" "$(pwd -P)" > "$ctl/env"
+init=${ESTIBA_VM_INIT:-busybox}
+printf 'SHARE=%q\nCWD=%q\nINIT=%q\n' "$share" "$(pwd -P)" "$init" > "$ctl/env"
+case "$init:${ESTIBA_VM_CGROUPS:-v2}" in
+    busybox:v2) cgroups="cgroup_no_v1=all" ;;
+    systemd:v2) cgroups="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1" ;;
+    systemd:hybrid) cgroups="systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0" ;;
+    *) echo "run.sh: ESTIBA_VM_INIT=$init with ESTIBA_VM_CGROUPS=${ESTIBA_VM_CGROUPS:-} is not a layout" >&2; exit 2 ;;
+esac
 case "${ESTIBA_VM_ACCEL:-tcg}" in
     kvm) accel=(-accel kvm -cpu host) ;;
     *) accel=(-accel tcg -cpu max) ;;
 esac
+# A small empty disk: the guest's one block device, for the tests of
+# per-device I/O limits.
+truncate -s 16M "$ctl/disk.img"
 start=$(date +%s.%N)
 timeout -k 5 "${ESTIBA_VM_TIMEOUT:-1500}" qemu-system-x86_64 \
     -nodefaults -no-user-config -display none -monitor none -no-reboot \
     -machine pc "${accel[@]}" -smp "$(nproc)" -m 2G \
     -kernel "$cache/vmlinux" -initrd "$cache/initrd" \
-    -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all rdinit=/init" \
+    -append "console=ttyS0 quiet panic=-1 $cgroups rdinit=/init" \
     -serial "file:$ctl/console" \
+    -drive "file=$ctl/disk.img,if=virtio,format=raw" \
     -fsdev "local,id=ctl,path=$ctl,security_model=none" -device virtio-9p-pci,fsdev=ctl,mount_tag=vmctl \
     -fsdev "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap" -device virtio-9p-pci,fsdev=root,mount_tag=hostroot \
     -fsdev "local,id=share,path=$share,security_model=none,multidevs=remap" -device virtio-9p-pci,fsdev=share,mount_tag=share \

@@ -1,0 +1,96 @@
+#!/bin/bash
+# docker (Debian's docker.io 20.10: dockerd, its own containerd and the runc
+# shim) running containers through estiba, added as a runtime the way users
+# add one (`--add-runtime estiba=PATH`, then `docker run --runtime estiba`).
+# dockerd is private: data, exec root, socket and pid file in a temp dir, and
+# its own network namespace. Every check looks at output and state, not exit codes
+# alone. Ends with "docker: N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+command -v dockerd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null; }
+estiba=${ESTIBA_BIN:-$PWD/target/debug/estiba}
+[ -x "$estiba" ] || cargo build -q -p estiba
+t=$(mktemp -d /tmp/estiba-docker.XXXXXX)
+. integration/engines/lib.sh
+# dockerd gets a network namespace of its own (loopback only): its bridge,
+# iptables rules and container networks exist there, never on the host.
+unshare --net -- sh -c 'ip link set lo up 2>/dev/null; exec "$@"' sh \
+    dockerd --data-root "$t/data" --exec-root "$t/exec" --pidfile "$t/dockerd.pid" -H "unix://$t/docker.sock" \
+    --storage-driver vfs --exec-opt native.cgroupdriver=cgroupfs --add-runtime "estiba=$estiba" > "$t/dockerd.log" 2>&1 &
+dpid=$!
+D="$bounded 120 docker -H unix://$t/docker.sock"
+cleanup() {
+    for c in $($D ps -aq 2>/dev/null); do $D rm -f "$c" >/dev/null 2>&1; done
+    kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null
+    grep -q " $t" /proc/self/mountinfo && awk -v t="$t" '$5 ~ "^"t { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
+    rm -rf "$t"
+    # dockerd's parent cgroup (cgroupfs driver: /docker/<id>), if empty now.
+    find /sys/fs/cgroup -maxdepth 2 -type d -name docker -exec rmdir {} \; 2>/dev/null
+}
+trap cleanup EXIT
+for _ in $(seq 300); do $D version >/dev/null 2>&1 && break; sleep 0.1; done
+$D version >/dev/null 2>&1 || { echo "docker: dockerd did not start"; tail -5 "$t/dockerd.log"; echo "docker: 0 passed, 1 failed, 0 skipped"; exit 1; }
+integration/engines/busybox-image.sh "$t/busybox.tar" localhost/busybox:latest docker
+$D load -q -i "$t/busybox.tar" >/dev/null || { echo "docker: image load failed"; exit 1; }
+img=localhost/busybox:latest
+E="$D"
+engine=docker
+missing="executable file not found"
+# dockerd 20.10 gives every runc-like runtime the root <exec-root>/runtime-runc/moby.
+estiba_root=$t/exec/runtime-runc/moby
+stats_json="$D stats --no-stream --format '{{json .}}' d1"
+. integration/engines/cli-checks.sh
+R="$D run --runtime estiba --network none"
+run_checks
+check "run: the runtime is estiba" sh -c "$R --name rt1 $img true && $D inspect -f '{{.State.ExitCode}} {{.HostConfig.Runtime}}' rt1 | grep -qx '0 estiba'"
+$D rm -f rt1 >/dev/null
+
+exec_checks
+pid=$($D inspect -f '{{.State.Pid}}' d1)
+cg=$(awk -F: '$2=="memory" {print $3}' /proc/$pid/cgroup)
+check "--memory in the container's cgroup" sh -c "test \$(cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes) = 67108864"
+$D update --memory 96m --memory-swap 96m d1 >/dev/null
+check "update --memory: the cgroup follows" sh -c "test \$(cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes) = 100663296"
+$D pause d1 >/dev/null
+check "pause: paused and frozen" sh -c "$D inspect -f '{{.State.Status}}' d1 | grep -qx paused && grep -qx FROZEN /sys/fs/cgroup/freezer$cg/freezer.state"
+$D unpause d1 >/dev/null
+check "unpause: running" sh -c "$D inspect -f '{{.State.Status}}' d1 | grep -qx running"
+$D stop -t 10 d1 >/dev/null
+check "stop: SIGTERM trapped inside, its exit code reported" sh -c "$D inspect -f '{{.State.ExitCode}}' d1 | grep -qx 7"
+$D restart -t 10 d1 >/dev/null
+check "restart: running with a new init" sh -c "test \$($D inspect -f '{{.State.Pid}}' d1) != $pid && $D inspect -f '{{.State.Status}}' d1 | grep -qx running"
+$D rm -f d1 >/dev/null
+
+# The default bridge network (in dockerd's namespace): docker's
+# libnetwork-setkey prestart hook configures eth0; its sysctl is applied.
+$D run --runtime estiba -d --name k1 "$img" sleep 1000 >/dev/null
+kid=$($D inspect -f '{{.Id}}' k1)
+check "bridge network: the libnetwork-setkey prestart hook gives eth0 an address" sh -c "grep -q libnetwork-setkey $t/exec/containerd/daemon/io.containerd.runtime.v2.task/moby/$kid/config.json && $D exec k1 ip -4 addr show eth0 | grep -q 'inet 172\\.'"
+check "bridge network: docker's sysctl is set" sh -c "$D exec k1 cat /proc/sys/net/ipv4/ip_unprivileged_port_start | grep -qx 0"
+$D kill k1 >/dev/null
+check "kill: SIGKILL, exit 137" sh -c "$D inspect -f '{{.State.Status}} {{.State.ExitCode}}' k1 | grep -qx 'exited 137'"
+$D rm -f k1 >/dev/null
+
+$R -d --name r1 --restart on-failure:2 "$img" sh -c 'exit 1' >/dev/null
+for _ in $(seq 100); do [ "$($D inspect -f '{{.State.Status}}' r1)" = exited ] && [ "$($D inspect -f '{{.RestartCount}}' r1)" = 2 ] && break; sleep 0.1; done
+check "restart policy on-failure:2: restarted twice, then exited 1" sh -c "$D inspect -f '{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}' r1 | grep -qx '2 exited 1'"
+$D rm -f r1 >/dev/null
+
+rm_f="$D rm -f"
+runc_run="$D run --network none"
+ending_checks
+
+# (dockerd keeps its data root bind-mounted on itself, and network
+# namespaces under exec/netns, while it runs.)
+nothing_left() {
+    local ok=0
+    none grep -E " $t/(data|exec/containerd)/" /proc/self/mountinfo || ok=1
+    none $D ps -aq || ok=1
+    test -d "$estiba_root" || { echo "no $estiba_root: estiba's state was elsewhere"; ok=1; }
+    none "$estiba" --root "$estiba_root" list -q || ok=1
+    none find /sys/fs/cgroup -mindepth 3 -maxdepth 3 -type d -path '*/docker/*' || ok=1
+    return $ok
+}
+check "nothing left: containers, estiba state, cgroups, mounts" nothing_left
+echo "docker: $pass passed, $fail failed, $skipped skipped"
+[ $fail = 0 ]

@@ -1,0 +1,53 @@
+# Sourced by every engine test (after it has made its temp dir $t).
+#
+# Engine CLIs are bounded with `timeout --foreground`: without it, timeout
+# moves the CLI into a process group of its own, which is not the terminal's
+# foreground group, so a `-t` client reading its pty is stopped by SIGTTIN
+# and hangs until killed (seen when script(1) runs the command with /bin/sh,
+# i.e. when SHELL is unset, as in CI).
+# (A string, not a function: the bounded commands also run in `sh -c`.)
+bounded="timeout --foreground -s KILL"
+
+pass=0 fail=0 skipped=0
+# check DESCRIPTION COMMAND...: one TAP line, passing when the command does.
+# A failure shows the command's last output lines as TAP comments, so a CI
+# log says why without the temp dir.
+check() {
+    local rc
+    "${@:2}" > "$t/check.out" 2>&1
+    rc=$?
+    cat "$t/check.out" >> "$t/checks.log"
+    if [ $rc = 0 ]; then
+        pass=$((pass+1)); echo "ok - $1"
+    else
+        fail=$((fail+1)); echo "not ok - $1"
+        tail -n 5 "$t/check.out" | sed 's/^/#   /'
+    fi
+}
+
+# in_pty INPUT COMMAND: runs the shell command on a fresh pty of its own, the
+# terminal a user at a prompt would give it (util-linux's script), with
+# INPUT (printf format) typed in; prints what the terminal showed, without
+# carriage returns. The shell is pinned so the session behaves alike
+# everywhere.
+in_pty() {
+    printf "$1" | SHELL=/bin/sh script -qec "$2" /dev/null | tr -d '\r'
+}
+
+# shows FILE REGEX...: true when each extended REGEX matches a whole line
+# of FILE; otherwise prints FILE, for check's diagnostics.
+shows() {
+    local file=$1 re
+    shift
+    for re in "$@"; do
+        grep -qxE -- "$re" "$file" || { cat "$file"; return 1; }
+    done
+}
+
+# none COMMAND...: true when the command prints nothing on stdout;
+# otherwise prints what it printed (what was left behind).
+none() {
+    local out
+    out=$("$@" 2>/dev/null)
+    [ -z "$out" ] || { printf 'left by the test (%s): %s\n' "$*" "$out"; return 1; }
+}

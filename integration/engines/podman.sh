@@ -1,0 +1,97 @@
+#!/bin/bash
+# podman (Debian's 4.3, with conmon) running containers through estiba.
+# Everything podman keeps goes to a temp dir (storage, run root, its tmp dir,
+# events, containers.conf); no network (--network none). Every check looks
+# at output and state, not exit codes alone. Ends with
+# "podman: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+command -v podman >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman >/dev/null; }
+estiba=${ESTIBA_BIN:-$PWD/target/debug/estiba}
+[ -x "$estiba" ] || cargo build -q -p estiba
+t=$(mktemp -d /tmp/estiba-podman.XXXXXX)
+. integration/engines/lib.sh
+mkdir -p "$t/tmp"
+# What README tells users: estiba as the runtime, its JSON log format, and
+# no default rlimits above this host's hard limits (root lacks CAP_SYS_RESOURCE).
+cat > "$t/containers.conf" <<TOML
+[containers]
+default_ulimits = []
+# conmon stays in the test's cgroup: podman would otherwise leave a
+# libpod_parent/conmon cgroup behind that outlives the test.
+cgroups = "no-conmon"
+[engine]
+runtime = "estiba"
+runtime_supports_json = ["estiba", "crun", "runc"]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$t/events.log"
+tmp_dir = "$t/tmp"
+[engine.runtimes]
+estiba = ["$estiba"]
+TOML
+export CONTAINERS_CONF="$t/containers.conf"
+P="$bounded 120 podman --root $t/storage --runroot $t/runroot --storage-driver vfs"
+cleanup() {
+    $P rm -af -t 0 >/dev/null 2>&1
+    $P system reset -f >/dev/null 2>&1
+    grep -q " $t" /proc/self/mountinfo && awk -v t="$t" '$5 ~ "^"t { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
+    rm -rf "$t"
+    # A just-removed child cgroup can keep its parent busy for a moment.
+    for _ in $(seq 50); do
+        find /sys/fs/cgroup -maxdepth 2 -type d -name libpod_parent -exec sh -c 'find "$1" -depth -type d -exec rmdir {} \;' _ {} \; 2>/dev/null
+        ls -d /sys/fs/cgroup/*/libpod_parent >/dev/null 2>&1 || break
+        sleep 0.1
+    done
+}
+trap cleanup EXIT
+integration/engines/busybox-image.sh "$t/busybox.tar"
+$P load -q -i "$t/busybox.tar" >/dev/null || { echo "podman: image load failed"; exit 1; }
+img=localhost/busybox:latest
+E="$P"
+engine=podman
+missing="not found"
+# podman gives the runtime no --root: estiba's default one holds its state.
+estiba_root=/run/estiba
+stats_json="$P stats --no-stream --format json d1"
+. integration/engines/cli-checks.sh
+R="$P run --network none"
+run_checks
+
+exec_checks
+pid=$($P inspect -f '{{.State.Pid}}' d1)
+cg=$(awk -F: '$2=="memory" {print $3}' /proc/$pid/cgroup)
+check "--memory in the container's cgroup" sh -c "test \$(cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes) = 67108864"
+$P pause d1 >/dev/null
+check "pause: paused and frozen" sh -c "$P inspect -f '{{.State.Status}}' d1 | grep -qx paused && grep -qx FROZEN /sys/fs/cgroup/freezer$cg/freezer.state"
+$P unpause d1 >/dev/null
+check "unpause: running" sh -c "$P inspect -f '{{.State.Status}}' d1 | grep -qx running"
+$P stop -t 10 d1 >/dev/null
+check "stop: SIGTERM trapped inside, its exit code reported" sh -c "$P inspect -f '{{.State.ExitCode}}' d1 | grep -qx 7"
+$P start d1 >/dev/null
+check "start again after stop: running" sh -c "$P inspect -f '{{.State.Status}}' d1 | grep -qx running"
+$P restart -t 10 d1 >/dev/null
+check "restart: running with a new init" sh -c "test \$($P inspect -f '{{.State.Pid}}' d1) != $pid && $P inspect -f '{{.State.Status}}' d1 | grep -qx running"
+$P rm -f -t 0 d1 >/dev/null
+
+$R -d --name k1 "$img" sleep 1000 >/dev/null
+$P kill k1 >/dev/null
+check "kill: SIGKILL, exit 137" sh -c "$P inspect -f '{{.State.Status}} {{.State.ExitCode}}' k1 | grep -qx 'exited 137'"
+$P rm -f k1 >/dev/null
+
+rm_f="$P rm -f -t 0"
+runc_run="$R --runtime $(command -v runc || echo runc)"
+ending_checks
+
+nothing_left() {
+    local ok=0
+    none grep " $t/" /proc/self/mountinfo || ok=1
+    none $P ps -aq || ok=1
+    # (podman's containers have 64-hex ids in estiba's default root.)
+    none sh -c "$estiba list -q | grep -E '^[0-9a-f]{64}\$'" || ok=1
+    none find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -name 'libpod-*' || ok=1
+    return $ok
+}
+check "nothing left: containers, estiba state, cgroups, mounts" nothing_left
+echo "podman: $pass passed, $fail failed, $skipped skipped"
+[ $fail = 0 ]
