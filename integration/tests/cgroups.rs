@@ -302,8 +302,10 @@ fn events_stats_and_oom() {
     w.config["mounts"].as_array_mut().unwrap().push(
         json!({"destination":"/big","type":"tmpfs","source":"tmpfs","options":["size=128m"]}),
     );
-    // Wait for a go, then blow the memory limit from a child (the init stays).
-    w.script("while [ ! -e /tmp/go ]; do sleep 0.05; done; (dd if=/dev/zero of=/big/f bs=1M count=100 2>/dev/null); sleep 100");
+    // Wait for a go, then blow the memory limit from a child. The child
+    // offers itself to the OOM killer (oom_score_adj 1000): tmpfs pages are
+    // in no process's RSS, so otherwise the init may be the one it picks.
+    w.script("while [ ! -e /tmp/go ]; do sleep 0.05; done; (echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/big/f bs=1M count=100 2>/dev/null); sleep 100");
     let id = w.running("c");
     let out = w.estiba(&["events", "--stats", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -358,6 +360,58 @@ fn events_stats_and_oom() {
     assert!(w.estiba(&["kill", &id, "KILL"]).status.success());
     assert!(w.wait_status(&id, "stopped"));
     assert_eq!(w.estiba(&["events", "--stats", &id]).status.code(), Some(1));
+}
+
+#[test]
+fn events_reports_the_oom_that_stopped_the_container() {
+    if !can_run("events_reports_the_oom_that_stopped_the_container")
+        || skip_without("events", &["memory"])
+    {
+        return;
+    }
+    // The init itself is the OOM killer's victim: the stream must still
+    // print the oom event before it ends with the container.
+    let mut w = World::new("oominit");
+    w.config["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 33554432});
+    w.config["root"]["readonly"] = json!(false);
+    w.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination":"/big","type":"tmpfs","source":"tmpfs","options":["size=128m"]}),
+    );
+    w.script("while [ ! -e /tmp/go ]; do sleep 0.05; done; echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/big/f bs=1M count=100");
+    let id = w.running("c");
+    let log = w.dir.join("events.log");
+    let mut stream = std::process::Command::new(&w.bin)
+        .arg("--root")
+        .arg(&w.root)
+        .args(["events", "--interval", "10s", &id])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(w.rootfs().join("tmp/go"), "").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let ended = loop {
+        match stream.try_wait().unwrap() {
+            Some(status) => break Some(status),
+            None if std::time::Instant::now() > deadline => break None,
+            None => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    };
+    // (a stream still running is stopped; one that ended is reaped)
+    let _ = stream.kill();
+    let _ = stream.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        ended.is_some_and(|s| s.success()),
+        "the stream did not end with the container: {ended:?} {text}"
+    );
+    assert_eq!(w.status(&id), "stopped");
+    assert!(
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|l| l["type"] == "oom" && l["id"] == id.as_str()),
+        "no oom event: {text}"
+    );
 }
 
 #[test]

@@ -503,13 +503,17 @@ fn events(cli: &Cli, id: &str, once: bool, interval: &str) -> Result<(), Failure
     let mut ooms = c.oom_kills();
     let mut next = std::time::Instant::now();
     loop {
-        if c.status() == estiba_core::Status::Stopped {
-            return Ok(());
-        }
+        // The status is read before the OOM count: when the OOM killer took
+        // the init, its kill is counted before the container shows stopped,
+        // so that last oom event is still printed.
+        let stopped = c.status() == estiba_core::Status::Stopped;
         let now_ooms = c.oom_kills();
         if now_ooms > ooms {
             print(estiba_core::event("oom", id, None))?;
             ooms = now_ooms;
+        }
+        if stopped {
+            return Ok(());
         }
         if std::time::Instant::now() >= next {
             match c.stats() {
