@@ -461,6 +461,17 @@ pub fn stop(unit: &Unit, dir: Option<&Path>) -> Result<()> {
     // A scope whose processes were killed can end "failed"; it would
     // linger in systemctl's list until reset.
     let _ = c.call(&MANAGER, "ResetFailedUnit", &name);
+    // systemd unloads the stopped unit a moment later; until then a new
+    // container of the same id (an engine's restart) would find the name
+    // taken. Wait for it, within the same bound.
+    let deadline = Instant::now() + SYSTEMD_TIMEOUT;
+    while Instant::now() < deadline {
+        match c.call(&MANAGER, "GetUnit", &name) {
+            Err(e) if is_error(&e, "NoSuchUnit") => break,
+            Err(e) => return Err(call_err(e)),
+            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
     Ok(())
 }
 
