@@ -2,6 +2,8 @@
 //! host) and v2 (the qemu guest: integration/vm/run.sh); the cgroup goes
 //! away with the container.
 
+use std::path::Path;
+
 use estiba_integration::{can_run, cgroup_dirs, cgroup_file, cgroup_v2, text, World};
 use serde_json::json;
 
@@ -290,22 +292,44 @@ fn update_with_flags_and_resources_json() {
     );
 }
 
+/// A container under a 32 MiB memory limit with a 128 MiB tmpfs at /big,
+/// running `script` (which waits for /tmp/go before it fills /big).
+fn memory_hog(name: &str, script: &str) -> World {
+    let mut w = World::new(name);
+    w.config["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 33554432});
+    w.config["root"]["readonly"] = json!(false);
+    w.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination":"/big","type":"tmpfs","source":"tmpfs","options":["size=128m"]}),
+    );
+    w.script(script);
+    w
+}
+
+/// `estiba events --interval EVERY ID` writing to `log`; /tmp/go is made in
+/// the container once the stream has had time to start.
+fn events_stream(w: &World, id: &str, every: &str, log: &Path) -> std::process::Child {
+    let stream = std::process::Command::new(&w.bin)
+        .arg("--root")
+        .arg(&w.root)
+        .args(["events", "--interval", every, id])
+        .stdout(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::fs::write(w.rootfs().join("tmp/go"), "").unwrap();
+    stream
+}
+
 #[test]
 fn events_stats_and_oom() {
     if !can_run("events_stats_and_oom") || skip_without("events", &["memory", "pids", "cpu"]) {
         return;
     }
-    let mut w = World::new("events");
-    w.config["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 33554432});
-    w.config["linux"]["resources"]["pids"] = json!({"limit": 50});
-    w.config["root"]["readonly"] = json!(false);
-    w.config["mounts"].as_array_mut().unwrap().push(
-        json!({"destination":"/big","type":"tmpfs","source":"tmpfs","options":["size=128m"]}),
-    );
     // Wait for a go, then blow the memory limit from a child. The child
     // offers itself to the OOM killer (oom_score_adj 1000): tmpfs pages are
     // in no process's RSS, so otherwise the init may be the one it picks.
-    w.script("while [ ! -e /tmp/go ]; do sleep 0.05; done; (echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/big/f bs=1M count=100 2>/dev/null); sleep 100");
+    let mut w = memory_hog("events", "while [ ! -e /tmp/go ]; do sleep 0.05; done; (echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/big/f bs=1M count=100 2>/dev/null); sleep 100");
+    w.config["linux"]["resources"]["pids"] = json!({"limit": 50});
     let id = w.running("c");
     let out = w.estiba(&["events", "--stats", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -322,15 +346,7 @@ fn events_stats_and_oom() {
     assert!(e["data"]["cpu"]["usage"]["total"].as_u64().is_some(), "{e}");
     // The stream: stats, and an oom event once the limit kills.
     let log = w.dir.join("events.log");
-    let mut stream = std::process::Command::new(&w.bin)
-        .arg("--root")
-        .arg(&w.root)
-        .args(["events", "--interval", "300ms", &id])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    std::fs::write(w.rootfs().join("tmp/go"), "").unwrap();
+    let mut stream = events_stream(&w, &id, "300ms", &log);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::time::Instant::now() < deadline
         && !std::fs::read_to_string(&log)
@@ -371,24 +387,10 @@ fn events_reports_the_oom_that_stopped_the_container() {
     }
     // The init itself is the OOM killer's victim: the stream must still
     // print the oom event before it ends with the container.
-    let mut w = World::new("oominit");
-    w.config["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 33554432});
-    w.config["root"]["readonly"] = json!(false);
-    w.config["mounts"].as_array_mut().unwrap().push(
-        json!({"destination":"/big","type":"tmpfs","source":"tmpfs","options":["size=128m"]}),
-    );
-    w.script("while [ ! -e /tmp/go ]; do sleep 0.05; done; echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/big/f bs=1M count=100");
+    let mut w = memory_hog("oominit", "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/big/f bs=1M count=100");
     let id = w.running("c");
     let log = w.dir.join("events.log");
-    let mut stream = std::process::Command::new(&w.bin)
-        .arg("--root")
-        .arg(&w.root)
-        .args(["events", "--interval", "10s", &id])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    std::fs::write(w.rootfs().join("tmp/go"), "").unwrap();
+    let mut stream = events_stream(&w, &id, "10s", &log);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let ended = loop {
         match stream.try_wait().unwrap() {
