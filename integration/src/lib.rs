@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The binary under test: `$ESTIBA_BIN`, else the workspace's debug build.
 pub fn binary() -> PathBuf {
@@ -354,6 +354,29 @@ pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
 /// The first line of stdout/stderr, for messages.
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Gives `w` two block nodes of minors the loop driver has no device for,
+/// and device rules that deny everything but reading the first:
+/// /dev/ro-dev (7:250, read allowed) and /dev/denied (7:251). A denied open
+/// is EPERM; an allowed one reaches the driver (ENXIO).
+pub fn with_ruled_devices(w: &mut World) {
+    w.config["linux"]["devices"] = json!([
+        {"path": "/dev/ro-dev", "type": "b", "major": 7, "minor": 250},
+        {"path": "/dev/denied", "type": "b", "major": 7, "minor": 251}
+    ]);
+    w.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "b", "major": 7, "minor": 250, "access": "r"}
+    ]);
+}
+
+/// The first line of `out` that starts with `tag`, or "".
+pub fn tagged_line(out: &str, tag: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(tag))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Namespace inode of `pid` (or "self") for `ns`.

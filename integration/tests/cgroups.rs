@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use estiba_integration::{can_run, cgroup_dirs, cgroup_file, cgroup_v2, text, World};
+use estiba_integration::{
+    can_run, cgroup_dirs, cgroup_file, cgroup_v2, tagged_line, text, with_ruled_devices, World,
+};
 use serde_json::json;
 
 fn have(controller: &str) -> bool {
@@ -425,14 +427,7 @@ fn device_rules_are_enforced() {
     // cgroup check comes before the driver's open: a denied open is EPERM,
     // an allowed one reaches the driver (these nodes have none: ENXIO).
     let mut w = World::new("devrules");
-    w.config["linux"]["devices"] = json!([
-        {"path": "/dev/ro-dev", "type": "b", "major": 7, "minor": 250},
-        {"path": "/dev/denied", "type": "b", "major": 7, "minor": 251}
-    ]);
-    w.config["linux"]["resources"]["devices"] = json!([
-        {"allow": false, "access": "rwm"},
-        {"allow": true, "type": "b", "major": 7, "minor": 250, "access": "r"}
-    ]);
+    with_ruled_devices(&mut w);
     w.script(
         "echo \"R:$(head -c0 /dev/ro-dev 2>&1)\"; \
          echo \"W:$( (echo x > /dev/ro-dev) 2>&1)\"; \
@@ -440,12 +435,7 @@ fn device_rules_are_enforced() {
          echo ok > /dev/null && echo null-ok",
     );
     let out = w.run_ok("d");
-    let line = |tag: &str| {
-        out.lines()
-            .find(|l| l.starts_with(tag))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let line = |tag: &str| tagged_line(&out, tag);
     assert!(!line("R:").contains("not permitted"), "{out}");
     assert!(line("W:").contains("not permitted"), "{out}");
     assert!(line("D:").contains("not permitted"), "{out}");

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use estiba_integration::{can_run, cgroup_v2, text, World};
+use estiba_integration::{can_run, cgroup_v2, tagged_line, text, with_ruled_devices, World};
 use serde_json::json;
 
 fn systemd_is_init(test: &str) -> bool {
@@ -57,7 +57,8 @@ fn memory_limit_file(path: &str) -> String {
 }
 
 /// The container's device rules hold (a denied open is EPERM; an allowed
-/// one reaches the driver, which these nodes lack: ENXIO).
+/// one reaches the driver, which these nodes lack: ENXIO; see
+/// `with_ruled_devices`).
 fn devices_still_ruled(w: &World, id: &str, when: &str) {
     let out = w.estiba(&[
         "exec",
@@ -67,12 +68,7 @@ fn devices_still_ruled(w: &World, id: &str, when: &str) {
         "echo \"R:$(head -c0 /dev/ro-dev 2>&1)\"; echo \"D:$(head -c0 /dev/denied 2>&1)\"",
     ]);
     let out = text(&out.stdout);
-    let line = |tag: &str| {
-        out.lines()
-            .find(|l| l.starts_with(tag))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let line = |tag: &str| tagged_line(&out, tag);
     assert!(!line("R:").contains("not permitted"), "{when}: {out}");
     assert!(line("D:").contains("not permitted"), "{when}: {out}");
 }
@@ -90,16 +86,9 @@ fn a_scope_unit_holds_the_container_and_goes_with_it() {
     w.config["linux"]["resources"] = json!({
         "memory": {"limit": 67108864},
         "pids": {"limit": 50},
-        "cpu": {"shares": 512, "quota": 50000, "period": 100000},
-        "devices": [
-            {"allow": false, "access": "rwm"},
-            {"allow": true, "type": "b", "major": 7, "minor": 250, "access": "r"}
-        ]
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000}
     });
-    w.config["linux"]["devices"] = json!([
-        {"path": "/dev/ro-dev", "type": "b", "major": 7, "minor": 250},
-        {"path": "/dev/denied", "type": "b", "major": 7, "minor": 251}
-    ]);
+    with_ruled_devices(&mut w);
     w.args(&["sleep", "1000"]);
     let (id, out) = w.create("c", &["--systemd-cgroup"]);
     assert!(out.status.success(), "create: {}", text(&out.stderr));
