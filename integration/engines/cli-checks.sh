@@ -2,8 +2,9 @@
 # and state. Expects: E (the engine CLI with its private flags), R (E's
 # `run` with the runtime and no network), img, t (temp dir), estiba,
 # engine (its name), missing (what the CLI says of a missing program),
-# estiba_root (estiba's --root for the engine's containers) and
-# stats_json (a command printing d1's stats as JSON), and lib.sh sourced.
+# estiba_root (estiba's --root for the engine's containers),
+# stats_json (a command printing d1's stats as JSON), rm_f (E's forced
+# removal), and lib.sh sourced.
 
 run_checks() {
     $R --rm "$img" sh -c 'echo out; echo err >&2; exit 3' > "$t/out" 2> "$t/err"; rc=$?
@@ -39,9 +40,40 @@ exec_checks() {
     check "top: lists the init" sh -c "$E top d1 | grep -q 'sh -c trap'"
 }
 
-# Processes, stop escalation, OOM. Expects also rm_f (E's forced removal)
-# and runc_run (E's `run` with runc, no network: whether E can report an
-# OOM kill at all on this host).
+# d1 from exec_checks: its --memory in its cgroup; sets pid (its init) and
+# cg (its v1 memory cgroup path) for the engine's own checks on d1.
+d1_cgroup_checks() {
+    pid=$($E inspect -f '{{.State.Pid}}' d1)
+    cg=$(awk -F: '$2=="memory" {print $3}' /proc/$pid/cgroup)
+    check "--memory in the container's cgroup" sh -c "test \$(cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes) = 67108864"
+}
+
+# d1: paused (seen in the freezer), resumed, stopped through its TERM trap.
+d1_freeze_and_stop_checks() {
+    $E pause d1 >/dev/null
+    check "pause: paused and frozen" sh -c "$E inspect -f '{{.State.Status}}' d1 | grep -qx paused && grep -qx FROZEN /sys/fs/cgroup/freezer$cg/freezer.state"
+    $E unpause d1 >/dev/null
+    check "unpause: running" sh -c "$E inspect -f '{{.State.Status}}' d1 | grep -qx running"
+    $E stop -t 10 d1 >/dev/null
+    check "stop: SIGTERM trapped inside, its exit code reported" sh -c "$E inspect -f '{{.State.ExitCode}}' d1 | grep -qx 7"
+}
+
+# d1 restarted: running with an init other than $pid; then removed.
+d1_restart_checks() {
+    $E restart -t 10 d1 >/dev/null
+    check "restart: running with a new init" sh -c "test \$($E inspect -f '{{.State.Pid}}' d1) != $pid && $E inspect -f '{{.State.Status}}' d1 | grep -qx running"
+    $rm_f d1 >/dev/null
+}
+
+# The running container $1 killed (the CLI's default SIGKILL), then removed.
+kill_checks() {
+    $E kill "$1" >/dev/null
+    check "kill: SIGKILL, exit 137" sh -c "$E inspect -f '{{.State.Status}} {{.State.ExitCode}}' $1 | grep -qx 'exited 137'"
+    $rm_f "$1" >/dev/null
+}
+
+# Processes, stop escalation, OOM. Expects also runc_run (E's `run` with
+# runc, no network: whether E can report an OOM kill at all on this host).
 ending_checks() {
     # Without its own pid namespace the container's other processes survive
     # its init: removal must go through the runtime's kill --all.

@@ -41,25 +41,17 @@ estiba_root=$t/exec/runtime-runc/moby
 stats_json="$D stats --no-stream --format '{{json .}}' d1"
 . integration/engines/cli-checks.sh
 R="$D run --runtime estiba --network none"
+rm_f="$D rm -f"
 run_checks
 check "run: the runtime is estiba" sh -c "$R --name rt1 $img true && $D inspect -f '{{.State.ExitCode}} {{.HostConfig.Runtime}}' rt1 | grep -qx '0 estiba'"
 $D rm -f rt1 >/dev/null
 
 exec_checks
-pid=$($D inspect -f '{{.State.Pid}}' d1)
-cg=$(awk -F: '$2=="memory" {print $3}' /proc/$pid/cgroup)
-check "--memory in the container's cgroup" sh -c "test \$(cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes) = 67108864"
+d1_cgroup_checks
 $D update --memory 96m --memory-swap 96m d1 >/dev/null
 check "update --memory: the cgroup follows" sh -c "test \$(cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes) = 100663296"
-$D pause d1 >/dev/null
-check "pause: paused and frozen" sh -c "$D inspect -f '{{.State.Status}}' d1 | grep -qx paused && grep -qx FROZEN /sys/fs/cgroup/freezer$cg/freezer.state"
-$D unpause d1 >/dev/null
-check "unpause: running" sh -c "$D inspect -f '{{.State.Status}}' d1 | grep -qx running"
-$D stop -t 10 d1 >/dev/null
-check "stop: SIGTERM trapped inside, its exit code reported" sh -c "$D inspect -f '{{.State.ExitCode}}' d1 | grep -qx 7"
-$D restart -t 10 d1 >/dev/null
-check "restart: running with a new init" sh -c "test \$($D inspect -f '{{.State.Pid}}' d1) != $pid && $D inspect -f '{{.State.Status}}' d1 | grep -qx running"
-$D rm -f d1 >/dev/null
+d1_freeze_and_stop_checks
+d1_restart_checks
 
 # The default bridge network (in dockerd's namespace): docker's
 # libnetwork-setkey prestart hook configures eth0; its sysctl is applied.
@@ -67,16 +59,13 @@ $D run --runtime estiba -d --name k1 "$img" sleep 1000 >/dev/null
 kid=$($D inspect -f '{{.Id}}' k1)
 check "bridge network: the libnetwork-setkey prestart hook gives eth0 an address" sh -c "grep -q libnetwork-setkey $t/exec/containerd/daemon/io.containerd.runtime.v2.task/moby/$kid/config.json && $D exec k1 ip -4 addr show eth0 | grep -q 'inet 172\\.'"
 check "bridge network: docker's sysctl is set" sh -c "$D exec k1 cat /proc/sys/net/ipv4/ip_unprivileged_port_start | grep -qx 0"
-$D kill k1 >/dev/null
-check "kill: SIGKILL, exit 137" sh -c "$D inspect -f '{{.State.Status}} {{.State.ExitCode}}' k1 | grep -qx 'exited 137'"
-$D rm -f k1 >/dev/null
+kill_checks k1
 
 $R -d --name r1 --restart on-failure:2 "$img" sh -c 'exit 1' >/dev/null
 for _ in $(seq 100); do [ "$($D inspect -f '{{.State.Status}}' r1)" = exited ] && [ "$($D inspect -f '{{.RestartCount}}' r1)" = 2 ] && break; sleep 0.1; done
 check "restart policy on-failure:2: restarted twice, then exited 1" sh -c "$D inspect -f '{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}' r1 | grep -qx '2 exited 1'"
 $D rm -f r1 >/dev/null
 
-rm_f="$D rm -f"
 runc_run="$D run --network none"
 ending_checks
 

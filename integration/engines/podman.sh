@@ -56,30 +56,19 @@ estiba_root=/run/estiba
 stats_json="$P stats --no-stream --format json d1"
 . integration/engines/cli-checks.sh
 R="$P run --network none"
+rm_f="$P rm -f -t 0"
 run_checks
 
 exec_checks
-pid=$($P inspect -f '{{.State.Pid}}' d1)
-cg=$(awk -F: '$2=="memory" {print $3}' /proc/$pid/cgroup)
-check "--memory in the container's cgroup" sh -c "test \$(cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes) = 67108864"
-$P pause d1 >/dev/null
-check "pause: paused and frozen" sh -c "$P inspect -f '{{.State.Status}}' d1 | grep -qx paused && grep -qx FROZEN /sys/fs/cgroup/freezer$cg/freezer.state"
-$P unpause d1 >/dev/null
-check "unpause: running" sh -c "$P inspect -f '{{.State.Status}}' d1 | grep -qx running"
-$P stop -t 10 d1 >/dev/null
-check "stop: SIGTERM trapped inside, its exit code reported" sh -c "$P inspect -f '{{.State.ExitCode}}' d1 | grep -qx 7"
+d1_cgroup_checks
+d1_freeze_and_stop_checks
 $P start d1 >/dev/null
 check "start again after stop: running" sh -c "$P inspect -f '{{.State.Status}}' d1 | grep -qx running"
-$P restart -t 10 d1 >/dev/null
-check "restart: running with a new init" sh -c "test \$($P inspect -f '{{.State.Pid}}' d1) != $pid && $P inspect -f '{{.State.Status}}' d1 | grep -qx running"
-$P rm -f -t 0 d1 >/dev/null
+d1_restart_checks
 
 $R -d --name k1 "$img" sleep 1000 >/dev/null
-$P kill k1 >/dev/null
-check "kill: SIGKILL, exit 137" sh -c "$P inspect -f '{{.State.Status}} {{.State.ExitCode}}' k1 | grep -qx 'exited 137'"
-$P rm -f k1 >/dev/null
+kill_checks k1
 
-rm_f="$P rm -f -t 0"
 runc_run="$R --runtime $(command -v runc || echo runc)"
 ending_checks
 
