@@ -6,11 +6,8 @@
 # Ends with "containerd: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-command -v containerd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd >/dev/null; }
-estiba=${ESTIBA_BIN:-$PWD/target/debug/estiba}
-[ -x "$estiba" ] || cargo build -q -p estiba
-t=$(mktemp -d /tmp/estiba-ctd.XXXXXX)
 . integration/engines/lib.sh
+engine_setup containerd containerd ctd
 cat > "$t/config.toml" <<TOML
 version = 2
 root = "$t/root"

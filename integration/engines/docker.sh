@@ -7,11 +7,8 @@
 # alone. Ends with "docker: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-command -v dockerd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null; }
-estiba=${ESTIBA_BIN:-$PWD/target/debug/estiba}
-[ -x "$estiba" ] || cargo build -q -p estiba
-t=$(mktemp -d /tmp/estiba-docker.XXXXXX)
 . integration/engines/lib.sh
+engine_setup dockerd docker.io docker
 # dockerd gets a network namespace of its own (loopback only): its bridge,
 # iptables rules and container networks exist there, never on the host.
 unshare --net -- sh -c 'ip link set lo up 2>/dev/null; exec "$@"' sh \

@@ -1,5 +1,15 @@
-# Sourced by every engine test (after it has made its temp dir $t).
-#
+# Sourced by every engine test, which then calls engine_setup.
+
+# engine_setup COMMAND PACKAGE NAME: installs PACKAGE unless COMMAND is
+# there, builds estiba unless ESTIBA_BIN names one, and makes the test's
+# temp dir: sets estiba and t.
+engine_setup() {
+    command -v "$1" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
+    estiba=${ESTIBA_BIN:-$PWD/target/debug/estiba}
+    [ -x "$estiba" ] || cargo build -q -p estiba
+    t=$(mktemp -d "/tmp/estiba-$3.XXXXXX")
+}
+
 # Engine CLIs are bounded with `timeout --foreground`: without it, timeout
 # moves the CLI into a process group of its own, which is not the terminal's
 # foreground group, so a `-t` client reading its pty is stopped by SIGTTIN

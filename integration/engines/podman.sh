@@ -6,11 +6,8 @@
 # "podman: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-command -v podman >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman >/dev/null; }
-estiba=${ESTIBA_BIN:-$PWD/target/debug/estiba}
-[ -x "$estiba" ] || cargo build -q -p estiba
-t=$(mktemp -d /tmp/estiba-podman.XXXXXX)
 . integration/engines/lib.sh
+engine_setup podman podman podman
 mkdir -p "$t/tmp"
 # What README tells users: estiba as the runtime, its JSON log format, and
 # no default rlimits above this host's hard limits (root lacks CAP_SYS_RESOURCE).
