@@ -132,6 +132,7 @@ fn own_base(proc_self_cgroup: &str) -> PathBuf {
 }
 
 /// One container's cgroup, across every hierarchy the host has.
+#[derive(Debug, Clone)]
 pub struct Cgroup {
     path: PathBuf,
     dirs: Vec<(Hierarchy, PathBuf)>,

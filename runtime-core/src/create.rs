@@ -304,7 +304,7 @@ pub(crate) fn create_with_console(
     // A systemd unit is ours to stop only once we started it (a unit of
     // that name may belong to another container).
     if !opts.systemd_cgroup {
-        cleanup.cgroup = Some(estiba_cgroups::Cgroup::open(&cgroup_path, false)?);
+        cleanup.cgroup = Some(cgroup.clone());
     }
 
     let exec_listener = listen_socket(&dir_fd, &dir)?;
@@ -354,7 +354,7 @@ pub(crate) fn create_with_console(
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     cgroup.create(pid, resources)?;
     if opts.systemd_cgroup {
-        cleanup.cgroup = Some(estiba_cgroups::Cgroup::open(&cgroup_path, true)?);
+        cleanup.cgroup = Some(cgroup.clone());
     }
     cgroup.apply(resources)?;
     crate::log::debug!("create {}: init {pid} in its cgroup", opts.id);
