@@ -66,9 +66,12 @@ d1_restart_checks() {
 }
 
 # The running container $1 killed (the CLI's default SIGKILL), then removed.
+# kill returns once the signal is sent: `wait` lets the engine see the exit
+# (without it podman was seen still saying "running").
 kill_checks() {
     $E kill "$1" >/dev/null
-    check "kill: SIGKILL, exit 137" sh -c "$E inspect -f '{{.State.Status}} {{.State.ExitCode}}' $1 | grep -qx 'exited 137'"
+    $E wait "$1" >/dev/null
+    check "kill: SIGKILL, exit 137" sh -c "$E inspect -f '{{.State.Status}} {{.State.ExitCode}}' $1 | tee /dev/stderr | grep -qx 'exited 137'"
     $rm_f "$1" >/dev/null
 }
 
