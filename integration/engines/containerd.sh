@@ -87,6 +87,7 @@ check "kill --all: stopped" sh -c "$CN task ls | grep -q 'd2 .*STOPPED'"
 $CN task delete d2 >/dev/null 2>&1; $CN container delete d2 >/dev/null 2>&1
 nothing_left() {
     local ok=0
+    checkout_unchanged || ok=1
     none grep " $t/.*/rootfs " /proc/self/mountinfo || ok=1
     none $CN task ls -q || ok=1
     none ls "$t/state/io.containerd.runtime.v2.task/$ns" || ok=1
@@ -94,6 +95,6 @@ nothing_left() {
     none find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -path "*/$ns/*" || ok=1
     return $ok
 }
-check "nothing left: tasks, runtime state, cgroups, mounts" nothing_left
+check "nothing left: tasks, runtime state, cgroups, mounts, files in the checkout" nothing_left
 echo "containerd: $pass passed, $fail failed"
 [ $fail = 0 ]

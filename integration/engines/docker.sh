@@ -70,6 +70,7 @@ ending_checks
 # namespaces under exec/netns, while it runs.)
 nothing_left() {
     local ok=0
+    checkout_unchanged || ok=1
     none grep -E " $t/(data|exec/containerd)/" /proc/self/mountinfo || ok=1
     none $D ps -aq || ok=1
     test -d "$estiba_root" || { echo "no $estiba_root: estiba's state was elsewhere"; ok=1; }
@@ -77,6 +78,6 @@ nothing_left() {
     none find /sys/fs/cgroup -mindepth 3 -maxdepth 3 -type d -path '*/docker/*' || ok=1
     return $ok
 }
-check "nothing left: containers, estiba state, cgroups, mounts" nothing_left
+check "nothing left: containers, estiba state, cgroups, mounts, files in the checkout" nothing_left
 echo "docker: $pass passed, $fail failed, $skipped skipped"
 [ $fail = 0 ]

@@ -8,6 +8,13 @@ engine_setup() {
     estiba=${ESTIBA_BIN:-$PWD/target/debug/estiba}
     [ -x "$estiba" ] || cargo build -q -p estiba
     t=$(mktemp -d "/tmp/estiba-$3.XXXXXX")
+    git status --porcelain --untracked-files=all > "$t/checkout.before" 2>/dev/null
+}
+
+# For each test's "nothing left" check: the checkout holds no file the
+# test (or an engine it ran) did not find there; prints what changed.
+checkout_unchanged() {
+    git status --porcelain --untracked-files=all 2>/dev/null | diff "$t/checkout.before" -
 }
 
 # Engine CLIs are bounded with `timeout --foreground`: without it, timeout

@@ -28,7 +28,9 @@ tmp_dir = "$t/tmp"
 estiba = ["$estiba"]
 TOML
 export CONTAINERS_CONF="$t/containers.conf"
-P="$bounded 120 podman --root $t/storage --runroot $t/runroot --storage-driver vfs"
+# (conmon, with any runtime, writes a file "oom" into its working directory
+# when the OOM killer strikes: podman runs in $t, not in the checkout.)
+P="$bounded 120 env -C $t podman --root $t/storage --runroot $t/runroot --storage-driver vfs"
 cleanup() {
     $P rm -af -t 0 >/dev/null 2>&1
     $P system reset -f >/dev/null 2>&1
@@ -71,6 +73,7 @@ ending_checks
 
 nothing_left() {
     local ok=0
+    checkout_unchanged || ok=1
     none grep " $t/" /proc/self/mountinfo || ok=1
     none $P ps -aq || ok=1
     # (podman's containers have 64-hex ids in estiba's default root.)
@@ -78,6 +81,6 @@ nothing_left() {
     none find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -name 'libpod-*' || ok=1
     return $ok
 }
-check "nothing left: containers, estiba state, cgroups, mounts" nothing_left
+check "nothing left: containers, estiba state, cgroups, mounts, files in the checkout" nothing_left
 echo "podman: $pass passed, $fail failed, $skipped skipped"
 [ $fail = 0 ]
