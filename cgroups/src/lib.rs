@@ -314,44 +314,49 @@ fn write(path: &Path, value: &str) -> Result<()> {
     })
 }
 
-/// mkdir -p; a new v1 cpuset level copies its parent's cpus and mems, or no
-/// task could join it.
+/// mkdir -p. On v1 cpuset every level from the mount point down gets its
+/// parent's cpus and mems when it has none, or no task could join it. That
+/// includes levels another process made: a concurrent create may have made
+/// a shared parent and not filled it yet (ENOSPC on join otherwise).
 fn create_dir(h: &Hierarchy, dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    let cpuset = !h.v2 && h.has("cpuset");
+    if dir.is_dir() && !(cpuset && CPUSET_FILES.iter().any(|f| is_unset(&dir.join(f)))) {
         return Ok(());
     }
-    let mut missing = vec![];
-    let mut cur = dir;
-    while !cur.is_dir() && cur.starts_with(&h.mount_point) && cur != h.mount_point {
-        missing.push(cur);
-        cur = match cur.parent() {
-            Some(p) => p,
-            None => break,
-        };
-    }
-    for d in missing.into_iter().rev() {
+    let mut levels: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|p| p.starts_with(&h.mount_point) && *p != h.mount_point)
+        .collect();
+    levels.reverse();
+    for d in levels {
         match std::fs::create_dir(d) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(d, e)),
         }
-        if !h.v2 && h.has("cpuset") {
-            for f in ["cpuset.cpus", "cpuset.mems"] {
-                let mine = d.join(f);
-                if std::fs::read_to_string(&mine)
-                    .map(|s| s.trim().is_empty())
-                    .unwrap_or(false)
-                {
-                    if let Some(parent) = d.parent() {
-                        let value = std::fs::read_to_string(parent.join(f))
-                            .map_err(|e| io_err(&parent.join(f), e))?;
-                        write(&mine, value.trim())?;
-                    }
-                }
+        if !cpuset {
+            continue;
+        }
+        for f in CPUSET_FILES {
+            let mine = d.join(f);
+            if let (true, Some(parent)) = (is_unset(&mine), d.parent()) {
+                let value = std::fs::read_to_string(parent.join(f))
+                    .map_err(|e| io_err(&parent.join(f), e))?;
+                write(&mine, value.trim())?;
             }
         }
     }
     Ok(())
+}
+
+const CPUSET_FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
+
+/// A cpuset file that reads empty (a read error is left to the join to
+/// report).
+fn is_unset(file: &Path) -> bool {
+    std::fs::read_to_string(file)
+        .map(|s| s.trim().is_empty())
+        .unwrap_or(false)
 }
 
 /// v2: a cgroup only gets controller files for what its parent delegates;

@@ -476,3 +476,34 @@ fn a_failed_create_leaves_a_shared_cgroup_to_its_other_users() {
         cgroup_dirs(name)
     );
 }
+
+/// A v1 cpuset parent that another create made and has not filled yet
+/// (two creates under one new parent, racing) holds empty cpus and mems:
+/// create fills it from its own parent before its container joins, where
+/// it once failed with ENOSPC.
+#[test]
+fn an_empty_cpuset_parent_made_by_another_is_filled() {
+    if !can_run("an_empty_cpuset_parent_made_by_another_is_filled") {
+        return;
+    }
+    if cgroup_v2() || !have("cpuset") {
+        println!("skipped: an_empty_cpuset_parent_made_by_another_is_filled: no v1 cpuset here");
+        return;
+    }
+    let mut w = World::new("cpusetparent");
+    let parent_name = format!("{}-parent", w.name);
+    let parent = Path::new("/sys/fs/cgroup/cpuset").join(&parent_name);
+    std::fs::create_dir(&parent).unwrap();
+    let made = std::fs::read_to_string(parent.join("cpuset.cpus")).unwrap_or_default();
+    w.config["linux"]["cgroupsPath"] = json!(format!("/{parent_name}/c"));
+    w.args(&["true"]);
+    let out = w.run("c");
+    let filled = std::fs::read_to_string(parent.join("cpuset.cpus")).unwrap_or_default();
+    for d in cgroup_dirs(&parent_name) {
+        let _ = std::fs::remove_dir(d.join("c"));
+        let _ = std::fs::remove_dir(d);
+    }
+    assert!(made.trim().is_empty(), "the kernel filled it: {made:?}");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!filled.trim().is_empty());
+}
