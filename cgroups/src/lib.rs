@@ -263,10 +263,11 @@ impl Cgroup {
         self.remove_with(true)
     }
 
-    /// What a failed `create` undoes: the cgroup, where nothing but the
-    /// (already reaped) init ran in it. A cgroup that other processes still
-    /// use (a `cgroupsPath` shared with a running container) is left to
-    /// them, never emptied by force.
+    /// Removes the cgroup once the container's own processes are gone (a
+    /// failed `create`; `delete` of a container whose processes died with
+    /// its pid namespace). A cgroup that other processes still use (a
+    /// `cgroupsPath` shared with a running container) is left to them,
+    /// never emptied by force.
     pub fn remove_if_unused(&self) -> Result<()> {
         self.remove_with(false)
     }

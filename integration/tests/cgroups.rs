@@ -507,3 +507,71 @@ fn an_empty_cpuset_parent_made_by_another_is_filled() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!filled.trim().is_empty());
 }
+
+/// `delete --force` of one of two containers on one cgroupsPath: its
+/// processes died with its pid namespace, so the other's keep running in
+/// the cgroup; the last delete removes it.
+#[test]
+fn delete_leaves_a_shared_cgroup_to_its_other_users() {
+    if !can_run("delete_leaves_a_shared_cgroup_to_its_other_users") {
+        return;
+    }
+    let mut w = World::new("shareddel");
+    let path = format!("/{}-shared", w.name);
+    w.config["linux"]["cgroupsPath"] = json!(path);
+    w.args(&["sleep", "1000"]);
+    let first = w.running("first");
+    let second = w.running("second");
+    let pid = w.state(&second)["pid"].as_i64().unwrap();
+    let deleted = w.estiba(&["delete", "--force", &first]);
+    let procs = cgroup_file(&path, "pids", "cgroup.procs", "cgroup.procs").unwrap_or_default();
+    let second_status = w.status(&second);
+    assert!(w.estiba(&["delete", "--force", &second]).status.success());
+    let name = path.trim_start_matches('/');
+    let left = cgroup_dirs(name);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert_eq!(second_status, "running");
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "the second container's init left the cgroup: {procs:?}"
+    );
+    assert!(left.is_empty(), "left: {left:?}");
+}
+
+/// Without its own pid namespace a container's processes outlive its init:
+/// `delete --force` finds them by cgroup and kills them.
+#[test]
+fn delete_without_a_pid_namespace_kills_what_the_init_left() {
+    if !can_run("delete_without_a_pid_namespace_kills_what_the_init_left") {
+        return;
+    }
+    let mut w = World::new("hostpiddel");
+    w.without_namespace("pid");
+    w.script("sleep 1000 & sleep 1000");
+    let id = w.running("c");
+    let init = w.state(&id)["pid"].as_i64().unwrap();
+    let mut others = vec![];
+    for _ in 0..500 {
+        let out = w.estiba(&["ps", "--format", "json", &id]);
+        let pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        others = pids.into_iter().filter(|p| *p != init).collect();
+        if !others.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let deleted = w.estiba(&["delete", "--force", &id]);
+    let alive = |pid: &i64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+    };
+    let survivors: Vec<i64> = others.iter().copied().filter(alive).collect();
+    for pid in &survivors {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(!others.is_empty(), "the background sleeper never showed");
+    assert!(survivors.is_empty(), "survived delete: {survivors:?}");
+}

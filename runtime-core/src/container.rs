@@ -231,10 +231,16 @@ impl Container {
         if status != Status::Stopped {
             c.stop_everything(status, cg.as_ref().ok());
         }
-        // Whatever is left in the cgroup (processes outside the init's pid
-        // namespace, or exec'd ones) is killed as the cgroup is removed.
+        // With its own pid namespace, the container's processes died with
+        // its init: whatever is still in the cgroup belongs to another user
+        // of a shared cgroupsPath and keeps it. Without one, the container's
+        // processes are found by cgroup and killed as it is removed (runc).
         if let Ok(cg) = &cg {
-            cg.remove()?;
+            if c.saved.own_pid_ns {
+                cg.remove_if_unused()?;
+            } else {
+                cg.remove()?;
+            }
         }
         if !c.saved.poststop.is_empty() {
             let json = serde_json::to_vec(&c.saved.oci(Status::Stopped)).unwrap_or_default();
