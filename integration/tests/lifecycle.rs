@@ -21,6 +21,30 @@ fn run_prints_from_inside_and_cleans_up() {
     );
 }
 
+/// `run --keep`: the exit code is reported and the container stays,
+/// stopped, with its cgroup, until `delete`.
+#[test]
+fn run_keep_leaves_the_stopped_container_for_delete() {
+    if !can_run("run_keep_leaves_the_stopped_container_for_delete") {
+        return;
+    }
+    let mut w = World::new("keep");
+    w.script("exit 3");
+    w.write_config();
+    let id = w.id("c");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let out = w.estiba(&["run", "--keep", "--bundle", &bundle, &id]);
+    let status = w.status(&id);
+    let cgroups_kept = !cgroup_dirs(&id).is_empty();
+    let deleted = w.estiba(&["delete", &id]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(status, "stopped");
+    assert!(cgroups_kept, "run --keep removed the cgroup");
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(!w.root.join(&id).exists());
+    assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
+}
+
 #[test]
 fn run_exit_code_and_signal_death() {
     if !can_run("run_exit_code_and_signal_death") {

@@ -28,7 +28,7 @@ struct Cli {
     /// Log debug messages too
     #[arg(long, global = true)]
     debug: bool,
-    /// Use systemd for cgroups (not supported yet: a clear error on create)
+    /// Place containers through systemd: linux.cgroupsPath is slice:prefix:name, a transient scope unit
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Rootless mode: auto, true or false (accepted for compatibility)
@@ -368,10 +368,12 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 }
                 return Ok(0);
             }
-            if *keep {
-                return Err("--keep is not supported yet".into());
-            }
-            let code = estiba_core::run_foreground(&opts)?;
+            let after = if *keep {
+                estiba_core::AfterRun::Keep
+            } else {
+                estiba_core::AfterRun::Delete
+            };
+            let code = estiba_core::run_foreground(&opts, after)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => list(cli, format, *quiet)?,

@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use events::event;
 pub use exec::{process_from_flags, ExecOptions, ExecOutcome, ProcessFlags};
 pub use id::validate as validate_id;
-pub use run::run_foreground;
+pub use run::{run_foreground, AfterRun};
 pub use spec::{default_spec, features, OCI_VERSION};
 pub use state::{now_rfc3339, OciState, Status};
 

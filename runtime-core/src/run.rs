@@ -1,6 +1,6 @@
 //! `run` in the foreground: create, start, wait for the init while passing
-//! on every signal the runtime gets, reap orphans, delete, and report the
-//! exit code (128+n for a signal n). With `process.terminal` and no console
+//! on every signal the runtime gets, reap orphans, delete (unless kept), and
+//! report the exit code (128+n for a signal n). With `process.terminal` and no console
 //! socket, the runtime holds the pty itself and proxies the caller's tty.
 
 use std::os::unix::net::UnixStream;
@@ -10,8 +10,17 @@ use crate::create::{create_with_console, CreateOptions};
 use crate::error::{Error, Result};
 use crate::foreground::Foreground;
 
-/// Runs the container to completion; returns its exit code.
-pub fn run_foreground(opts: &CreateOptions) -> Result<i32> {
+/// What becomes of a container `run` waited for once its init has exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterRun {
+    Delete,
+    /// Left stopped, for `state` and a later `delete` (runc's `--keep`).
+    Keep,
+}
+
+/// Runs the container to completion; returns its exit code. A run that
+/// fails is deleted whatever `after` says.
+pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
     let bundle = crate::bundle::Bundle::load(&opts.bundle)?;
     if crate::selfprotect::container_needs_sealed_runtime(&bundle.spec)
         && !opts.allow_unsealed
@@ -46,6 +55,9 @@ pub fn run_foreground(opts: &CreateOptions) -> Result<i32> {
         fg.wait(created.pid, pty)
     })();
     drop(fg);
+    if after == AfterRun::Keep && result.is_ok() {
+        return result;
+    }
     let cleanup = Container::load(&opts.root, &opts.id).and_then(|c| c.delete(true));
     let code = result?;
     cleanup?;
