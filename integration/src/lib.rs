@@ -288,6 +288,21 @@ impl World {
         self.state(id)["status"].as_str().unwrap_or("").to_string()
     }
 
+    /// The container's pids (`estiba ps`), polled until there are at least
+    /// `n` (or 5 s pass: slow machines, emulated guests).
+    pub fn wait_pids(&self, id: &str, n: usize) -> Vec<i64> {
+        let mut pids = vec![];
+        for _ in 0..500 {
+            let out = self.estiba(&["ps", "--format", "json", id]);
+            pids = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if pids.len() >= n {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        pids
+    }
+
     /// Polls until `id` reports `status` (or 5 s pass).
     pub fn wait_status(&self, id: &str, status: &str) -> bool {
         for _ in 0..500 {
@@ -349,6 +364,11 @@ pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
         out.push(v2);
     }
     out
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+pub fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
 }
 
 /// The first line of stdout/stderr, for messages.

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use estiba_integration::{
-    can_run, cgroup_dirs, cgroup_file, cgroup_v2, tagged_line, text, with_ruled_devices, World,
+    alive, can_run, cgroup_dirs, cgroup_file, cgroup_v2, tagged_line, text, with_ruled_devices,
+    World,
 };
 use serde_json::json;
 
@@ -550,21 +551,13 @@ fn delete_without_a_pid_namespace_kills_what_the_init_left() {
     w.script("sleep 1000 & sleep 1000");
     let id = w.running("c");
     let init = w.state(&id)["pid"].as_i64().unwrap();
-    let mut others = vec![];
-    for _ in 0..500 {
-        let out = w.estiba(&["ps", "--format", "json", &id]);
-        let pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        others = pids.into_iter().filter(|p| *p != init).collect();
-        if !others.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let others: Vec<i64> = w
+        .wait_pids(&id, 2)
+        .into_iter()
+        .filter(|p| *p != init)
+        .collect();
     let deleted = w.estiba(&["delete", "--force", &id]);
-    let alive = |pid: &i64| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
-    };
-    let survivors: Vec<i64> = others.iter().copied().filter(alive).collect();
+    let survivors: Vec<i64> = others.iter().copied().filter(|p| alive(*p)).collect();
     for pid in &survivors {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid as i32),

@@ -1,7 +1,7 @@
 //! create → start → state → kill → delete, run, list: the states a
 //! container goes through and what each command does in each of them.
 
-use estiba_integration::{can_run, cgroup_dirs, text, World};
+use estiba_integration::{alive, can_run, cgroup_dirs, text, World};
 
 #[test]
 fn run_prints_from_inside_and_cleans_up() {
@@ -173,37 +173,18 @@ fn kill_all_reaches_every_process() {
     let (id, out) = w.create("c", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(w.estiba(&["start", &id]).status.success());
-    // Wait (slow machines, emulated guests) until both processes exist.
-    let mut procs = String::new();
-    for _ in 0..500 {
-        let out = w.estiba(&["ps", "--format", "json", &id]);
-        let pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        procs = pids.iter().map(|p| format!("{p}\n")).collect();
-        if pids.len() >= 2 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(
-        procs.lines().count() >= 2,
-        "expected 2+ processes: {procs:?}"
-    );
+    let pids = w.wait_pids(&id, 2);
+    assert!(pids.len() >= 2, "expected 2+ processes: {pids:?}");
     assert!(w.estiba(&["kill", "--all", &id, "9"]).status.success());
     assert!(w.wait_status(&id, "stopped"));
-    for pid in procs.lines() {
+    for pid in pids {
         for _ in 0..200 {
-            if std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| s.contains(") Z"))
-                .unwrap_or(true)
-            {
+            if !alive(pid) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.contains(") Z"))
-            .unwrap_or(false);
-        assert!(!alive, "pid {pid} survived kill --all");
+        assert!(!alive(pid), "pid {pid} survived kill --all");
     }
     assert!(w.estiba(&["delete", &id]).status.success());
 }
