@@ -260,19 +260,19 @@ impl Cgroup {
     /// Kills what is left inside and removes the cgroup (sub-cgroups
     /// first) from every hierarchy. Already gone is not an error.
     pub fn remove(&self) -> Result<()> {
-        self.remove_with(true)
+        self.remove_with(true).map(|_| ())
     }
 
     /// Removes the cgroup once the container's own processes are gone (a
     /// failed `create`; `delete` of a container whose processes died with
     /// its pid namespace). A cgroup that other processes still use (a
     /// `cgroupsPath` shared with a running container) is left to them,
-    /// never emptied by force.
-    pub fn remove_if_unused(&self) -> Result<()> {
+    /// never emptied by force. Returns the directories left so.
+    pub fn remove_if_unused(&self) -> Result<Vec<PathBuf>> {
         self.remove_with(false)
     }
 
-    fn remove_with(&self, kill: bool) -> Result<()> {
+    fn remove_with(&self, kill: bool) -> Result<Vec<PathBuf>> {
         if let Some(unit) = &self.unit {
             // systemd removes the cgroup it made (in every hierarchy it
             // manages); the rest are ours.
@@ -283,10 +283,13 @@ impl Cgroup {
                 .map(|(_, d)| d.as_path());
             systemd::stop(unit, systemd_dir)?;
         }
+        let mut in_use = vec![];
         for (_, dir) in &self.dirs {
-            remove_tree(dir, kill)?;
+            if !remove_tree(dir, kill)? {
+                in_use.push(dir.clone());
+            }
         }
-        Ok(())
+        Ok(in_use)
     }
 }
 
@@ -428,12 +431,13 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
 
 /// Removes `dir` and its sub-cgroups, retrying while the kernel finishes
 /// tearing tasks down (EBUSY); with `kill`, killing what still runs there,
-/// else leaving a cgroup that is still in use.
-fn remove_tree(dir: &Path, kill: bool) -> Result<()> {
+/// else leaving a cgroup that is still in use (then false).
+fn remove_tree(dir: &Path, kill: bool) -> Result<bool> {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path(), kill)?;
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) && !remove_tree(&e.path(), kill)?
+            {
+                return Ok(false);
             }
         }
     }
@@ -441,13 +445,13 @@ fn remove_tree(dir: &Path, kill: bool) -> Result<()> {
     let mut pause = Duration::from_micros(200);
     loop {
         match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
             Err(e) if e.raw_os_error() == Some(libc_ebusy()) && Instant::now() < deadline => {
                 let mut pids = vec![];
                 let _ = collect_pids(dir, &mut pids);
                 if !kill && !pids.is_empty() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 for pid in pids {
                     let _ = nix::sys::signal::kill(

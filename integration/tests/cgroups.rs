@@ -531,6 +531,11 @@ fn delete_leaves_a_shared_cgroup_to_its_other_users() {
     let name = path.trim_start_matches('/');
     let left = cgroup_dirs(name);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(
+        text(&deleted.stderr).contains("left in place"),
+        "no warning that the cgroup stays: {}",
+        text(&deleted.stderr)
+    );
     assert_eq!(second_status, "running");
     assert!(
         procs.lines().any(|l| l == pid.to_string()),

@@ -237,7 +237,9 @@ impl Container {
         // processes are found by cgroup and killed as it is removed (runc).
         if let Ok(cg) = &cg {
             if c.saved.own_pid_ns {
-                cg.remove_if_unused()?;
+                for dir in cg.remove_if_unused()? {
+                    log::warn!("cgroup {dir:?} is left in place: other processes still use it");
+                }
             } else {
                 cg.remove()?;
             }
