@@ -172,15 +172,17 @@ impl Cgroup {
     /// Makes the container's cgroup and moves `pid` in: with the systemd
     /// driver systemd makes it (a transient unit holding `pid`, with the
     /// limits systemd knows), then, as without it, it is created in every
-    /// hierarchy that lacks it. `apply` writes the limits after.
-    pub fn create(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()> {
+    /// hierarchy that lacks it. `apply` writes the limits after. Returns
+    /// the parent directories it made, deepest first, for
+    /// [`remove_parents_made`] once the cgroup is gone.
+    pub fn create(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<Vec<PathBuf>> {
         if let Some(unit) = &self.unit {
             systemd::start(unit, pid, resources, self.unified)?;
-            return self.enter(pid).inspect_err(|_| {
+            return self.enter_making(pid).inspect_err(|_| {
                 let _ = self.remove();
             });
         }
-        self.enter(pid)
+        self.enter_making(pid)
     }
 
     pub fn path(&self) -> &Path {
@@ -205,14 +207,19 @@ impl Cgroup {
     /// Moves `pid` into the cgroup, creating it in every hierarchy that
     /// lacks it (the init through [`Cgroup::create`]; exec'd processes).
     pub fn enter(&self, pid: i32) -> Result<()> {
+        self.enter_making(pid).map(|_| ())
+    }
+
+    fn enter_making(&self, pid: i32) -> Result<Vec<PathBuf>> {
+        let mut made = vec![];
         for (h, dir) in &self.dirs {
             if h.v2 && self.unified {
                 enable_controllers(&h.mount_point, dir)?;
             }
-            create_dir(h, dir)?;
+            made.extend(create_dir(h, dir)?.into_iter().rev());
             write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
-        Ok(())
+        Ok(made)
     }
 
     /// Like [`Cgroup::enter`], but outside the freezer: for a process that
@@ -226,7 +233,8 @@ impl Cgroup {
             });
         }
         for (h, dir) in self.dirs.iter().filter(|(h, _)| !h.has("freezer")) {
-            create_dir(h, dir)?;
+            // Exec into an existing container: nothing new to track.
+            let _ = create_dir(h, dir)?;
             write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
@@ -318,39 +326,59 @@ fn write(path: &Path, value: &str) -> Result<()> {
     })
 }
 
-/// mkdir -p. On v1 cpuset every level from the mount point down gets its
-/// parent's cpus and mems when it has none, or no task could join it. That
-/// includes levels another process made: a concurrent create may have made
-/// a shared parent and not filled it yet (ENOSPC on join otherwise).
-fn create_dir(h: &Hierarchy, dir: &Path) -> Result<()> {
+/// mkdir -p; returns the levels above `dir` it made (top first). On v1
+/// cpuset every level from the mount point down gets its parent's cpus and
+/// mems when it has none, or no task could join it. That includes levels
+/// another process made: a concurrent create may have made a shared parent
+/// and not filled it yet (ENOSPC on join otherwise). A parent that a
+/// concurrent delete removes under us (ENOENT) is made again.
+fn create_dir(h: &Hierarchy, dir: &Path) -> Result<Vec<PathBuf>> {
     let cpuset = !h.v2 && h.has("cpuset");
     if dir.is_dir() && !(cpuset && CPUSET_FILES.iter().any(|f| is_unset(&dir.join(f)))) {
-        return Ok(());
+        return Ok(vec![]);
     }
     let mut levels: Vec<&Path> = dir
         .ancestors()
         .take_while(|p| p.starts_with(&h.mount_point) && *p != h.mount_point)
         .collect();
     levels.reverse();
-    for d in levels {
-        match std::fs::create_dir(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(d, e)),
-        }
-        if !cpuset {
-            continue;
-        }
-        for f in CPUSET_FILES {
-            let mine = d.join(f);
-            if let (true, Some(parent)) = (is_unset(&mine), d.parent()) {
-                let value = std::fs::read_to_string(parent.join(f))
-                    .map_err(|e| io_err(&parent.join(f), e))?;
-                write(&mine, value.trim())?;
+    let mut made: Vec<PathBuf> = vec![];
+    let mut attempts = 0;
+    'again: loop {
+        attempts += 1;
+        for d in &levels {
+            match std::fs::create_dir(d) {
+                Ok(()) if *d != dir && !made.iter().any(|m| m == d) => made.push(d.to_path_buf()),
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
+                    continue 'again
+                }
+                Err(e) => return Err(io_err(d, e)),
+            }
+            if !cpuset {
+                continue;
+            }
+            for f in CPUSET_FILES {
+                let mine = d.join(f);
+                if let (true, Some(parent)) = (is_unset(&mine), d.parent()) {
+                    let value = std::fs::read_to_string(parent.join(f))
+                        .map_err(|e| io_err(&parent.join(f), e))?;
+                    write(&mine, value.trim())?;
+                }
             }
         }
+        return Ok(made);
     }
-    Ok(())
+}
+
+/// Removes the parent cgroups a create made ([`Cgroup::create`]'s answer),
+/// deepest first, once its own cgroup is gone; one another container still
+/// uses (not empty) stays. Nothing here is an error.
+pub fn remove_parents_made(dirs: &[PathBuf]) {
+    for d in dirs {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 const CPUSET_FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];

@@ -348,22 +348,34 @@ pub fn estiba_spec() -> Value {
     v
 }
 
-/// Every cgroup v1/v2 directory named `name` under the host's hierarchies.
-pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
-    let mut out = vec![];
-    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+/// The root of every cgroup hierarchy the host has mounted, each once
+/// (v1's cpu and cpuacct may be links to one "cpu,cpuacct").
+pub fn hierarchy_roots() -> Vec<PathBuf> {
+    let top = Path::new("/sys/fs/cgroup");
+    if top.join("cgroup.controllers").exists() {
+        return vec![top.to_path_buf()];
+    }
+    let mut out: Vec<PathBuf> = vec![];
+    if let Ok(entries) = std::fs::read_dir(top) {
         for e in entries.flatten() {
-            let p = e.path().join(name);
-            if p.exists() {
-                out.push(p);
+            let Ok(real) = std::fs::canonicalize(e.path()) else {
+                continue;
+            };
+            if real.join("cgroup.procs").exists() && !out.contains(&real) {
+                out.push(real);
             }
         }
     }
-    let v2 = Path::new("/sys/fs/cgroup").join(name);
-    if v2.exists() {
-        out.push(v2);
-    }
     out
+}
+
+/// Every cgroup v1/v2 directory named `name` under the host's hierarchies.
+pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
+    hierarchy_roots()
+        .into_iter()
+        .map(|r| r.join(name))
+        .filter(|p| p.exists())
+        .collect()
 }
 
 /// Whether `pid` is a live process (not gone, not a zombie).

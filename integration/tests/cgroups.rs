@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use estiba_integration::{
-    alive, can_run, cgroup_dirs, cgroup_file, cgroup_v2, tagged_line, text, with_ruled_devices,
-    World,
+    alive, can_run, cgroup_dirs, cgroup_file, cgroup_v2, hierarchy_roots, tagged_line, text,
+    with_ruled_devices, World,
 };
 use serde_json::json;
 
@@ -572,4 +572,52 @@ fn delete_without_a_pid_namespace_kills_what_the_init_left() {
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(!others.is_empty(), "the background sleeper never showed");
     assert!(survivors.is_empty(), "survived delete: {survivors:?}");
+}
+
+/// Parent cgroups that create had to make for a nested cgroupsPath go with
+/// the container's; a parent that was there before stays.
+#[test]
+fn delete_removes_the_parent_cgroups_create_made() {
+    if !can_run("delete_removes_the_parent_cgroups_create_made") {
+        return;
+    }
+    let mut w = World::new("parents");
+    let found = format!("{}-found", w.name);
+    let found_dirs: Vec<_> = hierarchy_roots()
+        .into_iter()
+        .map(|r| r.join(&found))
+        .collect();
+    for d in &found_dirs {
+        std::fs::create_dir(d).unwrap();
+    }
+    // A create that fails once its init is in the cgroup undoes them too.
+    w.config["linux"]["cgroupsPath"] = json!(format!("/{found}/failed/c"));
+    w.args(&["/no/such/program"]);
+    let (_, failed) = w.create("failed", &[]);
+    let failed_left = cgroup_dirs(&format!("{found}/failed"));
+    w.config["linux"]["cgroupsPath"] = json!(format!("/{found}/made/deeper/c"));
+    w.args(&["true"]);
+    let (id, created) = w.create("c", &[]);
+    let made_while_running = cgroup_dirs(&format!("{found}/made")).len();
+    let deleted = w.estiba(&["delete", "--force", &id]);
+    let made_left = cgroup_dirs(&format!("{found}/made"));
+    let found_left = cgroup_dirs(&found);
+    for d in &found_dirs {
+        let _ = std::fs::remove_dir(d.join("made/deeper/c"));
+        let _ = std::fs::remove_dir(d.join("made/deeper"));
+        let _ = std::fs::remove_dir(d.join("made"));
+        let _ = std::fs::remove_dir(d.join("failed/c"));
+        let _ = std::fs::remove_dir(d.join("failed"));
+        let _ = std::fs::remove_dir(d);
+    }
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stderr));
+    assert!(
+        failed_left.is_empty(),
+        "a failed create left: {failed_left:?}"
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert_eq!(made_while_running, found_dirs.len());
+    assert!(made_left.is_empty(), "left: {made_left:?}");
+    assert_eq!(found_left.len(), found_dirs.len(), "{found_left:?}");
 }

@@ -148,6 +148,7 @@ fn listen_fds() -> u32 {
 struct Cleanup {
     dir: PathBuf,
     cgroup: Option<estiba_cgroups::Cgroup>,
+    cgroup_parents_made: Vec<PathBuf>,
     pid: Option<i32>,
     armed: bool,
     /// Set once create-time hooks may have run: a failure from then on
@@ -165,7 +166,11 @@ impl Drop for Cleanup {
             let _ = waitpid(Pid::from_raw(pid), None);
         }
         if let Some(cg) = &self.cgroup {
-            let _ = cg.remove_if_unused();
+            if let Ok(in_use) = cg.remove_if_unused() {
+                if in_use.is_empty() {
+                    estiba_cgroups::remove_parents_made(&self.cgroup_parents_made);
+                }
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some((poststop, state)) = &self.poststop {
@@ -251,6 +256,7 @@ pub(crate) fn create_with_console(
     let mut cleanup = Cleanup {
         dir: dir.clone(),
         cgroup: None,
+        cgroup_parents_made: vec![],
         pid: None,
         armed: true,
         poststop: None,
@@ -284,6 +290,7 @@ pub(crate) fn create_with_console(
             .collect(),
         cgroup_path: cgroup_path.clone(),
         systemd_cgroup: opts.systemd_cgroup,
+        cgroup_parents_made: vec![],
         own_pid_ns: plan.new_pid,
         poststart: spec
             .hooks()
@@ -352,7 +359,8 @@ pub(crate) fn create_with_console(
         namespaces::write_id_maps(pid, spec)?;
     }
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    cgroup.create(pid, resources)?;
+    cleanup.cgroup_parents_made = cgroup.create(pid, resources)?;
+    saved.cgroup_parents_made = cleanup.cgroup_parents_made.clone();
     if opts.systemd_cgroup {
         cleanup.cgroup = Some(cgroup.clone());
     }

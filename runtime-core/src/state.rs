@@ -58,6 +58,10 @@ pub struct Saved {
     pub cgroup_path: PathBuf,
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// Parent cgroups `create` had to make (deepest first): `delete`
+    /// removes them once empty, and never one it found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroup_parents_made: Vec<PathBuf>,
     /// Whether the init has its own pid namespace: then killing it kills
     /// everything, else `delete` must sweep the cgroup.
     #[serde(default)]
@@ -288,6 +292,7 @@ mod tests {
             annotations: Default::default(),
             cgroup_path: "/x".into(),
             systemd_cgroup: false,
+            cgroup_parents_made: vec![],
             own_pid_ns: true,
             poststart: vec![],
             poststop: vec![],
