@@ -213,10 +213,12 @@ impl Cgroup {
     fn enter_making(&self, pid: i32) -> Result<Vec<PathBuf>> {
         let mut made = vec![];
         for (h, dir) in &self.dirs {
+            let mut parents = vec![];
             if h.v2 && self.unified {
-                enable_controllers(&h.mount_point, dir)?;
+                parents = enable_controllers(&h.mount_point, dir)?;
             }
-            made.extend(create_dir(h, dir)?.into_iter().rev());
+            parents.extend(create_dir(h, dir)?);
+            made.extend(parents.into_iter().rev());
             write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(made)
@@ -392,10 +394,12 @@ fn is_unset(file: &Path) -> bool {
 }
 
 /// v2: a cgroup only gets controller files for what its parent delegates;
-/// delegate every available controller down to `dir`'s parent.
-fn enable_controllers(root: &Path, dir: &Path) -> Result<()> {
+/// delegate every available controller down to `dir`'s parent, making the
+/// levels above `dir` that are missing (returned, top first).
+fn enable_controllers(root: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut made = vec![];
     let Ok(rel) = dir.strip_prefix(root) else {
-        return Ok(());
+        return Ok(made);
     };
     let mut cur = root.to_path_buf();
     let comps: Vec<_> = rel.components().collect();
@@ -424,20 +428,16 @@ fn enable_controllers(root: &Path, dir: &Path) -> Result<()> {
             c => {
                 cur.push(c);
                 if !cur.is_dir() {
-                    std::fs::create_dir(&cur)
-                        .or_else(|e| {
-                            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                                Ok(())
-                            } else {
-                                Err(e)
-                            }
-                        })
-                        .map_err(|e| io_err(&cur, e))?;
+                    match std::fs::create_dir(&cur) {
+                        Ok(()) => made.push(cur.clone()),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(io_err(&cur, e)),
+                    }
                 }
             }
         }
     }
-    Ok(())
+    Ok(made)
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
