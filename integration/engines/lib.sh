@@ -46,9 +46,17 @@ check() {
 # terminal a user at a prompt would give it (util-linux's script), with
 # INPUT (printf format) typed in; prints what the terminal showed, without
 # carriage returns. The shell is pinned so the session behaves alike
-# everywhere.
+# everywhere. Its input stays open until the session ends: at EOF, script
+# types the terminal's VEOF character, which on a terminal the client has
+# made raw is an ordinary byte and shows up in the output (a CI run saw
+# "^@/dev/pts/0" from `ctr task exec -t ... tty`).
 in_pty() {
-    printf "$1" | SHELL=/bin/sh script -qec "$2" /dev/null | tr -d '\r'
+    local feed feeder
+    exec {feed}< <(printf "$1"; exec sleep 600)
+    feeder=$!
+    SHELL=/bin/sh script -qec "$2" /dev/null <&$feed | tr -d '\r'
+    kill "$feeder" 2>/dev/null
+    exec {feed}<&-
 }
 
 # shows FILE REGEX...: true when each extended REGEX matches a whole line
