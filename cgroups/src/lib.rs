@@ -173,13 +173,13 @@ impl Cgroup {
     /// driver systemd makes it (a transient unit holding `pid`, with the
     /// limits systemd knows), then, as without it, it is created in every
     /// hierarchy that lacks it. `apply` writes the limits after. Returns
-    /// the parent directories it made, deepest first, for
-    /// [`remove_parents_made`] once the cgroup is gone.
+    /// the parent directories it made, deepest first: the `parents_made`
+    /// that [`Cgroup::remove`] and [`Cgroup::remove_if_unused`] take.
     pub fn create(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<Vec<PathBuf>> {
         if let Some(unit) = &self.unit {
             systemd::start(unit, pid, resources, self.unified)?;
             return self.enter_making(pid).inspect_err(|_| {
-                let _ = self.remove();
+                let _ = self.remove(&[]);
             });
         }
         self.enter_making(pid)
@@ -268,21 +268,23 @@ impl Cgroup {
     }
 
     /// Kills what is left inside and removes the cgroup (sub-cgroups
-    /// first) from every hierarchy. Already gone is not an error.
-    pub fn remove(&self) -> Result<()> {
-        self.remove_with(true).map(|_| ())
+    /// first) from every hierarchy, then the `parents_made` by its create
+    /// that are empty. Already gone is not an error.
+    pub fn remove(&self, parents_made: &[PathBuf]) -> Result<()> {
+        self.remove_with(true, parents_made).map(|_| ())
     }
 
     /// Removes the cgroup once the container's own processes are gone (a
     /// failed `create`; `delete` of a container whose processes died with
     /// its pid namespace). A cgroup that other processes still use (a
     /// `cgroupsPath` shared with a running container) is left to them,
-    /// never emptied by force. Returns the directories left so.
-    pub fn remove_if_unused(&self) -> Result<Vec<PathBuf>> {
-        self.remove_with(false)
+    /// never emptied by force, and so are its parents. Returns the
+    /// directories left so.
+    pub fn remove_if_unused(&self, parents_made: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        self.remove_with(false, parents_made)
     }
 
-    fn remove_with(&self, kill: bool) -> Result<Vec<PathBuf>> {
+    fn remove_with(&self, kill: bool, parents_made: &[PathBuf]) -> Result<Vec<PathBuf>> {
         if let Some(unit) = &self.unit {
             // systemd removes the cgroup it made (in every hierarchy it
             // manages); the rest are ours.
@@ -297,6 +299,13 @@ impl Cgroup {
         for (_, dir) in &self.dirs {
             if !remove_tree(dir, kill)? {
                 in_use.push(dir.clone());
+            }
+        }
+        if in_use.is_empty() {
+            // Deepest first; one that holds another container's cgroup is
+            // not empty and stays.
+            for d in parents_made {
+                let _ = std::fs::remove_dir(d);
             }
         }
         Ok(in_use)
@@ -371,15 +380,6 @@ fn create_dir(h: &Hierarchy, dir: &Path) -> Result<Vec<PathBuf>> {
             }
         }
         return Ok(made);
-    }
-}
-
-/// Removes the parent cgroups a create made ([`Cgroup::create`]'s answer),
-/// deepest first, once its own cgroup is gone; one another container still
-/// uses (not empty) stays. Nothing here is an error.
-pub fn remove_parents_made(dirs: &[PathBuf]) {
-    for d in dirs {
-        let _ = std::fs::remove_dir(d);
     }
 }
 
@@ -461,13 +461,17 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
 /// tearing tasks down (EBUSY); with `kill`, killing what still runs there,
 /// else leaving a cgroup that is still in use (then false).
 fn remove_tree(dir: &Path, kill: bool) -> Result<bool> {
+    let mut children_gone = true;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) && !remove_tree(&e.path(), kill)?
             {
-                return Ok(false);
+                children_gone = false;
             }
         }
+    }
+    if !children_gone {
+        return Ok(false);
     }
     let deadline = Instant::now() + Duration::from_secs(if kill { 5 } else { 1 });
     let mut pause = Duration::from_micros(200);

@@ -236,17 +236,13 @@ impl Container {
         // of a shared cgroupsPath and keeps it. Without one, the container's
         // processes are found by cgroup and killed as it is removed (runc).
         if let Ok(cg) = &cg {
-            let in_use = if c.saved.own_pid_ns {
-                cg.remove_if_unused()?
+            let parents = &c.saved.cgroup_parents_made;
+            if c.saved.own_pid_ns {
+                for dir in cg.remove_if_unused(parents)? {
+                    log::warn!("cgroup {dir:?} is left in place: other processes still use it");
+                }
             } else {
-                cg.remove()?;
-                vec![]
-            };
-            for dir in &in_use {
-                log::warn!("cgroup {dir:?} is left in place: other processes still use it");
-            }
-            if in_use.is_empty() {
-                estiba_cgroups::remove_parents_made(&c.saved.cgroup_parents_made);
+                cg.remove(parents)?;
             }
         }
         if !c.saved.poststop.is_empty() {

@@ -166,11 +166,7 @@ impl Drop for Cleanup {
             let _ = waitpid(Pid::from_raw(pid), None);
         }
         if let Some(cg) = &self.cgroup {
-            if let Ok(in_use) = cg.remove_if_unused() {
-                if in_use.is_empty() {
-                    estiba_cgroups::remove_parents_made(&self.cgroup_parents_made);
-                }
-            }
+            let _ = cg.remove_if_unused(&self.cgroup_parents_made);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some((poststop, state)) = &self.poststop {
