@@ -608,7 +608,7 @@ fn privileged_container_cannot_overwrite_the_runtime_either() {
         return;
     }
     // With CAP_SYS_PTRACE the kernel lets the container reach estiba's exe:
-    // estiba must then run from a sealed copy of itself.
+    // what it reaches is a private read-only clone of the binary.
     let (changed, hits) = cve_2019_5736_attack(
         "cveptrace",
         &[
@@ -619,7 +619,7 @@ fn privileged_container_cannot_overwrite_the_runtime_either() {
         ],
     );
     assert!(!changed, "the runtime binary was modified: {hits}");
-    // What it could hold, it held through a sealed memfd, not the file.
+    // What it could hold was not the file's own mount.
     assert!(!hits.contains("estiba-copy"), "{hits}");
 }
 

@@ -268,16 +268,19 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // Commands that put a process into a container run from a read-only
+    // clone of this binary (CVE-2019-5736); nothing is done before this.
+    if matches!(
+        cli.command,
+        Some(Command::Create(_) | Command::Run { .. } | Command::Exec(_))
+    ) {
+        if let Err(err) = estiba_core::selfprotect::ensure_protected() {
+            logging::error(&err.to_string());
+            return ExitCode::from(1);
+        }
+    }
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
-        // Nothing was done yet: start over from a sealed copy of ourselves.
-        Err(Failure::NeedsSealed) => match estiba_core::selfprotect::reexec_sealed() {
-            Ok(never) => match never {},
-            Err(err) => {
-                logging::error(&err.to_string());
-                ExitCode::from(1)
-            }
-        },
         Err(Failure::Msg(msg)) => {
             logging::error(&msg);
             ExitCode::from(1)
@@ -288,7 +291,6 @@ fn main() -> ExitCode {
 /// Why a command failed.
 enum Failure {
     Msg(String),
-    NeedsSealed,
 }
 
 impl From<String> for Failure {
@@ -305,10 +307,7 @@ impl From<&str> for Failure {
 
 impl From<estiba_core::Error> for Failure {
     fn from(e: estiba_core::Error) -> Self {
-        match e {
-            estiba_core::Error::NeedsSealedRuntime => Failure::NeedsSealed,
-            other => Failure::Msg(other.to_string()),
-        }
+        Failure::Msg(e.to_string())
     }
 }
 

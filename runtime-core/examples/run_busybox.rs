@@ -9,6 +9,9 @@ use std::path::Path;
 use estiba_core::{create, Container, CreateOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A program that starts containers runs from an executable they cannot
+    // write to (CVE-2019-5736): this re-executes it that way, once.
+    estiba_core::selfprotect::ensure_protected()?;
     let dir = std::env::temp_dir().join(format!("estiba-example-{}", std::process::id()));
     let result = run(&dir);
     let _ = std::fs::remove_dir_all(&dir);

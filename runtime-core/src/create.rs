@@ -34,9 +34,6 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
-    /// Run even where a container process could reach the runtime's exe
-    /// (see [`crate::selfprotect`]); the CLI re-executes sealed instead.
-    pub allow_unsealed: bool,
 }
 
 impl CreateOptions {
@@ -51,7 +48,6 @@ impl CreateOptions {
             no_new_keyring: false,
             preserve_fds: 0,
             systemd_cgroup: false,
-            allow_unsealed: false,
         }
     }
 }
@@ -190,10 +186,7 @@ pub(crate) fn create_with_console(
     id::validate(&opts.id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let spec = &bundle.spec;
-    let needs_sealed = crate::selfprotect::container_needs_sealed_runtime(spec);
-    if needs_sealed && !opts.allow_unsealed && !crate::selfprotect::running_sealed() {
-        return Err(Error::NeedsSealedRuntime);
-    }
+    crate::selfprotect::require_protected()?;
     let plan = Plan::from_spec(spec)?;
     let process = spec.process().as_ref();
     let caps = CapSets::from_spec(process.and_then(|p| p.capabilities().as_ref()))?;
@@ -300,7 +293,6 @@ pub(crate) fn create_with_console(
             .unwrap_or_default(),
         oci_version: spec.version().clone(),
         created_done: false,
-        needs_sealed,
         no_process: process.is_none(),
     };
     saved.save(&dir)?;

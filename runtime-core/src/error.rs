@@ -68,10 +68,10 @@ pub enum Error {
     Signal(String),
     #[error("{0}")]
     Unsupported(String),
-    /// The container's processes may hold CAP_SYS_PTRACE outside a user
-    /// namespace: run the runtime from a sealed copy of itself first
-    /// ([`crate::selfprotect::reexec_sealed`]) or set `allow_unsealed`.
-    #[error("the container may hold CAP_SYS_PTRACE: the runtime must run from a sealed copy of itself (CVE-2019-5736)")]
+    /// The calling program runs from a writable executable, which a
+    /// container process could reach (CVE-2019-5736): call
+    /// [`crate::selfprotect::ensure_protected`] first thing in `main`.
+    #[error("the runtime runs from a writable executable that container processes could reach (CVE-2019-5736): call estiba_core::selfprotect::ensure_protected() at the start of main")]
     NeedsSealedRuntime,
 }
 

@@ -31,8 +31,6 @@ pub struct ExecOptions {
     pub ignore_paused: bool,
     /// A sub-cgroup of the container's (cgroup v2) to run in.
     pub sub_cgroup: Option<String>,
-    /// See [`crate::CreateOptions::allow_unsealed`].
-    pub allow_unsealed: bool,
 }
 
 impl ExecOptions {
@@ -45,7 +43,6 @@ impl ExecOptions {
             preserve_fds: 0,
             ignore_paused: false,
             sub_cgroup: None,
-            allow_unsealed: false,
         }
     }
 }
@@ -215,10 +212,7 @@ impl Container {
             }
         }
         let p = &opts.process;
-        let needs_sealed = self.saved.needs_sealed || crate::selfprotect::has_ptrace(p);
-        if needs_sealed && !opts.allow_unsealed && !crate::selfprotect::running_sealed() {
-            return Err(Error::NeedsSealedRuntime);
-        }
+        crate::selfprotect::require_protected()?;
         let args = p.args().as_deref().unwrap_or_default();
         if args.is_empty() {
             return Err(Error::Config("process.args: must name a program".into()));

@@ -22,12 +22,7 @@ pub enum AfterRun {
 /// fails is deleted whatever `after` says.
 pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
     let bundle = crate::bundle::Bundle::load(&opts.bundle)?;
-    if crate::selfprotect::container_needs_sealed_runtime(&bundle.spec)
-        && !opts.allow_unsealed
-        && !crate::selfprotect::running_sealed()
-    {
-        return Err(Error::NeedsSealedRuntime);
-    }
+    crate::selfprotect::require_protected()?;
     let terminal = bundle
         .spec
         .process()

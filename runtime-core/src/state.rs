@@ -75,9 +75,6 @@ pub struct Saved {
     pub oci_version: String,
     /// Set once `create` has handed over.
     pub created_done: bool,
-    /// Container processes may reach a runtime's exe: exec must run sealed.
-    #[serde(default)]
-    pub needs_sealed: bool,
     /// config.json had no `process`: the container can be created, not started.
     #[serde(default)]
     pub no_process: bool,
@@ -298,7 +295,6 @@ mod tests {
             poststop: vec![],
             oci_version: "1.0.0".into(),
             created_done: true,
-            needs_sealed: false,
             no_process: false,
         };
         assert!(!s.init_alive());

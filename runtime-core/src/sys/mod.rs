@@ -423,3 +423,6 @@ pub fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clr: u64) -> Result<(), E
     };
     Errno::result(r).map(drop)
 }
+
+mod newmount;
+pub use newmount::*;

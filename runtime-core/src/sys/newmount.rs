@@ -1,0 +1,112 @@
+//! The new mount API (open_tree, move_mount, mount_setattr), fstatfs,
+//! execveat and close_range: the calls the hardened paths are built on.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+/// mount_setattr's MOUNT_ATTR_RDONLY.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `open_tree(dirfd, path, OPEN_TREE_CLONE | flags)`: a detached copy of
+/// the mount at `path` (a file or a directory), visible to nobody else.
+pub fn open_tree_clone(dirfd: RawFd, path: &CStr, flags: libc::c_uint) -> Result<OwnedFd, Errno> {
+    // SAFETY: path is NUL-terminated; the kernel returns a new descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dirfd,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | flags,
+        )
+    };
+    // SAFETY: a non-negative return is a descriptor we now own.
+    Errno::result(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `move_mount(from, "", to, "", F_EMPTY_PATH | T_EMPTY_PATH)`: attaches
+/// the detached mount `from` on the file or directory `to` refers to.
+pub fn move_mount_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: both descriptors are open; the paths are empty C strings.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH, ...)` on one mount.
+pub fn mount_setattr_one(fd: BorrowedFd<'_>, set: u64, clr: u64) -> Result<(), Errno> {
+    let mut attr = super::MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: fd is open; the path is an empty C string; attr is a valid
+    // mount_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &mut attr as *mut super::MountAttr,
+            std::mem::size_of::<super::MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// The filesystem's magic number (`fstatfs(2)`'s f_type).
+pub fn fs_magic(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+    // SAFETY: statfs is plain data the kernel fills.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open; st is valid for writing.
+    let r = unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) };
+    Errno::result(r).map(|_| st.f_type as i64)
+}
+
+/// Whether the mount (or filesystem) holding `fd` is read-only.
+pub fn on_readonly_mount(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::statvfs::fstatvfs(fd)
+        .is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`; returns only on failure.
+pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> Errno {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: both arrays are NULL-terminated and point to C strings that
+    // outlive the call; the path is an empty C string.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::last()
+}
+
+/// `close_range(first, last, 0)`.
+pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: closes descriptors only; callers keep none of them.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    Errno::result(r).map(drop)
+}
