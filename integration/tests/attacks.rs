@@ -78,3 +78,138 @@ fn exec_of_a_proc_self_exe_script_cannot_overwrite_the_runtime() {
     assert!(!changed, "the runtime binary was overwritten from the container: {hits}");
     assert!(!hits.contains("wrote"), "{hits}");
 }
+
+/// A host sysctl, read now and written back when dropped (pass or fail).
+struct HostSysctl {
+    path: std::path::PathBuf,
+    value: String,
+}
+
+impl HostSysctl {
+    fn save(key: &str) -> HostSysctl {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        let value = std::fs::read_to_string(&path).unwrap();
+        HostSysctl { path, value }
+    }
+    fn changed(&self) -> bool {
+        std::fs::read_to_string(&self.path).unwrap() != self.value
+    }
+    /// A value other than the saved one (for a 0/1 switch).
+    fn other(&self) -> &'static str {
+        if self.value.trim() == "0" {
+            "1"
+        } else {
+            "0"
+        }
+    }
+}
+
+impl Drop for HostSysctl {
+    fn drop(&mut self) {
+        if self.changed() {
+            let _ = std::fs::write(&self.path, self.value.trim());
+        }
+    }
+}
+
+/// Sysctls outside the namespaces the container owns would be the host's:
+/// every such config is refused before any process exists, naming the key.
+#[test]
+fn host_sysctls_are_refused() {
+    if !can_run("host_sysctls_are_refused") {
+        return;
+    }
+    let guard = HostSysctl::save("kernel.core_uses_pid");
+    let other = guard.other();
+    let mut w = World::new("sysctlhost");
+    let cases: Vec<(serde_json::Value, &str, Option<&str>)> = vec![
+        (json!({"kernel.core_uses_pid": other}), "kernel.core_uses_pid", None),
+        (json!({"net.ipv4.tcp_fin_timeout": "31"}), "net.ipv4.tcp_fin_timeout", Some("network")),
+        (json!({"fs.mqueue.queues_max": "77"}), "fs.mqueue.queues_max", Some("ipc")),
+        (json!({"kernel.msgmax": "8193"}), "kernel.msgmax", Some("ipc")),
+        (json!({"net.ipv4.ping_group_range": "0 0"}), "net.ipv4.ping_group_range", Some("network")),
+        (json!({"kernel.hostname": "pwned-host"}), "kernel.hostname", Some("uts")),
+    ];
+    let hostname = HostSysctl::save("kernel.hostname");
+    for (i, (sysctl, key, drop_ns)) in cases.into_iter().enumerate() {
+        let mut c = w.config.clone();
+        c["linux"]["sysctl"] = sysctl;
+        if let Some(ns) = drop_ns {
+            let nss = c["linux"]["namespaces"].as_array().unwrap().clone();
+            c["linux"]["namespaces"] = json!(nss.into_iter().filter(|n| n["type"] != ns).collect::<Vec<_>>());
+        }
+        if drop_ns == Some("uts") {
+            c.as_object_mut().unwrap().remove("hostname");
+        }
+        let saved = std::mem::replace(&mut w.config, c);
+        let (id, out) = w.create(&format!("k{i}"), &[]);
+        w.config = saved;
+        assert_eq!(out.status.code(), Some(1), "{key}: create succeeded");
+        assert!(text(&out.stderr).contains(key), "{key}: {}", text(&out.stderr));
+        assert!(!w.root.join(&id).exists(), "{key}: state left behind");
+    }
+    assert!(!guard.changed(), "the host's kernel.core_uses_pid was changed");
+    assert!(!hostname.changed(), "the host was renamed");
+    // In namespaces of its own the container's values are its own.
+    w.config["linux"]["sysctl"] = json!({"net.ipv4.tcp_fin_timeout": "31", "kernel.msgmax": "8193"});
+    w.script("cat /proc/sys/net/ipv4/tcp_fin_timeout /proc/sys/kernel/msgmax");
+    let out = w.run_ok("own");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["31", "8193"], "{out}");
+}
+
+/// A config.json that is a fifo would block `create` forever; a huge one
+/// would be read whole.
+#[test]
+fn a_fifo_config_is_refused_at_once() {
+    if !can_run("a_fifo_config_is_refused_at_once") {
+        return;
+    }
+    let mut w = World::new("fifocfg");
+    let cfg = w.bundle.join("config.json");
+    let _ = std::fs::remove_file(&cfg);
+    nix::unistd::mkfifo(&cfg, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let id = w.id("c");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let started = Instant::now();
+    let out = w.estiba(&["create", "--bundle", &bundle, &id]);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a regular file"), "{}", text(&out.stderr));
+}
+
+/// runc's rule: the rootfs must not be a symlink (nor pass through one
+/// inside the bundle), so what was checked is what is mounted.
+#[test]
+fn a_symlinked_rootfs_is_refused() {
+    if !can_run("a_symlinked_rootfs_is_refused") {
+        return;
+    }
+    let mut w = World::new("rootlink");
+    std::fs::rename(w.rootfs(), w.bundle.join("real")).unwrap();
+    std::os::unix::fs::symlink("real", w.rootfs()).unwrap();
+    let (id, out) = w.create("c", &[]);
+    assert_eq!(out.status.code(), Some(1), "created through a symlinked rootfs");
+    assert!(text(&out.stderr).contains("symlink"), "{}", text(&out.stderr));
+    assert!(!w.root.join(id).exists());
+    std::fs::remove_file(w.rootfs()).unwrap();
+    std::fs::rename(w.bundle.join("real"), w.rootfs()).unwrap();
+}
+
+/// Lenient input that would weaken a later check.
+#[test]
+fn lenient_device_input_is_refused() {
+    if !can_run("lenient_device_input_is_refused") {
+        return;
+    }
+    let mut w = World::new("lenient");
+    w.config["linux"]["devices"] =
+        json!([{"path": "/dev/../../etc/evil", "type": "c", "major": 1, "minor": 3}]);
+    let (_, out) = w.create("dotdot", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!w.rootfs().join("etc/evil").exists(), "a node was made outside /dev");
+    w.config["linux"]["devices"] = json!([]);
+    w.config["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "xyz"}]);
+    let (_, out) = w.create("access", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("xyz"), "{}", text(&out.stderr));
+}

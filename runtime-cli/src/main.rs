@@ -431,7 +431,7 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
     let c = Container::load(&cli.root, &f.id)?;
     let process = match &f.process {
         Some(path) => {
-            let text = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+            let text = estiba_core::read_input(path)?;
             serde_json::from_slice(&text).map_err(|e| format!("process {}: {e}", path.display()))?
         }
         None => {
@@ -554,7 +554,7 @@ fn update_resources(f: &UpdateFlags) -> Result<oci_spec::runtime::LinuxResources
                 .map_err(|e| format!("read stdin: {e}"))?;
             s
         } else {
-            std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?
+            estiba_core::read_input(path)?
         };
         return serde_json::from_slice(&text).map_err(|e| format!("--resources: {e}").into());
     }

@@ -21,7 +21,7 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Self> {
         let dir = std::fs::canonicalize(dir).map_err(|e| Error::path("bundle", dir, &e))?;
         let config = dir.join("config.json");
-        let text = std::fs::read(&config).map_err(|e| Error::path("open", &config, &e))?;
+        let text = crate::guard::read_input(&config)?;
         let spec = parse_spec(&text)?;
         Self::from_spec(dir, spec)
     }
@@ -40,9 +40,10 @@ impl Bundle {
             .root()
             .as_ref()
             .ok_or_else(|| Error::Config("root: required on Linux".into()))?;
-        let rootfs = dir.join(root.path());
+        let joined = dir.join(root.path());
         let rootfs =
-            std::fs::canonicalize(&rootfs).map_err(|e| Error::path("root.path", &rootfs, &e))?;
+            std::fs::canonicalize(&joined).map_err(|e| Error::path("root.path", &joined, &e))?;
+        crate::guard::check_rootfs(&joined, &rootfs)?;
         if !rootfs.is_dir() {
             return Err(Error::path("root.path", rootfs, nix::errno::Errno::ENOTDIR));
         }
@@ -202,23 +203,12 @@ fn validate(spec: &Spec) -> Result<()> {
             )));
         }
     }
-    for (key, _) in linux.sysctl().iter().flatten() {
-        if key.is_empty() || key.contains("..") || key.starts_with('/') {
-            return Err(Error::Config(format!("linux.sysctl: invalid key {key:?}")));
-        }
-    }
+    crate::guard::check_sysctls(spec)?;
     if let Some(path) = linux.cgroups_path() {
         estiba_cgroups::container_path(Some(path), "x")?;
     }
-    for d in linux.devices().iter().flatten() {
-        if !d.path().is_absolute() || !d.path().starts_with("/dev") {
-            return Err(Error::Config(format!(
-                "linux.devices: path {:?} must be absolute and under /dev",
-                d.path()
-            )));
-        }
-    }
-    Ok(())
+    crate::guard::check_devices(spec)
+
 }
 
 /// Every hook in the spec, whatever its stage.

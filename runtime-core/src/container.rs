@@ -207,8 +207,7 @@ impl Container {
     /// The container's config.json (from its bundle).
     pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
         let path = self.saved.bundle.join("config.json");
-        let text = std::fs::read(&path).map_err(|e| Error::path("read", &path, &e))?;
-        crate::bundle::parse_spec(&text)
+        crate::bundle::parse_spec(&crate::guard::read_input(&path)?)
     }
 
     /// The container's config.json `process`, the base of `exec`.
