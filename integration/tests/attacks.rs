@@ -213,3 +213,89 @@ fn lenient_device_input_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("xyz"), "{}", text(&out.stderr));
 }
+
+/// A config whose mounts put a host directory over part of /proc/sys, with a
+/// symlink where a namespaced sysctl should be, plus that sysctl: the write
+/// would land in a host sysctl. Two forms: the mount aimed at /proc/sys/net
+/// directly, and an image symlink `/vol -> /proc/sys/net` with a volume at
+/// `/vol`.
+#[test]
+fn proc_writes_cannot_be_redirected_by_mounts() {
+    if !can_run("proc_writes_cannot_be_redirected_by_mounts") {
+        return;
+    }
+    let guard = HostSysctl::save("kernel.core_uses_pid");
+    let mut w = World::new("procredir");
+    let fake = w.dir.join("fake-net");
+    std::fs::create_dir_all(fake.join("ipv4")).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_uses_pid", fake.join("ipv4/ip_forward"))
+        .unwrap();
+    std::os::unix::fs::symlink("/proc/sys/net", w.rootfs().join("vol")).unwrap();
+    w.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": guard.other()});
+    let mounts = w.config["mounts"].as_array().unwrap().clone();
+    for (n, dest) in ["/proc/sys/net", "/vol"].into_iter().enumerate() {
+        let mut m = mounts.clone();
+        m.push(json!({"destination": dest, "type": "bind", "source": fake, "options": ["rbind"]}));
+        w.config["mounts"] = json!(m);
+        let (id, out) = w.create(&format!("m{n}"), &[]);
+        assert_eq!(out.status.code(), Some(1), "{dest}: create succeeded");
+        assert!(text(&out.stderr).contains("inside /proc"), "{dest}: {}", text(&out.stderr));
+        assert!(!w.root.join(id).exists());
+        assert!(!guard.changed(), "{dest}: a host sysctl was written");
+    }
+}
+
+/// `/proc` or `/sys` in the image as a symlink: procfs or sysfs would be
+/// mounted wherever it points.
+#[test]
+fn proc_and_sys_must_be_real_directories() {
+    if !can_run("proc_and_sys_must_be_real_directories") {
+        return;
+    }
+    for dir in ["proc", "sys"] {
+        let mut w = World::new(&format!("{dir}link"));
+        let p = w.rootfs().join(dir);
+        std::fs::remove_dir(&p).unwrap();
+        std::fs::create_dir_all(w.rootfs().join("tmp/elsewhere")).unwrap();
+        std::os::unix::fs::symlink("/tmp/elsewhere", &p).unwrap();
+        w.config["process"]["oomScoreAdj"] = json!(100);
+        let (id, out) = w.create("c", &[]);
+        assert_eq!(out.status.code(), Some(1), "/{dir} as a symlink: created");
+        assert!(
+            text(&out.stderr).contains("ordinary directory"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!w.root.join(id).exists());
+    }
+}
+
+/// CVE-2025-31133: an image whose `/dev/null` is a symlink to a host sysctl
+/// (a config without a /dev tmpfs keeps the image's /dev): masking must not
+/// bind that file read-write over /proc/keys, where the container writes.
+#[test]
+fn masks_do_not_use_the_images_dev_null() {
+    if !can_run("masks_do_not_use_the_images_dev_null") {
+        return;
+    }
+    let guard = HostSysctl::save("kernel.core_uses_pid");
+    let mut w = World::new("devnull");
+    let mounts: Vec<_> = w.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !m["destination"].as_str().unwrap_or("").starts_with("/dev"))
+        .cloned()
+        .collect();
+    w.config["mounts"] = json!(mounts);
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_uses_pid", w.rootfs().join("dev/null"))
+        .unwrap();
+    w.script(&format!(
+        "echo {} > /proc/keys; cat /proc/keys; echo done",
+        guard.other()
+    ));
+    let out = w.run("c");
+    assert!(!guard.changed(), "a host sysctl was written through a mask: {}", text(&out.stdout));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("done"));
+}

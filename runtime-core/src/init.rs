@@ -94,6 +94,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
     }
     hooks::run_all("createContainer", &p.hooks.create_container, &state_json)?;
     if plan.new_mount {
+        let nulls = rootfs::host_null_mounts(spec)?;
         if p.no_pivot {
             rootfs::move_root(rootfs_path)?;
         } else {
@@ -101,7 +102,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         }
         // Sysctls before readonlyPaths turns /proc/sys read-only.
         rootfs::apply_system(spec)?;
-        rootfs::finalize(spec, plan.in_userns)?;
+        rootfs::finalize(spec, plan.in_userns, nulls)?;
     } else {
         nix::unistd::chroot(rootfs_path.as_path())
             .map_err(|e| Error::path("chroot", rootfs_path, e))?;
@@ -114,12 +115,12 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         return Ok(Some((None, host_pid)));
     };
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
-            Error::Sys(format!(
-                "process.oomScoreAdj {adj}: {}",
-                crate::error::Os::from(&e)
-            ))
-        })?;
+        crate::procfs::ProcFs::open(std::path::Path::new("/proc"))?.write_named(
+            &format!("process.oomScoreAdj {adj}"),
+            "self/oom_score_adj",
+            adj.to_string().as_bytes(),
+            false,
+        )?;
     }
     if let Some(sock) = &p.console {
         let size = process

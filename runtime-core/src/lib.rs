@@ -37,6 +37,7 @@ mod lsm;
 mod mounts;
 mod namespaces;
 mod process;
+mod procfs;
 mod rootfs;
 mod run;
 mod safepath;

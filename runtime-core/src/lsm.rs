@@ -35,22 +35,19 @@ pub fn validate(p: &Process) -> Result<()> {
 pub fn apply(p: &Process) -> Result<()> {
     if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
         let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
-            "/proc/self/attr/apparmor/exec"
+            "self/attr/apparmor/exec"
         } else {
-            "/proc/self/attr/exec"
+            "self/attr/exec"
         };
-        std::fs::write(attr, format!("exec {profile}")).map_err(|e| {
-            Error::Init(format!(
-                "apply AppArmor profile {profile:?}: {}",
-                Os::from(&e)
-            ))
-        })?;
+        crate::procfs::ProcFs::open(Path::new("/proc"))?
+            .write(attr, format!("exec {profile}").as_bytes(), false)
+            .map_err(|e| Error::Init(format!("apply AppArmor profile {profile:?}: {}", Os(e))))?;
     }
     if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
         if selinux_enabled() {
-            std::fs::write("/proc/self/attr/exec", label).map_err(|e| {
-                Error::Init(format!("apply SELinux label {label:?}: {}", Os::from(&e)))
-            })?;
+            crate::procfs::ProcFs::open(Path::new("/proc"))?
+                .write("self/attr/exec", label.as_bytes(), false)
+                .map_err(|e| Error::Init(format!("apply SELinux label {label:?}: {}", Os(e))))?;
         } else {
             crate::log::debug!("SELinux is not enabled; label {label:?} ignored");
         }

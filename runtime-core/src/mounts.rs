@@ -182,6 +182,7 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
         return bind_mount(ctx, m, &opts);
     }
     let target = ctx.root.ensure(dest, false)?;
+    check_target(ctx, typ, dest, &target, m.source().as_deref())?;
     let target_path = fd_path(&target);
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data.join(",");
@@ -227,6 +228,68 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
     apply_propagation(ctx, &opts, dest)
 }
 
+/// Files lxcfs binds over /proc: the only mounts allowed inside it.
+const PROC_FILES_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// runc's rules for where a mount may land: procfs and sysfs only on a
+/// real directory reached without a symlink, and nothing inside /proc (a
+/// volume there could turn a later write to /proc into a write to the
+/// host) but the files lxcfs provides; /proc itself only for a procfs.
+fn check_target(
+    ctx: &MountContext,
+    typ: &str,
+    dest: &Path,
+    target: &std::os::fd::OwnedFd,
+    source: Option<&Path>,
+) -> Result<()> {
+    let Some(real) = ctx.root.inside_path(target) else {
+        return Err(Error::Config(format!(
+            "mounts: destination {dest:?} resolves outside the rootfs"
+        )));
+    };
+    let lexical: PathBuf = Path::new("/").join(
+        dest.components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .collect::<PathBuf>(),
+    );
+    if matches!(typ, "proc" | "sysfs") && real != lexical {
+        return Err(Error::Config(format!(
+            "mounts: {typ} on {dest:?}: must be mounted on ordinary directory (it resolves to {real:?})"
+        )));
+    }
+    let on_procfs = crate::sys::fs_magic(std::os::fd::AsFd::as_fd(target)) == Ok(0x9fa0);
+    if real == Path::new("/proc") {
+        let source_is_proc = source.is_some_and(|s| {
+            nix::sys::statfs::statfs(s).is_ok_and(|st| st.filesystem_type().0 as i64 == 0x9fa0)
+        });
+        if typ == "proc" || source_is_proc {
+            return Ok(());
+        }
+        return Err(Error::Config(format!(
+            "mounts: {dest:?} cannot be mounted because it is /proc, and the mount is not a procfs"
+        )));
+    }
+    if (real.starts_with("/proc") || on_procfs)
+        && !PROC_FILES_ALLOWED.iter().any(|p| real == Path::new(p))
+    {
+        return Err(Error::Config(format!(
+            "mounts: {dest:?} cannot be mounted because it is inside /proc (it resolves to {real:?})"
+        )));
+    }
+    Ok(())
+}
+
 fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> {
     let dest = m.destination();
     let Some(source) = m.source() else {
@@ -242,6 +305,7 @@ fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> 
     let meta =
         std::fs::metadata(&source).map_err(|e| Error::path("bind mount source", &source, &e))?;
     let target = ctx.root.ensure(dest, !meta.is_dir())?;
+    check_target(ctx, "bind", dest, &target, Some(&source))?;
     let target_path = fd_path(&target);
     // Open the source too, so what we bind is what we checked.
     let src_fd = nix::fcntl::open(

@@ -164,12 +164,12 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     };
     let uid = id_map_text(linux.uid_mappings().as_deref().unwrap_or_default());
     let gid = id_map_text(linux.gid_mappings().as_deref().unwrap_or_default());
+    let proc = crate::procfs::ProcFs::open(std::path::Path::new("/proc"))?;
     for (file, text) in [("uid_map", uid), ("gid_map", gid)] {
         if text.is_empty() {
             continue;
         }
-        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-        crate::sys::write_once(&path, &text).map_err(|e| Error::path("write", &path, &e))?;
+        proc.write_named("id mappings", &format!("{pid}/{file}"), text.as_bytes(), true)?;
     }
     Ok(())
 }
@@ -200,8 +200,12 @@ pub fn write_time_offsets(spec: &Spec) -> Result<()> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    crate::sys::write_once(std::path::Path::new("/proc/self/timens_offsets"), &text)
-        .map_err(|e| Error::path("write", "/proc/self/timens_offsets", &e))
+    crate::procfs::ProcFs::open(std::path::Path::new("/proc"))?.write_named(
+        "linux.timeOffsets",
+        "self/timens_offsets",
+        text.as_bytes(),
+        false,
+    )
 }
 
 #[cfg(test)]

@@ -166,8 +166,53 @@ pub fn move_root(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Detached clones of the host's `/dev/null` (checked to be the character
+/// device 1:3), one per masked path, made before pivot_root while that
+/// mount is still in reach: masks bind these, never the image's
+/// `/dev/null` (which could be a symlink to a host file: CVE-2025-31133).
+pub fn host_null_mounts(spec: &Spec) -> Result<Vec<std::os::fd::OwnedFd>> {
+    let n = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.masked_paths().as_ref())
+        .map_or(0, |m| m.len());
+    if n == 0 {
+        return Ok(vec![]);
+    }
+    let null = open_host_null()?;
+    (0..n)
+        .map(|_| {
+            crate::sys::open_tree_clone(
+                std::os::fd::AsRawFd::as_raw_fd(&null),
+                c"",
+                libc::AT_EMPTY_PATH as libc::c_uint,
+            )
+            .map_err(|e| Error::sys("clone the /dev/null mount", e))
+        })
+        .collect()
+}
+
+fn open_host_null() -> Result<std::os::fd::OwnedFd> {
+    let fd = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NOFOLLOW,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open /dev/null", e))?;
+    let fd = crate::sys::own_fd(fd);
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
+        .map_err(|e| Error::sys("stat /dev/null", e))?;
+    let is_chr = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+    if !is_chr || st.st_rdev != libc::makedev(1, 3) {
+        return Err(Error::Sys(
+            "/dev/null is not the character device 1:3: refusing to mask with it".into(),
+        ));
+    }
+    Ok(fd)
+}
+
 /// After pivot: masked paths, read-only paths, then a read-only `/`.
-pub fn finalize(spec: &Spec, in_userns: bool) -> Result<()> {
+pub fn finalize(spec: &Spec, in_userns: bool, mut nulls: Vec<std::os::fd::OwnedFd>) -> Result<()> {
     let root = Root::open(Path::new("/"))?;
     let linux = spec.linux().as_ref();
     for p in linux
@@ -175,7 +220,7 @@ pub fn finalize(spec: &Spec, in_userns: bool) -> Result<()> {
         .into_iter()
         .flatten()
     {
-        mask(&root, Path::new(p))?;
+        mask(&root, Path::new(p), &mut nulls)?;
     }
     for p in linux
         .and_then(|l| l.readonly_paths().as_ref())
@@ -203,11 +248,22 @@ pub fn finalize(spec: &Spec, in_userns: bool) -> Result<()> {
     Ok(())
 }
 
-fn mask(root: &Root, p: &Path) -> Result<()> {
-    let fd = match root.lookup(p) {
-        Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(Error::path("masked path", p, e)),
+/// A masked or read-only path, never through a symlink: one could point
+/// the mount at something else than the path names.
+fn lookup_plain(root: &Root, p: &Path, what: &'static str) -> Result<Option<std::os::fd::OwnedFd>> {
+    match root.lookup_nofollow(p) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::errno::Errno::ENOENT) => Ok(None),
+        Err(nix::errno::Errno::ELOOP) => Err(Error::Config(format!(
+            "{what} {p:?}: is or passes through a symlink: refused"
+        ))),
+        Err(e) => Err(Error::path(what, p, e)),
+    }
+}
+
+fn mask(root: &Root, p: &Path, nulls: &mut Vec<std::os::fd::OwnedFd>) -> Result<()> {
+    let Some(fd) = lookup_plain(root, p, "masked path")? else {
+        return Ok(());
     };
     let target = fd_path(&fd);
     let is_dir = std::fs::metadata(&target)
@@ -222,22 +278,18 @@ fn mask(root: &Root, p: &Path) -> Result<()> {
             None::<&str>,
         )
     } else {
-        mount(
-            Some("/dev/null"),
-            target.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
+        use std::os::fd::AsFd;
+        match nulls.pop() {
+            Some(tree) => crate::sys::move_mount_fd(tree.as_fd(), fd.as_fd()),
+            None => Err(nix::errno::Errno::ENODEV),
+        }
     };
     res.map_err(|e| Error::Sys(format!("mask {p:?}: {}", Os(e))))
 }
 
 fn readonly(root: &Root, p: &Path, in_userns: bool) -> Result<()> {
-    let fd = match root.lookup(p) {
-        Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(Error::path("readonly path", p, e)),
+    let Some(fd) = lookup_plain(root, p, "readonly path")? else {
+        return Ok(());
     };
     let target = fd_path(&fd);
     mount(
@@ -250,7 +302,7 @@ fn readonly(root: &Root, p: &Path, in_userns: bool) -> Result<()> {
     .map_err(|e| Error::Sys(format!("bind readonly path {p:?}: {}", Os(e))))?;
     // Re-open: the magic link now must name the new mount on top.
     let fd = root
-        .lookup(p)
+        .lookup_nofollow(p)
         .map_err(|e| Error::path("readonly path", p, e))?;
     let target = fd_path(&fd);
     mounts::remount(&target, MsFlags::MS_RDONLY | MsFlags::MS_REC, in_userns)
@@ -266,16 +318,14 @@ pub fn apply_system(spec: &Spec) -> Result<()> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         crate::sys::setdomainname(d).map_err(|e| Error::sys(format!("setdomainname {d:?}"), e))?;
     }
-    for (k, v) in spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.sysctl().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&path, v)
-            .map_err(|e| Error::Sys(format!("linux.sysctl {k}={v:?}: {}", Os::from(&e))))?;
+    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
+    if let Some(sysctls) = sysctls.filter(|s| !s.is_empty()) {
+        let proc = crate::procfs::ProcFs::open(Path::new("/proc"))?;
+        for (k, v) in sysctls {
+            let rel = format!("sys/{}", k.replace('.', "/"));
+            proc.write(&rel, v.as_bytes(), true)
+                .map_err(|e| Error::Sys(format!("linux.sysctl {k}={v:?}: {}", Os(e))))?;
+        }
     }
     Ok(())
 }

@@ -59,6 +59,14 @@ impl Root {
         })
     }
 
+    /// Where `fd` (opened below this root) really is, as a container path;
+    /// `None` when the kernel's name for it is not below the root.
+    pub fn inside_path(&self, fd: &impl AsRawFd) -> Option<PathBuf> {
+        let real = std::fs::read_link(fd_path(fd)).ok()?;
+        let rest = real.strip_prefix(&self.path).ok()?;
+        Some(Path::new("/").join(rest))
+    }
+
     pub fn host_path(&self, inside: &Path) -> PathBuf {
         self.path.join(relative(inside))
     }
@@ -68,6 +76,19 @@ impl Root {
     pub fn open_in(&self, inside: &Path, flags: i32) -> std::result::Result<OwnedFd, Errno> {
         let c = CString::new(relative(inside).as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
         sys::openat2(self.fd.as_fd(), &c, flags, 0, sys::RESOLVE_IN_ROOT)
+    }
+
+    /// An O_PATH descriptor of an existing `inside`, reached without any
+    /// symlink (ELOOP if one is met, the last component included).
+    pub fn lookup_nofollow(&self, inside: &Path) -> std::result::Result<OwnedFd, Errno> {
+        let c = CString::new(relative(inside).as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+        sys::openat2(
+            self.fd.as_fd(),
+            &c,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_SYMLINKS,
+        )
     }
 
     /// An O_PATH descriptor of an existing `inside`.

@@ -3,7 +3,6 @@
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
 
 use nix::errno::Errno;
 
@@ -37,6 +36,8 @@ struct OpenHow {
     resolve: u64,
 }
 
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 pub const RESOLVE_BENEATH: u64 = 0x08;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
@@ -195,13 +196,6 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Writes `uid_map`/`gid_map`-style content in one write(2), as the kernel
-/// requires.
-pub fn write_once(path: &Path, data: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
-    f.write_all(data.as_bytes())
-}
 
 /// `ioctl(TIOCGPTN)` + unlock: the slave's number of a pty master.
 pub fn unlock_pty(master: RawFd) -> Result<u32, Errno> {
