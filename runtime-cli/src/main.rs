@@ -347,7 +347,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             Ok(c) => c.delete(*force)?,
             // Engines delete --force once more after the container is gone.
             Err(estiba_core::Error::NotFound(_)) if *force => {
-                let _ = std::fs::remove_dir(cli.root.join(id));
+                Container::remove_incomplete(&cli.root, id)?
             }
             Err(err) => return Err(err.into()),
         },

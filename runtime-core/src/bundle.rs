@@ -208,7 +208,6 @@ fn validate(spec: &Spec) -> Result<()> {
         estiba_cgroups::container_path(Some(path), "x")?;
     }
     crate::guard::check_devices(spec)
-
 }
 
 /// Every hook in the spec, whatever its stage.

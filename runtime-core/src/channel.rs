@@ -17,6 +17,8 @@ pub enum Msg {
     HooksDone,
     /// Init → parent: waiting for `start`.
     Ready,
+    /// Parent → init: the state is recorded; the init may outlive create.
+    Recorded,
     /// Either way: something failed; the text says what.
     Fail(String),
 }
@@ -28,6 +30,7 @@ impl Msg {
             Msg::MountsDone => b"M".to_vec(),
             Msg::HooksDone => b"H".to_vec(),
             Msg::Ready => b"R".to_vec(),
+            Msg::Recorded => b"S".to_vec(),
             Msg::Fail(m) => [b"E".as_slice(), m.as_bytes()].concat(),
         }
     }
@@ -40,6 +43,7 @@ impl Msg {
             b'M' => Msg::MountsDone,
             b'H' => Msg::HooksDone,
             b'R' => Msg::Ready,
+            b'S' => Msg::Recorded,
             b'E' => Msg::Fail(text.to_string()),
             _ => return None,
         })

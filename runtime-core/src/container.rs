@@ -43,6 +43,35 @@ impl Container {
         })
     }
 
+    /// `delete --force` of an id whose create was killed before its first
+    /// state write: the directory holds nothing but a partial temporary
+    /// file. Removed unless a create still holds it (its lock).
+    pub fn remove_incomplete(root: &Path, id: &str) -> Result<()> {
+        id::validate(id)?;
+        let dir = state::container_dir(root, id);
+        let Ok(fd) = nix::fcntl::open(
+            &dir,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) else {
+            return Ok(());
+        };
+        let fd = sys::own_fd(fd);
+        if sys::flock_exclusive_now(std::os::fd::AsFd::as_fd(&fd)).is_err() {
+            return Err(Error::State {
+                id: id.to_string(),
+                status: "creating".into(),
+                msg: "a create of this id is still running",
+            });
+        }
+        if dir.join(state::STATE_FILE).exists() {
+            return Ok(());
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::path("remove", &dir, &e))
+    }
+
     fn locked(mut self) -> Result<Self> {
         let fd = sys::own_fd(
             nix::fcntl::open(

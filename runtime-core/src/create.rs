@@ -349,6 +349,9 @@ pub(crate) fn create_with_console(
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     cleanup.cgroup_parents_made = cgroup.create(pid, resources)?;
     saved.cgroup_parents_made = cleanup.cgroup_parents_made.clone();
+    // What a killed create leaves is found from this: the cgroup and the
+    // parents it made (the init dies with create until it is recorded).
+    saved.save(&dir)?;
     if opts.systemd_cgroup {
         cleanup.cgroup = Some(cgroup.clone());
     }
@@ -389,6 +392,14 @@ pub(crate) fn create_with_console(
     saved.created_done = true;
     let dir = state::container_dir(&opts.root, &opts.id);
     saved.save(&dir)?;
+    // The init stops dying with us, then closes the channel: wait for that
+    // (bounded by the init's own progress: it only disarms and closes).
+    parent_chan.send(&Msg::Recorded)?;
+    if let Some(other) = parent_chan.recv()? {
+        return Err(Error::Init(format!(
+            "unexpected message {other:?} from init"
+        )));
+    }
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }

@@ -114,6 +114,9 @@ pub fn process_from_flags(base: Option<&Process>, f: &ProcessFlags) -> Result<Pr
         user.set_additional_gids(Some(f.additional_gids.clone()));
         p.set_user(user);
     }
+    // As runc since CVE-2022-29162: the inheritable and ambient sets stay
+    // as the process gives them, so a file-capability program exec'd
+    // inside gains nothing from --cap.
     if !f.caps.is_empty() {
         let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
         let extra: oci_spec::runtime::Capabilities =
@@ -124,18 +127,14 @@ pub fn process_from_flags(base: Option<&Process>, f: &ProcessFlags) -> Result<Pr
             s.extend(extra.iter().copied());
             Some(s)
         };
-        let (b, e, pm, i, a) = (
+        let (b, e, pm) = (
             add(caps.bounding()),
             add(caps.effective()),
             add(caps.permitted()),
-            add(caps.inheritable()),
-            add(caps.ambient()),
         );
         caps.set_bounding(b);
         caps.set_effective(e);
         caps.set_permitted(pm);
-        caps.set_inheritable(i);
-        caps.set_ambient(a);
         p.set_capabilities(Some(caps));
     }
     if f.no_new_privs {
@@ -213,6 +212,19 @@ impl Container {
         }
         let p = &opts.process;
         crate::selfprotect::require_protected()?;
+        if let Some(sub) = &opts.sub_cgroup {
+            // cgroupfs holds no symlinks, so a plain relative path cannot
+            // leave the container's cgroup.
+            let plain = !sub.is_empty()
+                && std::path::Path::new(sub)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain {
+                return Err(Error::Config(format!(
+                    "--cgroup {sub:?}: must be a relative path below the container's cgroup, without \"..\""
+                )));
+            }
+        }
         let args = p.args().as_deref().unwrap_or_default();
         if args.is_empty() {
             return Err(Error::Config("process.args: must name a program".into()));

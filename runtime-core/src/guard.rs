@@ -60,7 +60,14 @@ fn owns_namespace(nss: &[LinuxNamespace], typ: LinuxNamespaceType, proc_name: &s
     let Some(path) = ns.path() else {
         return true;
     };
-    let id = |p: &Path| std::fs::metadata(p).map(|m| (std::os::unix::fs::MetadataExt::dev(&m), std::os::unix::fs::MetadataExt::ino(&m)));
+    let id = |p: &Path| {
+        std::fs::metadata(p).map(|m| {
+            (
+                std::os::unix::fs::MetadataExt::dev(&m),
+                std::os::unix::fs::MetadataExt::ino(&m),
+            )
+        })
+    };
     match (id(path), id(&Path::new("/proc/self/ns").join(proc_name))) {
         (Ok(theirs), Ok(ours)) => theirs != ours,
         _ => false,
@@ -81,7 +88,9 @@ pub fn check_sysctls(spec: &Spec) -> Result<()> {
         {
             return Err(Error::Config(format!("linux.sysctl: invalid key {key:?}")));
         }
-        let (typ, name, what) = if IPC_SYSCTLS.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+        let (typ, name, what) = if IPC_SYSCTLS.contains(&key.as_str())
+            || key.starts_with("fs.mqueue.")
+        {
             (LinuxNamespaceType::Ipc, "ipc", "ipc")
         } else if key.starts_with("net.") {
             (LinuxNamespaceType::Network, "net", "network")
@@ -143,18 +152,19 @@ pub fn check_devices(spec: &Spec) -> Result<()> {
 /// runc's rule: the rootfs, inside the (resolved) bundle, must not be or
 /// pass through a symlink.
 pub fn check_rootfs(joined: &Path, resolved: &Path) -> Result<()> {
-    let lexical: std::path::PathBuf = joined
-        .components()
-        .fold(std::path::PathBuf::new(), |mut acc, c| {
-            match c {
-                Component::ParentDir => {
-                    acc.pop();
+    let lexical: std::path::PathBuf =
+        joined
+            .components()
+            .fold(std::path::PathBuf::new(), |mut acc, c| {
+                match c {
+                    Component::ParentDir => {
+                        acc.pop();
+                    }
+                    Component::CurDir => {}
+                    other => acc.push(other),
                 }
-                Component::CurDir => {}
-                other => acc.push(other),
-            }
-            acc
-        });
+                acc
+            });
     if lexical != resolved {
         return Err(Error::Config(format!(
             "root.path {joined:?}: invalid rootfs: not an absolute path, or a symlink (it resolves to {resolved:?})"
@@ -174,13 +184,31 @@ mod tests {
     #[test]
     fn sysctls_need_their_namespace() {
         let bad = [
-            (r#"{"sysctl":{"kernel.core_uses_pid":"1"},"namespaces":[{"type":"ipc"},{"type":"network"},{"type":"uts"}]}"#, "separate"),
-            (r#"{"sysctl":{"net.ipv4.tcp_fin_timeout":"30"},"namespaces":[{"type":"ipc"}]}"#, "network"),
-            (r#"{"sysctl":{"fs.mqueue.queues_max":"9"},"namespaces":[{"type":"network"}]}"#, "ipc"),
+            (
+                r#"{"sysctl":{"kernel.core_uses_pid":"1"},"namespaces":[{"type":"ipc"},{"type":"network"},{"type":"uts"}]}"#,
+                "separate",
+            ),
+            (
+                r#"{"sysctl":{"net.ipv4.tcp_fin_timeout":"30"},"namespaces":[{"type":"ipc"}]}"#,
+                "network",
+            ),
+            (
+                r#"{"sysctl":{"fs.mqueue.queues_max":"9"},"namespaces":[{"type":"network"}]}"#,
+                "ipc",
+            ),
             (r#"{"sysctl":{"kernel.msgmax":"9"}}"#, "ipc"),
-            (r#"{"sysctl":{"kernel.hostname":"x"},"namespaces":[{"type":"ipc"}]}"#, "uts"),
-            (r#"{"sysctl":{"net.ipv4.ip_forward":"1"},"namespaces":[{"type":"network","path":"/proc/self/ns/net"}]}"#, "network"),
-            (r#"{"sysctl":{"net/../kernel/core_pattern":"x"},"namespaces":[{"type":"network"}]}"#, "invalid"),
+            (
+                r#"{"sysctl":{"kernel.hostname":"x"},"namespaces":[{"type":"ipc"}]}"#,
+                "uts",
+            ),
+            (
+                r#"{"sysctl":{"net.ipv4.ip_forward":"1"},"namespaces":[{"type":"network","path":"/proc/self/ns/net"}]}"#,
+                "network",
+            ),
+            (
+                r#"{"sysctl":{"net/../kernel/core_pattern":"x"},"namespaces":[{"type":"network"}]}"#,
+                "invalid",
+            ),
         ];
         for (j, word) in bad {
             let err = check_sysctls(&spec(serde_json::from_str(j).unwrap()))
@@ -194,11 +222,15 @@ mod tests {
 
     #[test]
     fn device_paths_and_access() {
-        let s = spec(serde_json::json!({"devices": [{"path": "/dev/../../etc/x", "type": "c", "major": 1, "minor": 3}]}));
+        let s = spec(
+            serde_json::json!({"devices": [{"path": "/dev/../../etc/x", "type": "c", "major": 1, "minor": 3}]}),
+        );
         assert!(check_devices(&s).is_err());
-        let s = spec(serde_json::json!({"resources": {"devices": [{"allow": true, "access": "xyz"}]}}));
+        let s =
+            spec(serde_json::json!({"resources": {"devices": [{"allow": true, "access": "xyz"}]}}));
         assert!(check_devices(&s).unwrap_err().to_string().contains("xyz"));
-        let s = spec(serde_json::json!({"resources": {"devices": [{"allow": true, "access": "rwm"}]}}));
+        let s =
+            spec(serde_json::json!({"resources": {"devices": [{"allow": true, "access": "rwm"}]}}));
         check_devices(&s).unwrap();
     }
 

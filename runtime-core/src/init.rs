@@ -16,8 +16,33 @@ use crate::{hooks, namespaces, process, rootfs, sys};
 /// Entry point in the child. Errors before `Ready` go to the parent over
 /// the channel; errors after `start` go to the `start` caller.
 pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
+    // Whatever the caller of create had open stays with the caller: the
+    // init keeps stdio, the preserved fds and its own channels only.
+    let mut keep: Vec<i32> = (0..3 + p.preserved_fds as i32).collect();
+    keep.push(chan.raw());
+    keep.push(p.exec_listener.as_raw_fd());
+    keep.extend(p.console.as_ref().map(|c| c.as_raw_fd()));
+    keep.extend(
+        p.seccomp
+            .as_ref()
+            .and_then(|s| s.listener.as_ref())
+            .map(|l| l.as_raw_fd()),
+    );
+    if let Err(e) = sys::close_all_but(keep) {
+        let _ = chan.send(&Msg::Fail(format!("close inherited descriptors: {e}")));
+        sys::exit_now(1);
+    }
+    // Until create has recorded it, the init dies with create: a create
+    // killed midway leaves no init behind (delete --force removes the rest).
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     match until_ready(p, &chan) {
         Ok(Some((exec, host_pid))) => {
+            match chan.recv() {
+                Ok(Some(Msg::Recorded)) => {}
+                _ => sys::exit_now(1),
+            }
+            let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
+            // Closing the channel tells create it may exit.
             drop(chan);
             wait_start_and_exec(p, exec, host_pid)
         }
@@ -50,6 +75,8 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
             .map_err(|e| Error::sys("setgid 0 in user namespace", e))?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .map_err(|e| Error::sys("setuid 0 in user namespace", e))?;
+        // A change of credentials clears the parent-death signal.
+        let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     }
     sys::setsid();
     if !p.no_new_keyring {

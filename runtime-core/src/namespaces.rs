@@ -169,7 +169,12 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
         if text.is_empty() {
             continue;
         }
-        proc.write_named("id mappings", &format!("{pid}/{file}"), text.as_bytes(), true)?;
+        proc.write_named(
+            "id mappings",
+            &format!("{pid}/{file}"),
+            text.as_bytes(),
+            true,
+        )?;
     }
     Ok(())
 }

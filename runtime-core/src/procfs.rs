@@ -50,7 +50,12 @@ impl ProcFs {
     /// `no_symlinks` refuses every symlink on the way (sysctls); without
     /// it only procfs's own `self`/`thread-self` links can be met, since
     /// the path never leaves this mount.
-    pub fn write(&self, rel: &str, data: &[u8], no_symlinks: bool) -> std::result::Result<(), Errno> {
+    pub fn write(
+        &self,
+        rel: &str,
+        data: &[u8],
+        no_symlinks: bool,
+    ) -> std::result::Result<(), Errno> {
         let c = std::ffi::CString::new(rel).map_err(|_| Errno::EINVAL)?;
         let mut how = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_MAGICLINKS | sys::RESOLVE_NO_XDEV;
         if no_symlinks {

@@ -196,7 +196,6 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-
 /// `ioctl(TIOCGPTN)` + unlock: the slave's number of a pty master.
 pub fn unlock_pty(master: RawFd) -> Result<u32, Errno> {
     let mut unlock: libc::c_int = 0;
@@ -244,6 +243,13 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>) -> Result<(), Errno> {
             r => return r.map(|_| ()),
         }
     }
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: EWOULDBLOCK when another holds the lock.
+pub fn flock_exclusive_now(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: flock takes a descriptor and an integer; `fd` is valid.
+    let ret = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    Errno::result(ret).map(drop)
 }
 
 /// Default dispositions and an empty mask for every signal: what the

@@ -104,9 +104,24 @@ pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> Errno 
     Errno::last()
 }
 
-/// `close_range(first, last, 0)`.
-pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
-    // SAFETY: closes descriptors only; callers keep none of them.
+/// Closes every descriptor but `keep` (close_range over the gaps). For a
+/// freshly cloned child: nothing it owns may be outside `keep`.
+pub fn close_all_but(mut keep: Vec<RawFd>) -> Result<(), Errno> {
+    keep.sort_unstable();
+    keep.dedup();
+    let mut next: u32 = 0;
+    for fd in keep.into_iter().filter(|&fd| fd >= 0).map(|fd| fd as u32) {
+        if fd > next {
+            close_range(next, fd - 1)?;
+        }
+        next = fd + 1;
+    }
+    close_range(next, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: closes descriptors only; close_all_but's callers own none of
+    // those in the range.
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
     Errno::result(r).map(drop)
 }
