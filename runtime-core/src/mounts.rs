@@ -268,10 +268,12 @@ fn check_target(
             "mounts: {typ} on {dest:?}: must be mounted on ordinary directory (it resolves to {real:?})"
         )));
     }
-    let on_procfs = crate::sys::fs_magic(std::os::fd::AsFd::as_fd(target)) == Ok(0x9fa0);
+    let on_procfs = crate::sys::fs_magic(std::os::fd::AsFd::as_fd(target))
+        == Ok(crate::procfs::PROC_SUPER_MAGIC);
     if real == Path::new("/proc") {
         let source_is_proc = source.is_some_and(|s| {
-            nix::sys::statfs::statfs(s).is_ok_and(|st| st.filesystem_type().0 as i64 == 0x9fa0)
+            nix::sys::statfs::statfs(s)
+                .is_ok_and(|st| st.filesystem_type().0 == crate::procfs::PROC_SUPER_MAGIC)
         });
         if typ == "proc" || source_is_proc {
             return Ok(());

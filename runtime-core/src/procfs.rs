@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use crate::error::{Error, Os, Result};
 use crate::sys;
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+pub(crate) const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// The inode number of every procfs root.
 const PROC_ROOT_INO: u64 = 1;
 
