@@ -447,6 +447,7 @@ fn exec_cgroup_cannot_leave_the_container() {
     }
     let mut w = World::new("execcg");
     w.args(&["sleep", "1000"]);
+    w.config["root"]["readonly"] = json!(false);
     let id = w.running("c");
     for sub in ["..", "../..", "/", "/x", "a/../..", ""] {
         let out = w.estiba(&["exec", "--cgroup", sub, &id, "sh", "-c", "touch /tmp/ran"]);
