@@ -21,6 +21,7 @@ pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
     let mut keep: Vec<i32> = (0..3 + p.preserved_fds as i32).collect();
     keep.push(chan.raw());
     keep.push(p.exec_listener.as_raw_fd());
+    keep.extend(p.plan.joins.iter().map(|j| j.fd.as_raw_fd()));
     keep.extend(p.console.as_ref().map(|c| c.as_raw_fd()));
     keep.extend(
         p.seccomp
