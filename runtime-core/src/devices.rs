@@ -115,7 +115,24 @@ pub fn create(root: &Root, node: &Node, in_userns: bool) -> Result<()> {
     );
     match res {
         Ok(()) => {}
-        Err(nix::errno::Errno::EEXIST) => return Ok(()),
+        // What is there already must be this very device (spec: else an error).
+        Err(nix::errno::Errno::EEXIST) => {
+            let st = nix::sys::stat::fstatat(
+                Some(std::os::fd::AsRawFd::as_raw_fd(&dir_rw)),
+                name,
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| Error::path("stat", &host, e))?;
+            let same = st.st_mode & libc::S_IFMT == node.kind.bits() && st.st_rdev == dev;
+            return if same {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "linux.devices: {:?} exists in the rootfs and is not that device",
+                    node.path
+                )))
+            };
+        }
         Err(e) => return Err(Error::path("mknod", host, e)),
     }
     nix::sys::stat::fchmodat(
