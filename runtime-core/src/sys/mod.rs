@@ -392,36 +392,15 @@ pub fn sched_setaffinity(cpus: &[usize]) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 /// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, ...)` (Linux 5.12):
 /// attributes on a mount and every mount below it.
 pub fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clr: u64) -> Result<(), Errno> {
-    let mut attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: fd is open; the path is an empty C string; attr is a valid
-    // mount_attr of the size passed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-            &mut attr as *mut MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(r).map(drop)
+    newmount::mount_setattr(
+        std::os::fd::AsFd::as_fd(fd),
+        libc::AT_RECURSIVE as libc::c_uint,
+        set,
+        clr,
+    )
 }
 
 mod newmount;

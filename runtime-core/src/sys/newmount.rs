@@ -45,9 +45,22 @@ pub fn move_mount_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Err
     Errno::result(r).map(drop)
 }
 
-/// `mount_setattr(fd, "", AT_EMPTY_PATH, ...)` on one mount.
-pub fn mount_setattr_one(fd: BorrowedFd<'_>, set: u64, clr: u64) -> Result<(), Errno> {
-    let mut attr = super::MountAttr {
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, ...)`.
+pub(super) fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    flags: libc::c_uint,
+    set: u64,
+    clr: u64,
+) -> Result<(), Errno> {
+    let mut attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
         propagation: 0,
@@ -60,12 +73,17 @@ pub fn mount_setattr_one(fd: BorrowedFd<'_>, set: u64, clr: u64) -> Result<(), E
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &mut attr as *mut super::MountAttr,
-            std::mem::size_of::<super::MountAttr>(),
+            libc::AT_EMPTY_PATH as libc::c_uint | flags,
+            &mut attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
         )
     };
     Errno::result(r).map(drop)
+}
+
+/// `mount_setattr` on one mount.
+pub fn mount_setattr_one(fd: BorrowedFd<'_>, set: u64, clr: u64) -> Result<(), Errno> {
+    mount_setattr(fd, 0, set, clr)
 }
 
 /// The filesystem's magic number (`fstatfs(2)`'s f_type).
