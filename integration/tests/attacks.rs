@@ -281,6 +281,49 @@ fn lenient_device_input_is_refused() {
     assert!(text(&out.stderr).contains("xyz"), "{}", text(&out.stderr));
 }
 
+/// A bind mount whose options hold a word the runtime does not know: a
+/// typo for `ro` (`r0`), or a filesystem option a bind cannot take. Passed
+/// through as mount data, the kernel drops it and the container writes to a
+/// host directory that was meant to be read-only.
+#[test]
+fn unknown_bind_mount_options_are_refused() {
+    if !can_run("unknown_bind_mount_options_are_refused") {
+        return;
+    }
+    let mut w = World::new("bindopts");
+    let host = w.dir.join("host-data");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::create_dir_all(w.rootfs().join("data")).unwrap();
+    let mut mounts = w.config["mounts"].as_array().unwrap().clone();
+    mounts.push(
+        json!({"destination": "/data", "type": "bind", "source": host,
+        "options": ["rbind", "r0"]}),
+    );
+    w.config["mounts"] = json!(mounts);
+    w.script("echo x > /data/written");
+    let out = w.run("typo");
+    assert!(
+        !host.join("written").exists(),
+        "the container wrote to the host directory"
+    );
+    assert_eq!(out.status.code(), Some(1), "run succeeded");
+    assert!(text(&out.stderr).contains("r0"), "{}", text(&out.stderr));
+    let m = w.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap();
+    m["options"] = json!(["bind", "ro", "mode=755"]);
+    let (id, out) = w.create("fsopt", &[]);
+    assert_eq!(out.status.code(), Some(1), "create succeeded");
+    assert!(
+        text(&out.stderr).contains("mode=755"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!w.root.join(id).exists());
+}
+
 /// A config whose mounts put a host directory over part of /proc/sys, with a
 /// symlink where a namespaced sysctl should be, plus that sysctl: the write
 /// would land in a host sysctl. Two forms: the mount aimed at /proc/sys/net

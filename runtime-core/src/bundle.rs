@@ -204,6 +204,7 @@ fn validate(spec: &Spec) -> Result<()> {
         }
     }
     crate::guard::check_sysctls(spec)?;
+    crate::guard::check_mounts(spec)?;
     if let Some(path) = linux.cgroups_path() {
         estiba_cgroups::container_path(Some(path), "x")?;
     }

@@ -1,6 +1,7 @@
 //! Checks that keep a config from reaching the host: sysctls only where the
 //! container owns the namespace (runc's rules), device paths and access
-//! strings that mean exactly what they say, a rootfs that is not a symlink,
+//! strings that mean exactly what they say, bind mounts with only mount
+//! flags, a rootfs that is not a symlink,
 //! and input files read only when they are regular files of sane size.
 
 use std::io::Read;
@@ -149,6 +150,20 @@ pub fn check_devices(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Every mount's options parse, and a bind mount carries only mount flags:
+/// the kernel ignores filesystem data on a bind, so a typo (`r0`) or an
+/// option meant for another filesystem (`mode=755`) would silently leave
+/// the mount weaker than asked (runc 1.2+ refuses the same).
+pub fn check_mounts(spec: &Spec) -> Result<()> {
+    for m in spec.mounts().iter().flatten() {
+        let opts = crate::mounts::MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
+        if opts.is_bind() || m.typ().as_deref() == Some("bind") {
+            opts.check_bind(m.destination())?;
+        }
+    }
+    Ok(())
+}
+
 /// runc's rule: the rootfs, inside the (resolved) bundle, must not be or
 /// pass through a symlink.
 pub fn check_rootfs(joined: &Path, resolved: &Path) -> Result<()> {
@@ -232,6 +247,29 @@ mod tests {
         let s =
             spec(serde_json::json!({"resources": {"devices": [{"allow": true, "access": "rwm"}]}}));
         check_devices(&s).unwrap();
+    }
+
+    #[test]
+    fn bind_mounts_take_only_mount_flags() {
+        let with = |typ: &str, opts: &[&str]| -> Spec {
+            serde_json::from_value(serde_json::json!({"ociVersion": "1.0.0",
+                "mounts": [{"destination": "/d", "type": typ, "source": "/s", "options": opts}]}))
+            .unwrap()
+        };
+        let err = check_mounts(&with("bind", &["rbind", "r0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("r0"), "{err}");
+        let err = check_mounts(&with("none", &["bind", "size=1k"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("size=1k"), "{err}");
+        check_mounts(&with(
+            "bind",
+            &["rbind", "rro", "nosuid", "rprivate", "tmpcopyup"],
+        ))
+        .unwrap();
+        check_mounts(&with("tmpfs", &["nosuid", "mode=755", "size=65536k"])).unwrap();
     }
 
     #[test]

@@ -107,6 +107,18 @@ impl MountOptions {
     pub fn is_bind(&self) -> bool {
         self.flags.contains(MsFlags::MS_BIND)
     }
+
+    /// A bind mount takes no filesystem data: what would go there is an
+    /// option nobody knows, refused rather than dropped.
+    pub fn check_bind(&self, dest: &Path) -> Result<()> {
+        if self.data.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "mounts: bind mount on {dest:?}: unknown option(s) {:?}; a bind mount takes only mount flags",
+            self.data
+        )))
+    }
 }
 
 /// `flags` minus `remove`, keeping bits nix has no name for (`!` on
@@ -179,6 +191,7 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
         return crate::cgroupfs::mount_cgroup_fs(ctx, dest, &opts);
     }
     if bind {
+        opts.check_bind(dest)?;
         return bind_mount(ctx, m, &opts);
     }
     let target = ctx.root.ensure(dest, false)?;
