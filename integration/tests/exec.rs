@@ -663,3 +663,31 @@ fn apparmor_profile_without_apparmor_is_an_error() {
         assert!(!w.root.join(cid).exists());
     }
 }
+
+/// `linux.personality` is the container's, so every process in it has it
+/// (runc sets it for exec too): with LINUX32, an exec'd `uname -m` says a
+/// 32-bit machine, as the init does.
+#[test]
+fn exec_gets_the_containers_personality() {
+    if !can_run("exec_gets_the_containers_personality") {
+        return;
+    }
+    let mut w = sleeper("execpers");
+    w.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    let id = w.running("c");
+    let init = w.estiba(&["exec", &id, "cat", "/proc/1/personality"]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    assert_eq!(text(&init.stdout).trim(), "00000008", "the init's");
+    let out = w.estiba(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/self/personality; uname -m",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    let l: Vec<&str> = o.lines().collect();
+    assert_eq!(l[0], "00000008", "exec'd process: {o}");
+    assert_ne!(l[1], "x86_64", "exec'd uname -m: {o}");
+}

@@ -238,7 +238,10 @@ impl Container {
         let caps = CapSets::from_spec(p.capabilities().as_ref())?;
         crate::lsm::validate(p)?;
         // The container's seccomp profile applies to exec'd processes too.
-        let mut seccomp = crate::create::compile_seccomp(&self.spec()?)?;
+        let spec = self.spec()?;
+        let mut seccomp = crate::create::compile_seccomp(&spec)?;
+        // So is its personality (runc applies it to every process).
+        let personality = spec.linux().as_ref().and_then(|l| l.personality().clone());
         if let Some(plan) = &mut seccomp {
             plan.state = serde_json::to_value(self.state()).unwrap_or_default();
         }
@@ -312,6 +315,7 @@ impl Container {
                 &caps,
                 console.as_ref().map(|c| (c, size)),
                 seccomp.as_ref(),
+                personality.as_ref(),
                 opts.preserve_fds,
                 &child_chan,
             )
@@ -407,6 +411,7 @@ fn child(
     caps: &CapSets,
     console: Option<(&UnixStream, Option<(u16, u16)>)>,
     seccomp: Option<&process::SeccompPlan>,
+    personality: Option<&oci_spec::runtime::LinuxPersonality>,
     preserve_fds: u32,
     chan: &Channel,
 ) -> Result<std::convert::Infallible> {
@@ -437,6 +442,9 @@ fn child(
         let args = p.args().as_deref().unwrap_or_default();
         let program = process::look_path(&args[0], &env)?;
         let exec = process::ExecArgs::new(&program, args, &env)?;
+        if let Some(per) = personality {
+            crate::taskattr::apply_personality(per)?;
+        }
         process::finalize(p, caps, true, preserve_fds, seccomp)?;
         Ok(exec.exec())
     })();

@@ -160,8 +160,45 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
     let args = process.args().as_deref().unwrap_or_default();
     let program = process::look_path(&args[0], &p.env)?;
     let exec = process::ExecArgs::new(&program, args, &p.env)?;
+    become_the_process(p, process, &state)?;
+    // The user switch cleared the parent-death signal; create has not
+    // recorded the init yet.
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     chan.send(&Msg::Ready)?;
     Ok(Some((Some(exec), host_pid)))
+}
+
+/// The process's own attributes, as runc sets them during create: the
+/// init waits for `start` already as the user, with its capabilities and
+/// its seccomp filter, so a notify listener has its fd before create
+/// returns, and errors in any of it are create's errors.
+fn become_the_process(
+    p: &Prepared,
+    process: &oci_spec::runtime::Process,
+    state: &crate::state::OciState,
+) -> Result<()> {
+    if let Some(per) = p
+        .bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+    {
+        crate::taskattr::apply_personality(per)?;
+    }
+    let seccomp = p.seccomp.as_ref().map(|plan| process::SeccompPlan {
+        filter: plan.filter.clone(),
+        listener: plan.listener.as_ref().and_then(|l| l.try_clone().ok()),
+        metadata: plan.metadata.clone(),
+        state: serde_json::to_value(state).unwrap_or_default(),
+    });
+    process::finalize(
+        process,
+        &p.caps,
+        p.setgroups_allowed,
+        p.preserved_fds,
+        seccomp.as_ref(),
+    )
 }
 
 /// Blocks until `start` connects, then finishes the process setup and execs.
@@ -187,33 +224,16 @@ fn wait_start_and_exec(p: &Prepared, exec: Option<process::ExecArgs>, host_pid: 
     sys::exit_now(1)
 }
 
-/// The start-time steps, in the order the kernel needs them: hooks and
-/// rlimits while still privileged, then user, capabilities, no_new_privs.
+/// What is left for `start`: the startContainer hooks, which run as the
+/// container's process already is (user, capabilities, seccomp), as in runc.
 fn finish(p: &Prepared, host_pid: i32) -> Result<()> {
-    let spec = &p.bundle.spec;
-    let Some(process) = spec.process() else {
+    if p.bundle.spec.process().is_none() {
         return Err(Error::Config(
             "process: required to start the container".into(),
         ));
-    };
+    }
     let mut state = p.saved.oci(crate::state::Status::Created);
     state.pid = host_pid;
     let state_json = serde_json::to_vec(&state).unwrap_or_default();
-    hooks::run_all("startContainer", &p.hooks.start_container, &state_json)?;
-    if let Some(per) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
-        crate::taskattr::apply_personality(per)?;
-    }
-    let seccomp = p.seccomp.as_ref().map(|plan| process::SeccompPlan {
-        filter: plan.filter.clone(),
-        listener: plan.listener.as_ref().and_then(|l| l.try_clone().ok()),
-        metadata: plan.metadata.clone(),
-        state: serde_json::to_value(&state).unwrap_or_default(),
-    });
-    process::finalize(
-        process,
-        &p.caps,
-        p.setgroups_allowed,
-        p.preserved_fds,
-        seccomp.as_ref(),
-    )
+    hooks::run_all("startContainer", &p.hooks.start_container, &state_json)
 }
