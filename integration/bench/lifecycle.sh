@@ -2,7 +2,10 @@
 # Lifecycle benchmark: estiba, runc and crun side by side in one run, on the
 # same busybox bundle running /bin/true. Reports medians and ratios for
 #   run            (create+start+wait+delete in one command)
+#   create         (alone; the previous one is deleted untimed)
 #   create+start+delete (three commands, as engines drive a runtime)
+#   exec /bin/true (in a running container of each runtime)
+#   the CVE-2019-5736 protection's cost per create and per exec
 #   peak RSS of `run` (GNU time's %M: the runtime and what it waited for)
 # crun 1.8 refuses this host's hybrid cgroups, so everything runs in a
 # private mount namespace where /sys/fs/cgroup/unified is covered by an
@@ -30,24 +33,35 @@ for r in estiba runc crun; do
     # Each runtime must work here before it is timed.
     "${bin[$r]}" --root "$work/root-$r" run --bundle "$b" check-$r >/dev/null || { echo "$r cannot run here" >&2; exit 1; }
 done
-run_cmds=(); csd_cmds=()
+run_cmds=(); csd_cmds=(); create_cmds=(); exec_cmds=()
 for r in estiba runc crun; do
     x="${bin[$r]} --root $work/root-$r"
     run_cmds+=(-n "$r" "$x run --bundle $b bench-$r")
     csd_cmds+=(-n "$r" "$x create --bundle $b csd-$r && $x start csd-$r && $x delete --force csd-$r")
+    # create alone: the one made by the previous round is deleted untimed.
+    create_cmds+=(-p "sh -c \"$x delete --force cr-$r 2>/dev/null; true\"" -n "$r" "$x create --bundle $b cr-$r")
+    exec_cmds+=(-n "$r" "$x exec sl-$r /bin/true")
+    $x run -d --bundle $work/sleeper sl-$r </dev/null >/dev/null 2>&1
 done
 hyperfine -N -w 5 -r "$runs" --export-csv "$work/run.csv" "${run_cmds[@]}" >/dev/null
+hyperfine -N -w 5 -r "$runs" -i --export-csv "$work/create.csv" "${create_cmds[@]}" >/dev/null
+hyperfine -N -w 5 -r "$runs" --export-csv "$work/exec.csv" "${exec_cmds[@]}" >/dev/null
 # The CVE-2019-5736 protection: estiba re-executes itself through a private
 # read-only bind mount before create, run and exec. The same binary on a
 # read-only mount skips that step, so the difference is what it costs.
 touch "$work/estiba-ro"
 mount --bind "$estiba" "$work/estiba-ro"
 mount -o remount,bind,ro "$work/estiba-ro"
-x="$estiba --root $work/root-p"; y="$work/estiba-ro --root $work/root-p"
-$x run -d --bundle $work/sleeper sl >/dev/null
-hyperfine -N -w 5 -r "$runs" --export-csv "$work/prot-run.csv" -n protected "$x run --bundle $b pr" -n "already-ro" "$y run --bundle $b pr" >/dev/null
-hyperfine -N -w 5 -r "$runs" --export-csv "$work/prot-exec.csv" -n protected "$x exec sl /bin/true" -n "already-ro" "$y exec sl /bin/true" >/dev/null
-$x delete --force sl
+x="$estiba --root $work/root-estiba"; y="$work/estiba-ro --root $work/root-estiba"
+hyperfine -N -w 5 -r "$runs" -i --export-csv "$work/prot-create.csv" \
+    -p "sh -c \"$x delete --force pc 2>/dev/null; true\"" -n protected "$x create --bundle $b pc" \
+    -p "sh -c \"$x delete --force pc 2>/dev/null; true\"" -n "already-ro" "$y create --bundle $b pc" >/dev/null
+hyperfine -N -w 5 -r "$runs" --export-csv "$work/prot-exec.csv" -n protected "$x exec sl-estiba /bin/true" -n "already-ro" "$y exec sl-estiba /bin/true" >/dev/null
+$x delete --force pc
+for r in estiba runc crun; do
+    "${bin[$r]}" --root "$work/root-$r" delete --force cr-$r
+    "${bin[$r]}" --root "$work/root-$r" delete --force sl-$r
+done
 hyperfine -w 5 -r "$runs" --export-csv "$work/csd.csv" "${csd_cmds[@]}" >/dev/null
 for r in estiba runc crun; do
     for i in $(seq 15); do
@@ -66,11 +80,13 @@ report() {
 }
 echo "median over $runs runs each, same bundle, same mount namespace"
 report "run /bin/true" ms 1000 "$work/run.csv"
+report "create" ms 1000 "$work/create.csv"
 report "create+start+delete" ms 1000 "$work/csd.csv"
+report "exec /bin/true" ms 1000 "$work/exec.csv"
 awk '{ rss[$1] = $2 / 1024 } END {
     printf "%-22s  estiba %7.2f MiB  runc %7.2f MiB  crun %7.2f MiB  | estiba/runc %.2f  estiba/crun %.2f\n",
         "peak RSS of run", rss["estiba"], rss["runc"], rss["crun"], rss["estiba"] / rss["runc"], rss["estiba"] / rss["crun"] }' "$work/rss.txt"
-for what in run exec; do
+for what in create exec; do
     awk -F, -v what="$what" 'NR > 1 { med[$1] = $4 * 1000 } END {
         printf "%-22s  re-exec %.3f ms (%.2f vs %.2f ms from a read-only mount)\n",
             "protection, " what, med["protected"] - med["already-ro"], med["protected"], med["already-ro"] }' "$work/prot-$what.csv"

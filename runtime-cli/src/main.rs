@@ -246,7 +246,22 @@ enum Command {
     Other(Vec<String>),
 }
 
+/// Whether the command line may be create, run or exec: any argument equal
+/// to one of those words. A false positive (a container named `run`) only
+/// costs the re-exec; the check after parsing catches anything missed.
+fn may_enter_a_container() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec")
+}
+
 fn main() -> ExitCode {
+    // The CVE-2019-5736 protection before anything else, parsing included:
+    // the first image does as little as it can before it is replaced.
+    // A failure here is reported by the check below, once logging is set.
+    if may_enter_a_container() {
+        let _ = estiba_core::selfprotect::ensure_protected();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -340,7 +355,11 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             );
         }
         Command::Kill { all, id, signal } => {
-            let sig = estiba_core::signal::parse(signal)?;
+            // 0 probes that the container's init exists, as kill(2) does.
+            let sig = match signal.as_str() {
+                "0" => 0,
+                _ => estiba_core::signal::parse(signal)?,
+            };
             Container::load(&cli.root, id).and_then(|c| c.kill(sig, *all))?;
         }
         Command::Delete { force, id } => match Container::load(&cli.root, id) {

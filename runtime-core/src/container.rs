@@ -164,20 +164,23 @@ impl Container {
         if matches!(status, Status::Stopped) {
             return Err(self.state_error(status, "container not running"));
         }
-        let sig = Signal::try_from(signal).map_err(|_| Error::Signal(signal.to_string()))?;
+        // 0 sends nothing (does the init exist?); 34..=64 are real-time.
+        if !(0..=libc::SIGRTMAX()).contains(&signal) {
+            return Err(Error::Signal(signal.to_string()));
+        }
         if all {
             let cg =
                 estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup)?;
             for pid in cg.pids()? {
-                let _ = kill(Pid::from_raw(pid), sig);
+                let _ = crate::sys::kill(pid, signal);
             }
-            if status == Status::Paused && sig == Signal::SIGKILL {
+            if status == Status::Paused && signal == libc::SIGKILL {
                 let _ = cg.freeze(false);
             }
             return Ok(());
         }
-        kill(Pid::from_raw(self.saved.pid), sig)
-            .map_err(|e| Error::sys(format!("kill {} {sig}", self.saved.pid), e))
+        crate::sys::kill(self.saved.pid, signal)
+            .map_err(|e| Error::sys(format!("kill {} {signal}", self.saved.pid), e))
     }
 
     /// Freezes every process of the container (v1 freezer, v2 cgroup.freeze).
@@ -201,11 +204,15 @@ impl Container {
 
     /// Host pids of every process in the container's cgroup.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let status = self.status();
-        if status == Status::Stopped {
-            return Err(self.state_error(status, "container not running"));
-        }
-        let mut pids = self.cgroup()?.pids()?;
+        // Stopped is no error (runc): what the cgroup still holds, if anything.
+        let mut pids = if self.status() == Status::Stopped {
+            self.cgroup()
+                .ok()
+                .and_then(|c| c.pids().ok())
+                .unwrap_or_default()
+        } else {
+            self.cgroup()?.pids()?
+        };
         pids.sort_unstable();
         pids.dedup();
         Ok(pids)

@@ -119,6 +119,14 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> Result<(), Errno> {
     fcntl(fd, FcntlArg::F_SETFD(flags)).map(|_| ())
 }
 
+/// kill(2) with any signal number: 0 (does it exist?) and the real-time
+/// signals, which nix's `Signal` cannot name.
+pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    let ret = unsafe { libc::kill(pid, sig) };
+    Errno::result(ret).map(|_| ())
+}
+
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> Result<(), Errno> {
     // SAFETY: the prctl options we use take integer arguments only.
     let ret = unsafe {
