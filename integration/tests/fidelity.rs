@@ -71,3 +71,117 @@ fn ps_of_a_stopped_container_is_empty() {
     let pids: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(pids, json!([]));
 }
+
+/// Hooks without `env`: runc's run with the runtime's environment (PATH
+/// included, so `sh -c 'cat ...'` finds its programs); the ones in the
+/// container (createContainer, startContainer) with the process's. `"env":
+/// []` is an empty environment.
+#[test]
+fn hooks_without_env_inherit_like_runc() {
+    if !can_run("hooks_without_env_inherit_like_runc") {
+        return;
+    }
+    let mut w = sleeper("hookenv");
+    w.config["process"]["env"] = json!(["PATH=/bin", "FROM=process"]);
+    // startContainer runs after pivot_root: it writes into the rootfs.
+    w.config["root"]["readonly"] = json!(false);
+    std::fs::create_dir_all(w.rootfs().join("tmp")).unwrap();
+    let dir = w.dir.clone();
+    let rootfs = w.rootfs();
+    let file = |name: &str| match name {
+        "startContainer" => rootfs.join("tmp/startContainer.env"),
+        _ => dir.join(format!("{name}.env")),
+    };
+    let dump = |at: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("env > {at}")]});
+    let host = |name: &str| file(name).to_string_lossy().into_owned();
+    let mut empty = dump(&host("empty"));
+    empty["env"] = json!([]);
+    w.config["hooks"] = json!({
+        "createRuntime": [dump(&host("createRuntime")), empty],
+        "createContainer": [dump(&host("createContainer"))],
+        "startContainer": [dump("/tmp/startContainer.env")],
+    });
+    let id = w.running("c");
+    let read = |name: &str| std::fs::read_to_string(file(name)).unwrap_or_default();
+    let ours = std::env::var("PATH").unwrap();
+    assert!(
+        read("createRuntime")
+            .lines()
+            .any(|l| l == format!("PATH={ours}")),
+        "createRuntime: {}",
+        read("createRuntime")
+    );
+    for stage in ["createContainer", "startContainer"] {
+        let env = read(stage);
+        assert!(env.lines().any(|l| l == "FROM=process"), "{stage}: {env}");
+        assert!(env.lines().any(|l| l == "PATH=/bin"), "{stage}: {env}");
+    }
+    assert!(
+        !read("empty")
+            .lines()
+            .any(|l| l.starts_with("PATH=") && l != "PATH=/bin"),
+        "env [] got an environment: {}",
+        read("empty")
+    );
+    assert!(w.estiba(&["delete", "--force", &id]).status.success());
+}
+
+/// HOME comes from the container's /etc/passwd when the environment has
+/// none, else `/` (runc's setupUser), for the init and for exec.
+#[test]
+fn home_is_set_from_the_containers_passwd() {
+    if !can_run("home_is_set_from_the_containers_passwd") {
+        return;
+    }
+    let mut w = sleeper("home");
+    w.config["process"]["env"] = json!(["PATH=/bin"]);
+    w.config["process"]["user"] = json!({"uid": 2000, "gid": 2000});
+    let etc = w.rootfs().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nu:x:2000:2000::/home/u:/bin/sh\n",
+    )
+    .unwrap();
+    w.script("echo \"$HOME\" > /tmp/home; exec sleep 1000");
+    w.config["root"]["readonly"] = json!(false);
+    std::fs::create_dir_all(w.rootfs().join("tmp")).unwrap();
+    nix::unistd::chown(&w.rootfs().join("tmp"), Some(2000.into()), None).unwrap();
+    let id = w.running("c");
+    let home = w.rootfs().join("tmp/home");
+    assert!((0..500).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        home.exists()
+    }));
+    assert_eq!(
+        std::fs::read_to_string(&home).unwrap().trim(),
+        "/home/u",
+        "init"
+    );
+    let echo = |user: &str| {
+        let out = w.estiba(&[
+            "exec",
+            "--user",
+            user,
+            &id,
+            "sh",
+            "-c",
+            "echo \"HOME=$HOME\"",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(echo("2000"), "HOME=/home/u");
+    assert_eq!(echo("0"), "HOME=/root");
+    assert_eq!(echo("1000"), "HOME=/");
+    let out = w.estiba(&[
+        "exec",
+        "-e",
+        "HOME=/mine",
+        &id,
+        "sh",
+        "-c",
+        "echo \"HOME=$HOME\"",
+    ]);
+    assert_eq!(text(&out.stdout).trim(), "HOME=/mine");
+}

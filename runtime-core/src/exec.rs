@@ -438,7 +438,7 @@ fn child(
             sys::setsid();
             crate::console::setup(sock, size, false)?;
         }
-        let env = p.env().clone().unwrap_or_default();
+        let env = crate::userdb::with_home(&p.env().clone().unwrap_or_default(), p.user().uid());
         let args = p.args().as_deref().unwrap_or_default();
         let program = process::look_path(&args[0], &env)?;
         let exec = process::ExecArgs::new(&program, args, &env)?;

@@ -11,10 +11,27 @@ use oci_spec::runtime::Hook;
 
 use crate::error::{Error, Os, Result};
 
-/// Runs `hooks` in order; the first failure stops the list.
+/// Runs `hooks` in order; the first failure stops the list. A hook
+/// without `env` gets the runtime's environment (runc: Go's nil Env).
 pub fn run_all(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    run_all_with(stage, hooks, state_json, None)
+}
+
+/// `run_all` for the hooks that run in the container (createContainer,
+/// startContainer): a hook without `env` gets the process's, as runc's
+/// init gives it.
+pub fn run_all_in(stage: &str, hooks: &[Hook], state_json: &[u8], env: &[String]) -> Result<()> {
+    run_all_with(stage, hooks, state_json, Some(env))
+}
+
+fn run_all_with(
+    stage: &str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
-        run(h, state_json).map_err(|msg| {
+        run(h, state_json, default_env).map_err(|msg| {
             Error::Hook(format!("{stage} hook #{i} ({}): {msg}", h.path().display()))
         })?;
     }
@@ -25,23 +42,34 @@ pub fn run_all(stage: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
 /// spec 1.2, poststop): a failing hook does not stop the ones after it.
 pub fn run_each_warn(stage: &str, hooks: &[Hook], state_json: &[u8]) {
     for (i, h) in hooks.iter().enumerate() {
-        if let Err(msg) = run(h, state_json) {
+        if let Err(msg) = run(h, state_json, None) {
             crate::log::warn!("{stage} hook #{i} ({}): {msg}", h.path().display());
         }
     }
 }
 
-fn run(hook: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
+fn run(
+    hook: &Hook,
+    state_json: &[u8],
+    default_env: Option<&[String]>,
+) -> std::result::Result<(), String> {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(hook.path());
     let args = hook.args().as_deref().unwrap_or_default();
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    // `"env": []` means an empty environment; no `env` at all, the default.
+    let env = match (hook.env().as_deref(), default_env) {
+        (Some(env), _) => Some(env),
+        (None, given) => given,
+    };
+    if let Some(env) = env {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     cmd.stdin(Stdio::piped())

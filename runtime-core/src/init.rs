@@ -120,7 +120,12 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
             Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
         }
     }
-    hooks::run_all("createContainer", &p.hooks.create_container, &state_json)?;
+    hooks::run_all_in(
+        "createContainer",
+        &p.hooks.create_container,
+        &state_json,
+        &p.env,
+    )?;
     if plan.new_mount {
         let nulls = rootfs::host_null_mounts(spec)?;
         if p.no_pivot {
@@ -158,8 +163,9 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         crate::console::setup(sock, size, true)?;
     }
     let args = process.args().as_deref().unwrap_or_default();
-    let program = process::look_path(&args[0], &p.env)?;
-    let exec = process::ExecArgs::new(&program, args, &p.env)?;
+    let env = crate::userdb::with_home(&p.env, process.user().uid());
+    let program = process::look_path(&args[0], &env)?;
+    let exec = process::ExecArgs::new(&program, args, &env)?;
     become_the_process(p, process, &state)?;
     // The user switch cleared the parent-death signal; create has not
     // recorded the init yet.
@@ -235,5 +241,10 @@ fn finish(p: &Prepared, host_pid: i32) -> Result<()> {
     let mut state = p.saved.oci(crate::state::Status::Created);
     state.pid = host_pid;
     let state_json = serde_json::to_vec(&state).unwrap_or_default();
-    hooks::run_all("startContainer", &p.hooks.start_container, &state_json)
+    hooks::run_all_in(
+        "startContainer",
+        &p.hooks.start_container,
+        &state_json,
+        &p.env,
+    )
 }

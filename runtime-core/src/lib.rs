@@ -47,6 +47,7 @@ mod spec;
 mod state;
 mod sys;
 mod taskattr;
+mod userdb;
 
 pub use bundle::{parse_spec, Bundle};
 pub use container::{list, Container};
