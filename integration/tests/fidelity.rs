@@ -185,3 +185,17 @@ fn home_is_set_from_the_containers_passwd() {
     ]);
     assert_eq!(text(&out.stdout).trim(), "HOME=/mine");
 }
+
+/// In a network namespace of its own the container has `lo` up (runc's
+/// loopback strategy), so services on 127.0.0.1 work.
+#[test]
+fn loopback_is_up_in_a_new_network_namespace() {
+    if !can_run("loopback_is_up_in_a_new_network_namespace") {
+        return;
+    }
+    let mut w = World::new("lo");
+    w.args(&["cat", "/sys/class/net/lo/flags"]);
+    let out = w.run_ok("c");
+    let flags = u32::from_str_radix(out.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "IFF_UP not set: {out}");
+}

@@ -79,6 +79,9 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         // A change of credentials clears the parent-death signal.
         let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     }
+    if plan.new_net {
+        sys::loopback_up().map_err(|e| Error::sys("bring the loopback interface up", e))?;
+    }
     sys::setsid();
     if !p.no_new_keyring {
         if let Ok(name) = std::ffi::CString::new(format!("_ses.{}", p.saved.id)) {

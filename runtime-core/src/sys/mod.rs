@@ -413,3 +413,24 @@ pub fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clr: u64) -> Result<(), E
 
 mod newmount;
 pub use newmount::*;
+
+/// Brings `lo` up in the current network namespace (runc does for a
+/// network namespace it creates).
+pub fn loopback_up() -> Result<(), Errno> {
+    // SAFETY: socket takes integers; the fd is owned right away.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let sock = Errno::result(sock)?;
+    // SAFETY: a descriptor socket(2) just returned, owned nowhere else.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the kernel filled the flags member of the union above.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(|_| ())
+}
