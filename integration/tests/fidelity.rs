@@ -199,3 +199,19 @@ fn loopback_is_up_in_a_new_network_namespace() {
     let flags = u32::from_str_radix(out.trim().trim_start_matches("0x"), 16).unwrap();
     assert_eq!(flags & 1, 1, "IFF_UP not set: {out}");
 }
+
+/// `process.scheduler.flags` with the spec's names: `SCHED_FLAG_RESET_ON_FORK`
+/// with nice -5 leaves the init at -5 and resets its children to 0.
+#[test]
+fn scheduler_flags_take_the_specs_names() {
+    if !can_run("scheduler_flags_take_the_specs_names") {
+        return;
+    }
+    let mut w = World::new("schedflags");
+    w.config["process"]["scheduler"] =
+        json!({"policy": "SCHED_OTHER", "nice": -5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
+    // cat in a pipeline is forked; busybox runs a lone cut inside sh.
+    w.script("cut -d' ' -f19 /proc/1/stat; cat /proc/self/stat | cut -d' ' -f19");
+    let out = w.run_ok("c");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["-5", "0"], "{out}");
+}

@@ -451,7 +451,8 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
     let process = match &f.process {
         Some(path) => {
             let text = estiba_core::read_input(path)?;
-            serde_json::from_slice(&text).map_err(|e| format!("process {}: {e}", path.display()))?
+            estiba_core::parse_process(&text)
+                .map_err(|e| format!("process {}: {e}", path.display()))?
         }
         None => {
             let flags = estiba_core::ProcessFlags {

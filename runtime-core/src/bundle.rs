@@ -53,7 +53,46 @@ impl Bundle {
 
 /// Parses config.json text; a syntax or type error names line and column.
 pub fn parse_spec(text: &[u8]) -> Result<Spec> {
-    serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()))
+    if !mentions_sched_flags(text) {
+        return serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()));
+    }
+    let mut v: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()))?;
+    if let Some(flags) = v.pointer_mut("/process/scheduler/flags") {
+        respell_sched_flags(flags);
+    }
+    serde_json::from_value(v).map_err(|e| Error::Config(e.to_string()))
+}
+
+/// A process.json (`exec --process`), with the spec's scheduler flag names.
+pub fn parse_process(text: &[u8]) -> Result<oci_spec::runtime::Process> {
+    if !mentions_sched_flags(text) {
+        return serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()));
+    }
+    let mut v: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()))?;
+    if let Some(flags) = v.pointer_mut("/scheduler/flags") {
+        respell_sched_flags(flags);
+    }
+    serde_json::from_value(v).map_err(|e| Error::Config(e.to_string()))
+}
+
+fn mentions_sched_flags(text: &[u8]) -> bool {
+    text.windows(11).any(|w| w == b"SCHED_FLAG_")
+}
+
+/// oci-spec 0.10 spells two of the spec's scheduler flags its own way
+/// (`SCHED_RESET_ON_FORK`, `SCHED_FLAG_D_L_OVERRUN`); the spec's names are
+/// mapped onto those before parsing.
+fn respell_sched_flags(flags: &mut serde_json::Value) {
+    for f in flags.as_array_mut().into_iter().flatten() {
+        let ours = match f.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+            Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+            _ => continue,
+        };
+        *f = serde_json::Value::String(ours.into());
+    }
 }
 
 /// Accepts every 1.x.y release (and pre-releases such as 1.0.2-dev).
@@ -229,6 +268,35 @@ pub fn hooks_of(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::Hook> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sched_flags_with_the_specs_names() {
+        let j = br#"{"ociVersion":"1.3.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN","SCHED_FLAG_RECLAIM"]}}}"#;
+        let s = parse_spec(j).unwrap();
+        let flags = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .scheduler()
+            .as_ref()
+            .unwrap()
+            .flags()
+            .clone();
+        use oci_spec::runtime::LinuxSchedulerFlag as F;
+        assert_eq!(
+            flags.unwrap(),
+            [
+                F::SchedResetOnFork,
+                F::SchedFlagDLOverrun,
+                F::SchedFlagReclaim
+            ]
+        );
+        let p = parse_process(br#"{"cwd":"/","user":{"uid":0,"gid":0},"scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_DL_OVERRUN"]}}"#).unwrap();
+        assert_eq!(
+            p.scheduler().as_ref().unwrap().flags().clone().unwrap(),
+            [F::SchedFlagDLOverrun]
+        );
+    }
+
     use super::*;
 
     fn spec(json: &str) -> Result<Spec> {

@@ -49,7 +49,7 @@ mod sys;
 mod taskattr;
 mod userdb;
 
-pub use bundle::{parse_spec, Bundle};
+pub use bundle::{parse_process, parse_spec, Bundle};
 pub use container::{list, Container};
 pub use create::{create, write_pid_file, CreateOptions, Created};
 pub use error::{Error, Result};
