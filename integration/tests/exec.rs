@@ -66,7 +66,7 @@ fn exec_exit_codes_and_errors() {
         Some(143)
     );
     let out = w.estiba(&["exec", &id, "no-such-binary"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(255));
     assert!(
         text(&out.stderr).contains("executable file not found"),
         "{}",
@@ -75,7 +75,7 @@ fn exec_exit_codes_and_errors() {
     let out = w.estiba(&["exec", "-d", &id, "/etc/passwd"]);
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(255),
         "a detached exec failure is exec's error"
     );
     assert!(
@@ -177,7 +177,7 @@ fn exec_refused_when_paused_or_stopped() {
         assert_eq!(freezer.trim(), "FROZEN");
     }
     let out = w.estiba(&["exec", &id, "true"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(255));
     assert!(
         text(&out.stderr).contains("paused"),
         "{}",
@@ -186,7 +186,7 @@ fn exec_refused_when_paused_or_stopped() {
     let out = w.estiba(&["exec", "-d", "--ignore-paused", &id, "true"]);
     if estiba_integration::cgroup_v2() {
         // The v2 freezer is the cgroup itself: refused, with a reason.
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(255));
         assert!(
             text(&out.stderr).contains("unfrozen"),
             "{}",
@@ -202,7 +202,7 @@ fn exec_refused_when_paused_or_stopped() {
     assert!(w.wait_status(&id, "stopped"));
     assert_eq!(w.estiba(&["pause", &id]).status.code(), Some(1));
     let out = w.estiba(&["exec", &id, "true"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(255));
     assert!(
         text(&out.stderr).contains("stopped"),
         "{}",
@@ -285,7 +285,7 @@ fn exec_tty_with_console_socket() {
     assert!(out.contains("the-answer-42"), "{out}");
     // A terminal without a socket cannot be detached.
     let out = w.estiba(&["exec", "-t", "-d", &id, "true"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(255));
 }
 
 /// Spawns `estiba ARGS` on a new pty (its controlling terminal) of `rows`x`cols`.
@@ -651,7 +651,7 @@ fn apparmor_profile_without_apparmor_is_an_error() {
         println!(
             "skipped: applying a real AppArmor profile: AppArmor is not enabled on this kernel"
         );
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(255));
         assert!(
             text(&out.stderr).contains("AppArmor is not enabled"),
             "{}",

@@ -215,3 +215,31 @@ fn scheduler_flags_take_the_specs_names() {
     let out = w.run_ok("c");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["-5", "0"], "{out}");
 }
+
+/// runc's exec exits 255 when it cannot run the process ("exec failed:
+/// ..."), so a caller tells that from a process that exited 1.
+#[test]
+fn exec_failures_exit_255() {
+    if !can_run("exec_failures_exit_255") {
+        return;
+    }
+    let mut w = sleeper("exec255");
+    let id = w.running("c");
+    let out = w.estiba(&["exec", &id, "no-such-program"]);
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("exec failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        w.estiba(&["exec", &id, "sh", "-c", "exit 1"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        w.estiba(&["exec", "no-such-container", "true"])
+            .status
+            .code(),
+        Some(255)
+    );
+}

@@ -294,11 +294,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    // runc exits 255 when exec itself fails, so a caller can tell that from
+    // a process that exited 1; every other failure is 1.
+    let (code, prefix) = match cli.command {
+        Some(Command::Exec(_)) => (255, "exec failed: "),
+        _ => (1, ""),
+    };
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(Failure::Msg(msg)) => {
-            logging::error(&msg);
-            ExitCode::from(1)
+            logging::error(&format!("{prefix}{msg}"));
+            ExitCode::from(code)
         }
     }
 }
