@@ -243,3 +243,31 @@ fn exec_failures_exit_255() {
         Some(255)
     );
 }
+
+/// `--log FILE` takes every line the runtime writes, `--debug` ones
+/// included, also those written while an exec'd process is set up inside
+/// the container (where FILE's path does not exist): none reach the
+/// process's stderr.
+#[test]
+fn log_file_takes_everything() {
+    if !can_run("log_file_takes_everything") {
+        return;
+    }
+    let mut w = sleeper("logall");
+    let id = w.running("c");
+    let log = w.dir.join("runtime.log");
+    let log_s = log.to_string_lossy().into_owned();
+    let out = w.estiba(&["--debug", "--log", &log_s, "exec", &id, "true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "",
+        "runtime lines on the process's stderr"
+    );
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        lines.contains("level=debug"),
+        "no debug line in the log: {lines:?}"
+    );
+    assert!(!w.rootfs().join(log.strip_prefix("/").unwrap()).exists());
+}

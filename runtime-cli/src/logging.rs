@@ -13,14 +13,31 @@ pub enum Format {
 }
 
 struct Config {
-    file: Option<PathBuf>,
+    /// Opened once, here, in the caller's mount namespace: an exec'd
+    /// process's setup runs inside the container, where the path would
+    /// name another file (or none, and the lines would land on the
+    /// process's stderr).
+    file: Option<std::fs::File>,
     format: Format,
     debug: bool,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
-pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
+pub fn init(path: Option<PathBuf>, format: Format, debug: bool) {
+    let file = path.and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .inspect_err(|e| {
+                let _ = writeln!(std::io::stderr(), "estiba: open log {}: {e}", p.display());
+            })
+            .ok()
+    });
+    if let Some(f) = &file {
+        estiba_core::log::set_sink_fd(std::os::fd::AsRawFd::as_raw_fd(f));
+    }
     let _ = CONFIG.set(Config {
         file,
         format,
@@ -48,17 +65,16 @@ fn line(format: Format, level: &str, msg: &str) -> String {
 
 fn write(level: &str, msg: &str) {
     let Some(cfg) = CONFIG.get() else { return };
-    if let Some(path) = &cfg.file {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = f.write_all(line(cfg.format, level, msg).as_bytes());
-            return;
+    let text = line(cfg.format, level, msg);
+    match &cfg.file {
+        // One write per line: O_APPEND keeps lines from processes whole.
+        Some(f) => {
+            let _ = (&*f).write_all(text.as_bytes());
+        }
+        None => {
+            let _ = std::io::stderr().write_all(text.as_bytes());
         }
     }
-    let _ = std::io::stderr().write_all(line(cfg.format, level, msg).as_bytes());
 }
 
 /// An error: to the log file (if any) in its format, and always one plain
