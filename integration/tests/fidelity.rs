@@ -271,3 +271,45 @@ fn log_file_takes_everything() {
     );
     assert!(!w.rootfs().join(log.strip_prefix("/").unwrap()).exists());
 }
+
+/// `linux.devices` paths are "full paths inside the container" (spec):
+/// runc makes a node outside /dev too.
+#[test]
+fn devices_outside_dev_are_made() {
+    if !can_run("devices_outside_dev_are_made") {
+        return;
+    }
+    let mut w = World::new("foodev");
+    w.config["linux"]["devices"] =
+        json!([{"path": "/foo-dev", "type": "c", "major": 1, "minor": 5, "fileMode": 438}]);
+    w.script("head -c 4 /foo-dev | od -An -tx1");
+    let out = w.run_ok("c");
+    assert_eq!(out.trim(), "00 00 00 00", "{out}");
+}
+
+/// A rootfs whose /dev is the image's own (no /dev tmpfs in `mounts`):
+/// runc makes the default nodes there, and the container runs.
+#[test]
+fn the_images_own_dev_gets_the_default_nodes() {
+    if !can_run("the_images_own_dev_gets_the_default_nodes") {
+        return;
+    }
+    let mut w = World::new("imagedev");
+    let mounts: Vec<serde_json::Value> = w.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !m["destination"].as_str().unwrap().starts_with("/dev"))
+        .cloned()
+        .collect();
+    w.config["mounts"] = json!(mounts);
+    w.config["root"]["readonly"] = json!(false);
+    std::fs::create_dir_all(w.rootfs().join("dev")).unwrap();
+    w.script("for d in null zero full random urandom tty; do [ -c /dev/$d ] && echo $d; done; echo x > /dev/null && echo written");
+    let out = w.run_ok("c");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["null", "zero", "full", "random", "urandom", "tty", "written"],
+        "{out}"
+    );
+}

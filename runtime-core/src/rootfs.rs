@@ -75,12 +75,18 @@ pub fn mount_all(ctx: &MountContext, spec: &Spec) -> Result<()> {
 /// Default devices, `linux.devices`, /dev links. Only when /dev is a mount
 /// of the spec (a tmpfs, normally): a bundle that ships its own /dev keeps it.
 pub fn populate_dev(ctx: &MountContext, spec: &Spec) -> Result<()> {
-    let dev_mounted = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .any(|m| m.destination() == Path::new("/dev"));
-    let mut nodes = if dev_mounted {
+    // As runc: the default nodes and links go into whatever /dev is there
+    // (a tmpfs, or the image's own), unless the host's /dev is bound in.
+    let dev_bound = spec.mounts().iter().flatten().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind"))
+    });
+    let setup_dev = !dev_bound;
+    let mut nodes = if setup_dev {
         devices::default_nodes()
     } else {
         vec![]
@@ -102,7 +108,7 @@ pub fn populate_dev(ctx: &MountContext, spec: &Spec) -> Result<()> {
         .try_for_each(|n| devices::create(ctx.root, n, ctx.in_userns));
     nix::sys::stat::umask(old);
     res?;
-    if dev_mounted {
+    if setup_dev {
         devices::create_symlinks(ctx.root)?;
     }
     Ok(())
