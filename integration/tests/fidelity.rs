@@ -313,3 +313,25 @@ fn the_images_own_dev_gets_the_default_nodes() {
         "{out}"
     );
 }
+
+/// A /dev tmpfs mounted `ro`: runc mounts it writable, makes the nodes,
+/// links and sub-mounts (/dev/pts, /dev/shm), then remounts it read-only.
+#[test]
+fn a_read_only_dev_gets_its_nodes_first() {
+    if !can_run("a_read_only_dev_gets_its_nodes_first") {
+        return;
+    }
+    let mut w = World::new("rodev");
+    for m in w.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    w.script("[ -c /dev/null ] && [ -d /dev/pts ] && echo nodes; touch /dev/new 2>/dev/null || echo read-only; grep ' /dev ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1");
+    let out = w.run_ok("c");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["nodes", "read-only", "ro"],
+        "{out}"
+    );
+}

@@ -199,7 +199,10 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
     let target_path = fd_path(&target);
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data.join(",");
-    let flags = without(opts.flags, MsFlags::MS_REMOUNT);
+    let mut flags = without(opts.flags, MsFlags::MS_REMOUNT);
+    if ro_later(typ, dest) {
+        flags = without(flags, MsFlags::MS_RDONLY);
+    }
     let res = mount(
         Some(source.as_path()),
         target_path.as_str(),
@@ -239,6 +242,43 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
         }
     }
     apply_propagation(ctx, &opts, dest)
+}
+
+/// A tmpfs, or whatever is at /dev, is mounted writable and made read-only
+/// at the end (`remount_ro_later`): nodes, links and sub-mounts go in
+/// first (runc does the same).
+fn ro_later(typ: &str, dest: &Path) -> bool {
+    // Path equality ignores repeated and trailing slashes and "." parts.
+    typ == "tmpfs" || dest == Path::new("/dev")
+}
+
+/// The read-only remounts `ro_later` put off, once the container's root is `/`.
+pub fn remount_ro_later(
+    spec: &oci_spec::runtime::Spec,
+    root: &Root,
+    in_userns: bool,
+) -> Result<()> {
+    for m in spec.mounts().iter().flatten() {
+        let typ = m.typ().as_deref().unwrap_or("");
+        let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
+        if opts.is_bind()
+            || !ro_later(typ, m.destination())
+            || !opts.flags.contains(MsFlags::MS_RDONLY)
+        {
+            continue;
+        }
+        let dest = m.destination();
+        let top = root
+            .lookup_nofollow(dest)
+            .map_err(|e| Error::path("open", dest, e))?;
+        let flags = without(
+            opts.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT,
+        );
+        remount(&fd_path(&top), flags, in_userns)
+            .map_err(|e| Error::path("remount read-only", dest, e))?;
+    }
+    Ok(())
 }
 
 /// Files lxcfs binds over /proc: the only mounts allowed inside it.

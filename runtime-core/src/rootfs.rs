@@ -235,6 +235,7 @@ pub fn finalize(spec: &Spec, in_userns: bool, mut nulls: Vec<std::os::fd::OwnedF
     {
         readonly(&root, Path::new(p), in_userns)?;
     }
+    mounts::remount_ro_later(spec, &root, in_userns)?;
     if let Some(prop) = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(mounts::propagation_flag)
