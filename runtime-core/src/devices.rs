@@ -128,7 +128,7 @@ pub fn create(root: &Root, node: &Node, in_userns: bool) -> Result<()> {
                 Ok(())
             } else {
                 Err(Error::Config(format!(
-                    "linux.devices: {:?} exists in the rootfs and is not that device",
+                    "device {:?}: the file already there in the rootfs is not that device",
                     node.path
                 )))
             };
