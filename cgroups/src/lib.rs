@@ -11,6 +11,7 @@
 mod dbus;
 mod devfilter;
 mod devices;
+mod freezer;
 mod gaps;
 mod limits;
 /// The device programs attached to a v2 cgroup directory.
@@ -211,6 +212,7 @@ impl Cgroup {
     }
 
     fn enter_making(&self, pid: i32) -> Result<Vec<PathBuf>> {
+        self.check_not_frozen()?;
         let mut made = vec![];
         for (h, dir) in &self.dirs {
             let mut parents = vec![];
@@ -255,16 +257,26 @@ impl Cgroup {
         Ok(out)
     }
 
+    /// Freezes or thaws; returns once the kernel reports it done (bounded).
     pub fn freeze(&self, frozen: bool) -> Result<()> {
-        if self.unified {
-            let dir = self.dir_of("").ok_or(Error::NoHierarchy)?;
-            return write(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" });
+        let dir = self.freezer_dir().ok_or(Error::NoHierarchy)?;
+        freezer::set(dir, self.unified, frozen)
+    }
+
+    fn freezer_dir(&self) -> Option<&Path> {
+        self.dir_of(if self.unified { "" } else { "freezer" })
+    }
+
+    /// A cgroup that is already frozen would hold a process put into it
+    /// forever: refused, as runc refuses it.
+    fn check_not_frozen(&self) -> Result<()> {
+        match self.freezer_dir() {
+            Some(dir) if freezer::frozen_at(dir, self.unified) => Err(Error::Io {
+                path: self.path.clone(),
+                msg: "container's cgroup unexpectedly frozen".into(),
+            }),
+            _ => Ok(()),
         }
-        let dir = self.dir_of("freezer").ok_or(Error::NoHierarchy)?;
-        write(
-            &dir.join("freezer.state"),
-            if frozen { "FROZEN" } else { "THAWED" },
-        )
     }
 
     /// Kills what is left inside and removes the cgroup (sub-cgroups

@@ -335,3 +335,131 @@ fn a_read_only_dev_gets_its_nodes_first() {
         "{out}"
     );
 }
+
+/// The freezer directory of cgroup `name` (v1 freezer hierarchy, or v2).
+fn freezer_dir(name: &str) -> Option<(std::path::PathBuf, bool)> {
+    if cgroup_v2() {
+        return Some((std::path::Path::new("/sys/fs/cgroup").join(name), true));
+    }
+    let v1 = std::path::Path::new("/sys/fs/cgroup/freezer");
+    v1.exists().then(|| (v1.join(name), false))
+}
+
+fn freezer_state(dir: &std::path::Path, v2: bool) -> String {
+    if v2 {
+        let ev = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+        return if ev.contains("frozen 1") {
+            "FROZEN"
+        } else {
+            "THAWED"
+        }
+        .into();
+    }
+    std::fs::read_to_string(dir.join("freezer.state"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// `pause` returns once the cgroup is FROZEN, not while it is still
+/// FREEZING (runc waits, with a bound): with busy processes to catch, the
+/// state read right after pause must already say frozen, every time.
+#[test]
+fn pause_returns_only_when_frozen() {
+    if !can_run("pause_returns_only_when_frozen") {
+        return;
+    }
+    let mut w = World::new("pausefrozen");
+    w.script("for i in $(seq 40); do (while :; do :; done) & done; wait");
+    let id = w.running("c");
+    let Some((dir, v2)) = freezer_dir(&id) else {
+        println!("skipped: pause_returns_only_when_frozen: no freezer here");
+        return;
+    };
+    assert!(w.wait_pids(&id, 41).len() >= 41);
+    for round in 0..30 {
+        let out = w.estiba(&["pause", &id]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let now = freezer_state(&dir, v2);
+        assert_eq!(now, "FROZEN", "round {round}: pause returned while {now}");
+        assert_eq!(w.status(&id), "paused");
+        assert!(w.estiba(&["resume", &id]).status.success());
+    }
+    assert!(w.estiba(&["delete", "--force", &id]).status.success());
+}
+
+/// A cgroupsPath naming a cgroup that is already frozen: runc fails fast
+/// ("container's cgroup unexpectedly frozen") instead of leaving the init
+/// stuck in it and create waiting forever.
+#[test]
+fn a_frozen_cgroup_is_refused_at_once() {
+    if !can_run("a_frozen_cgroup_is_refused_at_once") {
+        return;
+    }
+    let name = format!("estiba-it-frozen-{}", std::process::id());
+    let Some((dir, v2)) = freezer_dir(&name) else {
+        println!("skipped: a_frozen_cgroup_is_refused_at_once: no freezer here");
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Thaw(std::path::PathBuf, bool);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            let (f, v) = if self.1 {
+                ("cgroup.freeze", "0")
+            } else {
+                ("freezer.state", "THAWED")
+            };
+            let _ = std::fs::write(self.0.join(f), v);
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let thaw = Thaw(dir.clone(), v2);
+    let (f, v) = if v2 {
+        ("cgroup.freeze", "1")
+    } else {
+        ("freezer.state", "FROZEN")
+    };
+    std::fs::write(dir.join(f), v).unwrap();
+    let mut w = sleeper("frozencg");
+    w.config["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    w.write_config();
+    let id = w.id("c");
+    // Bounded from outside: the old behaviour was to wait forever, with
+    // the runtime itself stuck in the frozen cgroup until it is thawed.
+    let err_path = w.dir.join("create.err");
+    let mut child = std::process::Command::new(&w.bin)
+        .arg("--root")
+        .arg(&w.root)
+        .args(["create", "--bundle"])
+        .arg(&w.bundle)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let Some(status) = status else {
+        drop(thaw);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = w.estiba(&["delete", "--force", &id]);
+        panic!("create still waiting after 10s in a frozen cgroup");
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert_eq!(status.code(), Some(1), "create: {status:?} {stderr}");
+    assert!(stderr.contains("unexpectedly frozen"), "{stderr}");
+    assert!(!w.root.join(&id).exists());
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    assert_eq!(procs.trim(), "", "a process was put into the frozen cgroup");
+}
