@@ -169,10 +169,27 @@ impl Cgroup {
             oom_score_adj: None,
             freezer_state: None,
         };
-        manager
-            .apply(&opt)
-            .map_err(|e| apply_err(name_the_resource(&e.to_string())))?;
-        Ok(())
+        match manager.apply(&opt) {
+            Ok(()) => Ok(()),
+            // v1 takes the period first: a shorter period under the quota
+            // still there can exceed a parent's limit (EINVAL). Quota
+            // first then, as runc retries.
+            Err(e) if self.period_before_quota_refused(&e.to_string(), resources) => manager
+                .apply(&opt)
+                .map_err(|e| apply_err(name_the_resource(&e.to_string()))),
+            Err(e) => Err(apply_err(name_the_resource(&e.to_string()))),
+        }
+    }
+
+    /// Whether `msg` is v1 refusing cpu.cfs_period_us while a quota is
+    /// also asked for; if so the quota is written, so a retry can pass.
+    fn period_before_quota_refused(&self, msg: &str, resources: &LinuxResources) -> bool {
+        let quota = resources.cpu().as_ref().and_then(|c| c.quota());
+        let (false, Some(quota), Some(dir)) = (self.unified, quota, self.dir_of("cpu")) else {
+            return false;
+        };
+        msg.contains("cpu.cfs_period_us")
+            && crate::write(&dir.join("cpu.cfs_quota_us"), &quota.to_string()).is_ok()
     }
 
     /// Usage and limits, as libcgroups reads them.

@@ -463,3 +463,57 @@ fn a_frozen_cgroup_is_refused_at_once() {
     let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
     assert_eq!(procs.trim(), "", "a process was put into the frozen cgroup");
 }
+
+/// Under a parent limited to quota 50000 / period 100000, `update
+/// --cpu-period 10000 --cpu-quota 3000` from quota 20000 passes in runc:
+/// the period alone first would put the cgroup over its parent (EINVAL).
+#[test]
+fn update_cpu_period_and_quota_under_a_parent_limit() {
+    if !can_run("update_cpu_period_and_quota_under_a_parent_limit") {
+        return;
+    }
+    let cpu = std::path::Path::new("/sys/fs/cgroup/cpu");
+    if cgroup_v2() || !cpu.join("cpu.cfs_period_us").exists() {
+        println!("skipped: update_cpu_period_and_quota_under_a_parent_limit: needs the v1 cpu controller (v2 writes cpu.max at once)");
+        return;
+    }
+    let parent = format!("estiba-it-cpuparent-{}", std::process::id());
+    let pdir = cpu.join(&parent);
+    std::fs::create_dir_all(&pdir).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _rm = Rm(pdir.clone());
+    std::fs::write(pdir.join("cpu.cfs_period_us"), "100000").unwrap();
+    std::fs::write(pdir.join("cpu.cfs_quota_us"), "50000").unwrap();
+    let mut w = sleeper("cpuupdate");
+    let id = w.id("c");
+    w.config["linux"]["cgroupsPath"] = json!(format!("/{parent}/{id}"));
+    w.config["linux"]["resources"]["cpu"] = json!({"quota": 20000, "period": 100000});
+    w.write_config();
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let out = w.estiba(&["run", "-d", "--bundle", &bundle, &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = w.estiba(&[
+        "update",
+        "--cpu-period",
+        "10000",
+        "--cpu-quota",
+        "3000",
+        &id,
+    ]);
+    let cdir = pdir.join(&id);
+    let read = |f: &str| {
+        std::fs::read_to_string(cdir.join(f))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let got = (read("cpu.cfs_period_us"), read("cpu.cfs_quota_us"));
+    let _ = w.estiba(&["delete", "--force", &id]);
+    assert!(out.status.success(), "update: {}", text(&out.stderr));
+    assert_eq!(got, ("10000".into(), "3000".into()));
+}
