@@ -65,7 +65,7 @@ fn exec_of_a_proc_self_exe_script_cannot_overwrite_the_runtime() {
     if text(&out.stderr).contains("no such file or directory") {
         // Kernels that keep a magic link to a file outside the caller's
         // mount namespace from serving as an interpreter (this machine's).
-        println!("skipped: exec_of_a_proc_self_exe_script: this kernel refuses /proc/self/exe as the interpreter of estiba's clone (ENOENT); the ptrace form is tested in exec.rs");
+        skip!("exec_of_a_proc_self_exe_script: this kernel refuses /proc/self/exe as the interpreter of estiba's clone (ENOENT); the ptrace form is tested in exec.rs");
         return;
     }
     assert!(out.status.success(), "exec -d: {}", text(&out.stderr));
@@ -626,7 +626,7 @@ fn a_killed_runtime_leaves_nothing_delete_cannot_remove() {
         .output()
         .is_err()
     {
-        println!("skipped: a_killed_runtime_leaves_nothing: needs strace");
+        skip!("a_killed_runtime_leaves_nothing: needs strace");
         return;
     }
     let mut w = World::new("faults");

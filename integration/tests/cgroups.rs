@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use estiba_integration::skip;
 use estiba_integration::{
     alive, can_run, cgroup_dirs, cgroup_file, cgroup_v2, hierarchy_roots, tagged_line, text,
     with_ruled_devices, World,
@@ -24,7 +25,7 @@ fn have(controller: &str) -> bool {
 
 fn skip_without(test: &str, controllers: &[&str]) -> bool {
     if let Some(c) = controllers.iter().find(|c| !have(c)) {
-        println!("skipped: {test}: no {c} controller here");
+        skip!("{test}: no {c} controller here");
         return true;
     }
     false
@@ -488,7 +489,7 @@ fn an_empty_cpuset_parent_made_by_another_is_filled() {
         return;
     }
     if cgroup_v2() || !have("cpuset") {
-        println!("skipped: an_empty_cpuset_parent_made_by_another_is_filled: no v1 cpuset here");
+        skip!("an_empty_cpuset_parent_made_by_another_is_filled: no v1 cpuset here");
         return;
     }
     let mut w = World::new("cpusetparent");

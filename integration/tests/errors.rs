@@ -3,6 +3,7 @@
 
 use std::process::{Command, Stdio};
 
+use estiba_integration::skip;
 use estiba_integration::{binary, can_run, cgroup_dirs, text, World};
 use serde_json::json;
 
@@ -37,7 +38,7 @@ fn invalid_ids() {
     let mut w = World::new("badid");
     w.write_config();
     for id in ["../x", "a/b", "", "_x", "..", "a b", "x/../../y"] {
-        create_fails(&mut w, id, "invalid container id");
+        create_fails(&mut w, id, "invalid container ID format");
     }
 }
 
@@ -218,7 +219,7 @@ fn unsupported_things_say_so() {
         .trim()
         == "systemd"
     {
-        println!("skipped: unsupported_things_say_so: systemd runs here (tests/systemd.rs covers the driver)");
+        skip!("unsupported_things_say_so: systemd runs here (tests/systemd.rs covers the driver)");
     } else {
         let out = Command::new(binary())
             .arg("--root")

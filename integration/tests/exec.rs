@@ -6,6 +6,7 @@ use std::os::unix::net::UnixListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use estiba_integration::skip;
 use estiba_integration::{binary, can_run, ns_inode, text, World};
 use serde_json::json;
 
@@ -648,9 +649,7 @@ fn apparmor_profile_without_apparmor_is_an_error() {
             text(&out.stdout)
         );
     } else {
-        println!(
-            "skipped: applying a real AppArmor profile: AppArmor is not enabled on this kernel"
-        );
+        skip!("applying a real AppArmor profile: AppArmor is not enabled on this kernel");
         assert_eq!(out.status.code(), Some(255));
         assert!(
             text(&out.stderr).contains("AppArmor is not enabled"),

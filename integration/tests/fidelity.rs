@@ -373,7 +373,7 @@ fn pause_returns_only_when_frozen() {
     w.script("for i in $(seq 40); do (while :; do :; done) & done; wait");
     let id = w.running("c");
     let Some((dir, v2)) = freezer_dir(&id) else {
-        println!("skipped: pause_returns_only_when_frozen: no freezer here");
+        skip!("pause_returns_only_when_frozen: no freezer here");
         return;
     };
     assert!(w.wait_pids(&id, 41).len() >= 41);
@@ -398,7 +398,7 @@ fn a_frozen_cgroup_is_refused_at_once() {
     }
     let name = format!("estiba-it-frozen-{}", std::process::id());
     let Some((dir, v2)) = freezer_dir(&name) else {
-        println!("skipped: a_frozen_cgroup_is_refused_at_once: no freezer here");
+        skip!("a_frozen_cgroup_is_refused_at_once: no freezer here");
         return;
     };
     std::fs::create_dir_all(&dir).unwrap();
@@ -474,7 +474,7 @@ fn update_cpu_period_and_quota_under_a_parent_limit() {
     }
     let cpu = std::path::Path::new("/sys/fs/cgroup/cpu");
     if cgroup_v2() || !cpu.join("cpu.cfs_period_us").exists() {
-        println!("skipped: update_cpu_period_and_quota_under_a_parent_limit: needs the v1 cpu controller (v2 writes cpu.max at once)");
+        skip!("update_cpu_period_and_quota_under_a_parent_limit: needs the v1 cpu controller (v2 writes cpu.max at once)");
         return;
     }
     let parent = format!("estiba-it-cpuparent-{}", std::process::id());
@@ -516,4 +516,68 @@ fn update_cpu_period_and_quota_under_a_parent_limit() {
     let _ = w.estiba(&["delete", "--force", &id]);
     assert!(out.status.success(), "update: {}", text(&out.stderr));
     assert_eq!(got, ("10000".into(), "3000".into()));
+}
+
+/// The config `spec` (and `spec --rootless`) writes into `dir`.
+fn spec_of(bin: &std::path::Path, dir: &std::path::Path, rootless: bool) -> serde_json::Value {
+    std::fs::create_dir_all(dir).unwrap();
+    let _ = std::fs::remove_file(dir.join("config.json"));
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("spec").arg("--bundle").arg(dir);
+    if rootless {
+        cmd.arg("--rootless");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{bin:?} spec: {}", text(&out.stderr));
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    // Each runtime's name and spec version are its own.
+    let o = v.as_object_mut().unwrap();
+    o.remove("ociVersion");
+    o.remove("hostname");
+    v
+}
+
+/// `spec` writes what `runc spec` writes on this host, `--rootless` too
+/// (namespaces included: runc adds a cgroup namespace only on a cgroup v2
+/// host), and refuses to overwrite a config.json in runc's words. runc 1.2
+/// stopped writing an ambient set; an older runc's is left out of the
+/// comparison.
+#[test]
+fn spec_writes_runcs_default_config() {
+    let Some(runc) = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("runc"))
+            .find(|p| p.is_file())
+    }) else {
+        skip!("spec_writes_runcs_default_config: runc is not installed");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("estiba-it-spec-runc-{}", std::process::id()));
+    for rootless in [false, true] {
+        let ours = spec_of(&binary(), &dir.join("ours"), rootless);
+        let mut theirs = spec_of(&runc, &dir.join("runc"), rootless);
+        if let Some(caps) = theirs["process"]["capabilities"].as_object_mut() {
+            caps.remove("ambient");
+        }
+        assert_eq!(
+            ours,
+            theirs,
+            "rootless {rootless}:\nestiba {}\nrunc {}",
+            serde_json::to_string_pretty(&ours).unwrap(),
+            serde_json::to_string_pretty(&theirs).unwrap()
+        );
+    }
+    let out = std::process::Command::new(binary())
+        .args(["spec", "--bundle"])
+        .arg(dir.join("ours"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exists. Remove it first"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use estiba_integration::skip;
 use estiba_integration::{can_run, cgroup_v2, text, World};
 use serde_json::{json, Value};
 
@@ -276,7 +277,7 @@ fn cases() -> Vec<Case> {
             );
         }
     } else {
-        println!("skipped: blockIO throttles: no block device here");
+        skip!("blockIO throttles: no block device here");
     }
     if let Some(size) = hugepage_size() {
         let h = |limit: u64| json!({"hugepageLimits": [{"pageSize": size, "limit": limit}]});
@@ -290,7 +291,7 @@ fn cases() -> Vec<Case> {
             ["4194304", "8388608"],
         ));
     } else {
-        println!("skipped: hugepageLimits: no huge page sizes here");
+        skip!("hugepageLimits: no huge page sizes here");
     }
     out
 }
@@ -453,7 +454,7 @@ fn every_resource_set_read_inside_and_updated() {
         println!("ok: {}", case.name);
     }
     for s in &skipped {
-        println!("skipped: {s}");
+        skip!("{s}");
     }
     println!("{passed} resources checked, {} skipped", skipped.len());
     assert!(passed >= 8, "only {passed} resources could be checked here");
@@ -548,7 +549,7 @@ fn resources_this_host_cannot_hold_are_refused() {
     {
         cases.push(("rdma", json!({"rdma": {"no_such_hca": {"hcaHandles": 3}}})));
     } else {
-        println!("skipped: rdma refused: no rdma controller here");
+        skip!("rdma refused: no rdma controller here");
     }
     for (field, resources) in cases {
         let mut w = World::new("refused");
@@ -579,7 +580,9 @@ fn v2_device_program_is_replaced_not_stacked() {
         return;
     }
     if !cgroup_v2() {
-        println!("skipped: v2_device_program_is_replaced_not_stacked: cgroup v1 has device files, not programs");
+        skip!(
+            "v2_device_program_is_replaced_not_stacked: cgroup v1 has device files, not programs"
+        );
         return;
     }
     let mut w = World::new("devprog");

@@ -5,6 +5,7 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 
+use estiba_integration::skip;
 use estiba_integration::{
     can_run, engine_profile_to_oci, text, World, DOCKER_CAPS, DOCKER_PROFILE, PODMAN_PROFILE,
 };
@@ -45,7 +46,7 @@ fn probe(w: &mut World, suffix: &str, args: &str) -> String {
 
 fn real_profile(path: &str, name: &str) {
     let Some(seccomp) = engine_profile_to_oci(std::path::Path::new(path), DOCKER_CAPS) else {
-        println!("skipped: {name}: {path} is not installed");
+        skip!("{name}: {path} is not installed");
         return;
     };
     // What the profile itself says, for the syscalls where engines differ.
@@ -192,7 +193,7 @@ fn unconditional_allows_are_answered_by_the_kernel_cache() {
     use estiba_seccomp::Table;
     for (path, name) in [(DOCKER_PROFILE, "docker"), (PODMAN_PROFILE, "podman")] {
         let Some(seccomp) = engine_profile_to_oci(std::path::Path::new(path), DOCKER_CAPS) else {
-            println!("skipped: {name}: {path} is not installed");
+            skip!("{name}: {path} is not installed");
             continue;
         };
         let spec: oci_spec::runtime::LinuxSeccomp =

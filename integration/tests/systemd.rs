@@ -6,13 +6,14 @@
 use std::path::Path;
 use std::process::Command;
 
+use estiba_integration::skip;
 use estiba_integration::{can_run, cgroup_v2, tagged_line, text, with_ruled_devices, World};
 use serde_json::json;
 
 fn systemd_is_init(test: &str) -> bool {
     let comm = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
     if comm.trim() != "systemd" {
-        println!("skipped: {test}: systemd is not PID 1 here");
+        skip!("{test}: systemd is not PID 1 here");
         return false;
     }
     can_run(test)

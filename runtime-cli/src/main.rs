@@ -423,7 +423,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             let rootless = cli.rootless == "true";
             let path = bundle.join("config.json");
             if path.exists() {
-                return Err(format!("file {} exists; remove it first", path.display()).into());
+                return Err(format!("File {} exists. Remove it first", path.display()).into());
             }
             let ids = rootless.then(|| {
                 (

@@ -179,8 +179,8 @@ fn validate(spec: &Spec) -> Result<()> {
     for ns in linux.namespaces().iter().flatten() {
         if !seen.insert(ns.typ()) {
             return Err(Error::Config(format!(
-                "linux.namespaces: {:?} listed twice",
-                ns.typ()
+                "malformed spec file: duplicated ns {} (linux.namespaces lists it twice)",
+                serde_json::to_string(&ns.typ()).unwrap_or_default()
             )));
         }
         if let Some(p) = ns.path() {

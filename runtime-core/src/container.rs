@@ -116,8 +116,15 @@ impl Container {
     pub fn start(self) -> Result<()> {
         let c = self.locked()?;
         let status = c.status();
-        if status != Status::Created {
-            return Err(c.state_error(status, "cannot start a container that is not created"));
+        // runc's words for each refusal.
+        let refusal = match status {
+            Status::Created => None,
+            Status::Stopped => Some("cannot start a container that has stopped"),
+            Status::Running => Some("cannot start an already running container"),
+            _ => Some("cannot start a container in this state"),
+        };
+        if let Some(msg) = refusal {
+            return Err(c.state_error(status, msg));
         }
         if c.saved.no_process {
             return Err(c.state_error(status, "config.json has no process to start"));
@@ -187,7 +194,7 @@ impl Container {
     pub fn pause(&self) -> Result<()> {
         let status = self.status();
         if !matches!(status, Status::Running | Status::Created) {
-            return Err(self.state_error(status, "cannot pause a container that is not running"));
+            return Err(self.state_error(status, "container not running"));
         }
         self.cgroup()?.freeze(true)?;
         Ok(())
@@ -196,7 +203,7 @@ impl Container {
     pub fn resume(&self) -> Result<()> {
         let status = self.status();
         if status != Status::Paused {
-            return Err(self.state_error(status, "cannot resume a container that is not paused"));
+            return Err(self.state_error(status, "container not paused"));
         }
         self.cgroup()?.freeze(false)?;
         Ok(())
@@ -259,7 +266,7 @@ impl Container {
         if status != Status::Stopped && !force {
             return Err(c.state_error(
                 status,
-                "cannot delete a container that is not stopped (use --force)",
+                "cannot delete a container that is not stopped (use --force to kill it first)",
             ));
         }
         let cg = estiba_cgroups::Cgroup::open(&c.saved.cgroup_path, c.saved.systemd_cgroup);

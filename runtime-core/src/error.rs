@@ -36,11 +36,11 @@ impl From<&std::io::Error> for Os {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid container id {id:?}: {reason}")]
+    #[error("invalid container ID format: {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },
-    #[error("container {0} does not exist")]
+    #[error("container does not exist: {0}")]
     NotFound(String),
-    #[error("container with id {0} already exists")]
+    #[error("container with given ID already exists: {0}")]
     Exists(String),
     #[error("{what} {path:?}: {err}")]
     Path {
@@ -48,7 +48,9 @@ pub enum Error {
         path: PathBuf,
         err: Os,
     },
-    #[error("config.json: {0}")]
+    /// A config runc would also call invalid (its words: engines and
+    /// scripts match on "invalid configuration").
+    #[error("invalid configuration: {0}")]
     Config(String),
     #[error("{0}")]
     Sys(String),

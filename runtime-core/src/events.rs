@@ -66,15 +66,16 @@ impl Container {
         let mut cpu = cpu;
         cpu["usage"]["kernel"] = json!(s.cpu.usage.usage_kernel);
         cpu["usage"]["user"] = json!(s.cpu.usage.usage_user);
-        let mut memory = json!({
-            "usage": memory_entry(&s.memory.memory),
-            "swap": memory_entry(&s.memory.memswap),
-            "kernel": memory_entry(&s.memory.kernel),
-            "kernelTCP": memory_entry(&s.memory.kernel_tcp),
-        });
+        // Keys in runc's order (serde_json keeps insertion order here).
+        let mut memory = Map::new();
         if s.memory.cache > 0 {
-            memory["cache"] = json!(s.memory.cache);
+            memory.insert("cache".into(), json!(s.memory.cache));
         }
+        memory.insert("usage".into(), memory_entry(&s.memory.memory));
+        memory.insert("swap".into(), memory_entry(&s.memory.memswap));
+        memory.insert("kernel".into(), memory_entry(&s.memory.kernel));
+        memory.insert("kernelTCP".into(), memory_entry(&s.memory.kernel_tcp));
+        let mut memory = Value::Object(memory);
         if !s.memory.stats.is_empty() {
             memory["raw"] = json!(s.memory.stats);
         }

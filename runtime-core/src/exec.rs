@@ -201,8 +201,11 @@ impl Container {
             Status::Paused => {
                 return Err(self.state_error(
                     status,
-                    "cannot exec in a paused container (use --ignore-paused)",
+                    "cannot exec in a paused container (use --ignore-paused to override)",
                 ))
+            }
+            Status::Stopped => {
+                return Err(self.state_error(status, "cannot exec in a stopped container"))
             }
             _ => {
                 return Err(
@@ -441,6 +444,7 @@ fn child(
         let env = crate::userdb::with_home(&p.env().clone().unwrap_or_default(), p.user().uid());
         let args = p.args().as_deref().unwrap_or_default();
         let program = process::look_path(&args[0], &env)?;
+        crate::log::debug!("exec: in the container, about to run {program:?}");
         let exec = process::ExecArgs::new(&program, args, &env)?;
         if let Some(per) = personality {
             crate::taskattr::apply_personality(per)?;

@@ -12,8 +12,18 @@ pub const SPEC_WRITES_VERSION: &str = "1.0.2";
 
 const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
-/// A config.json that runs `sh` in a busybox-like rootfs at `./rootfs`.
+/// A config.json that runs `sh` in a busybox-like rootfs at `./rootfs`:
+/// runc's `spec` for this host (a cgroup namespace only where the host is
+/// cgroup v2, as runc decides), with `rootless` runc's `spec --rootless`
+/// for the caller's (uid, gid).
 pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
+    // runc's test: /sys/fs/cgroup itself is a cgroup2 mount.
+    let v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    default_spec_for(rootless, v2)
+}
+
+fn default_spec_for(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> Value {
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc"}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -35,8 +45,10 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
     ];
+    if cgroup_v2 {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     let mut linux = json!({
         "resources": {"devices": [{"allow": false, "access": "rwm"}]},
         "namespaces": [],
@@ -48,19 +60,21 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
     });
     if let Some((uid, gid)) = rootless {
         // As runc's --rootless: no network namespace, a user namespace
-        // mapping the caller to root, no cgroup mount or device rules.
-        namespaces.retain(|n| n["type"] != "network" && n["type"] != "cgroup");
+        // mapping the caller to root, /sys bound from the host, no uid=/gid=
+        // mount options, no resources.
+        namespaces.retain(|n| n["type"] != "network" && n["type"] != "user");
         namespaces.push(json!({"type": "user"}));
-        mounts.retain(|m| m["type"] != "cgroup");
-        mounts[5] = json!({"destination": "/sys", "type": "none", "source": "/sys",
-                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
-        mounts[2]["options"] = json!([
-            "nosuid",
-            "noexec",
-            "newinstance",
-            "ptmxmode=0666",
-            "mode=0620"
-        ]);
+        for m in &mut mounts {
+            if m["destination"] == "/sys" {
+                *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            } else if let Some(opts) = m.get_mut("options").and_then(|o| o.as_array_mut()) {
+                opts.retain(|o| {
+                    !o.as_str()
+                        .is_some_and(|o| o.starts_with("uid=") || o.starts_with("gid="))
+                });
+            }
+        }
         linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
         if let Some(obj) = linux.as_object_mut() {
@@ -79,8 +93,7 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
             "capabilities": {
                 "bounding": DEFAULT_CAPS,
                 "effective": DEFAULT_CAPS,
-                "permitted": DEFAULT_CAPS,
-                "ambient": DEFAULT_CAPS
+                "permitted": DEFAULT_CAPS
             },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": true

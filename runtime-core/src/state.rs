@@ -82,18 +82,20 @@ pub struct Saved {
 
 /// The OCI state document (plus runc's extra fields engines read).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+/// Fields in runc's order (`state`, `list --format json`): scripts match
+/// on the text.
 pub struct OciState {
     #[serde(rename = "ociVersion")]
     pub oci_version: String,
     pub id: String,
-    pub status: Status,
     pub pid: i32,
+    pub status: Status,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,
-    pub owner: String,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
     pub annotations: std::collections::BTreeMap<String, String>,
+    pub owner: String,
 }
 
 impl Saved {
