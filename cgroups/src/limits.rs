@@ -22,8 +22,12 @@ impl Cgroup {
     /// whose controller is not mounted.
     pub fn check(&self, resources: Option<&LinuxResources>) -> Result<()> {
         let Some(r) = resources else { return Ok(()) };
-        let refuse =
-            |field: &str, why: String| self.apply_error(format!("linux.resources.{field}: {why}"));
+        // runc's words for a limit the host cannot take.
+        let refuse = |field: &str, why: String| {
+            self.apply_error(format!(
+                "invalid configuration: linux.resources.{field}: {why}"
+            ))
+        };
         let unified_keys = r.unified().as_ref().filter(|u| !u.is_empty());
         if let (true, Some(keys)) = (self.unified, unified_keys) {
             // Each key names its controller ("memory.high"); the core files

@@ -230,12 +230,34 @@ impl World {
     /// through files, not pipes: a created container's init inherits the
     /// runtime's stdio, so a pipe would stay open as long as it lives.
     pub fn estiba(&self, args: &[&str]) -> Output {
+        self.invoke(&self.bin, &self.root, args)
+    }
+
+    /// Runs the reference runtime, `runc --root <dir>/runc-state ARGS`, on
+    /// this world's bundle, if runc is installed: what runc does is what a
+    /// fidelity test expects of estiba. A container id of this world is
+    /// given to runc as `ID-runc`, so the two runtimes' containers never
+    /// share a default cgroup. Its containers go with the world.
+    pub fn runc(&self, args: &[&str]) -> Option<Output> {
+        let runc = runc_binary()?;
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| match self.ids.iter().any(|id| id == a) {
+                true => format!("{a}-runc"),
+                false => a.to_string(),
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Some(self.invoke(&runc, &self.dir.join("runc-state"), &args))
+    }
+
+    fn invoke(&self, bin: &Path, root: &Path, args: &[&str]) -> Output {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let out_path = self.dir.join(format!(".out-{n}"));
         let err_path = self.dir.join(format!(".err-{n}"));
-        let status = Command::new(&self.bin)
+        let status = Command::new(bin)
             .arg("--root")
-            .arg(&self.root)
+            .arg(root)
             .args(args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out_path).expect("stdout file"))
@@ -342,8 +364,22 @@ impl Drop for World {
         for id in &self.ids {
             let _ = self.estiba(&["delete", "--force", id]);
         }
+        if self.dir.join("runc-state").exists() {
+            let listed = self.runc(&["list", "-q"]).map(|o| text(&o.stdout));
+            for id in listed.unwrap_or_default().lines() {
+                let _ = self.runc(&["delete", "--force", id]);
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// runc on PATH, the reference runtime, if installed.
+pub fn runc_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("runc"))
+        .find(|p| p.is_file())
 }
 
 /// The default config.json as `estiba spec` writes it.

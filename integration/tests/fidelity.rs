@@ -545,11 +545,7 @@ fn spec_of(bin: &std::path::Path, dir: &std::path::Path, rootless: bool) -> serd
 /// comparison.
 #[test]
 fn spec_writes_runcs_default_config() {
-    let Some(runc) = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("runc"))
-            .find(|p| p.is_file())
-    }) else {
+    let Some(runc) = runc_binary() else {
         skip!("spec_writes_runcs_default_config: runc is not installed");
         return;
     };
@@ -580,4 +576,187 @@ fn spec_writes_runcs_default_config() {
         text(&out.stderr)
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `args` with estiba and, when installed, runc (each on its own
+/// containers of the same bundle), and checks both fail with `code` and
+/// say `phrase`: the words are runc's, engines and scripts match on them.
+fn both_refuse(w: &World, args: &[&str], code: i32, phrase: &str) {
+    let ours = w.estiba(args);
+    assert_eq!(
+        ours.status.code(),
+        Some(code),
+        "estiba {args:?}: {}",
+        text(&ours.stderr)
+    );
+    assert!(
+        text(&ours.stderr).contains(phrase),
+        "estiba {args:?}: want {phrase:?} in {:?}",
+        text(&ours.stderr)
+    );
+    if let Some(theirs) = w.runc(args) {
+        assert_eq!(
+            theirs.status.code(),
+            Some(code),
+            "runc {args:?}: {}",
+            text(&theirs.stderr)
+        );
+        assert!(
+            text(&theirs.stderr).contains(phrase),
+            "the phrase is not runc's: runc {args:?} said {:?}",
+            text(&theirs.stderr)
+        );
+    }
+}
+
+/// Runs `args` with estiba and, when installed, runc; both must succeed.
+fn both_ok(w: &World, args: &[&str]) {
+    let ours = w.estiba(args);
+    assert!(ours.status.success(), "estiba {args:?}: {}", text(&ours.stderr));
+    if let Some(theirs) = w.runc(args) {
+        assert!(theirs.status.success(), "runc {args:?}: {}", text(&theirs.stderr));
+    }
+}
+
+/// The common refusals (no such container, an id taken, start, kill,
+/// pause, resume, exec and delete in the wrong state, a bad id, a config
+/// runc calls invalid) carry runc's words and exit codes; where runc is
+/// installed, the same commands are run with it to show the words are its.
+#[test]
+fn refusals_carry_runcs_words() {
+    if !can_run("refusals_carry_runcs_words") {
+        return;
+    }
+    let mut w = sleeper("words");
+    w.write_config();
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let id = w.id("c");
+    let id = id.as_str();
+    let create = ["create", "--bundle", bundle.as_str(), id];
+    both_refuse(
+        &w,
+        &["state", "no-such-container"],
+        1,
+        "container does not exist",
+    );
+    assert!(w.estiba(&create).status.success());
+    if let Some(out) = w.runc(&create) {
+        assert!(out.status.success(), "runc create: {}", text(&out.stderr));
+    }
+    both_refuse(&w, &create, 1, "container with given ID already exists");
+    both_ok(&w, &["start", id]);
+    both_refuse(
+        &w,
+        &["start", id],
+        1,
+        "cannot start an already running container",
+    );
+    both_refuse(&w, &["resume", id], 1, "container not paused");
+    both_refuse(&w, &["delete", id], 1, "that is not stopped");
+    both_ok(&w, &["pause", id]);
+    both_refuse(
+        &w,
+        &["exec", id, "true"],
+        255,
+        "cannot exec in a paused container",
+    );
+    both_ok(&w, &["resume", id]);
+    for rt in [
+        Some(w.estiba(&["kill", id, "KILL"])),
+        w.runc(&["kill", id, "KILL"]),
+    ] {
+        assert!(rt.is_none_or(|o| o.status.success()));
+    }
+    assert!(w.wait_status(id, "stopped"));
+    if w.runc(&["state", id]).is_some() {
+        assert!((0..500).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            w.runc(&["state", id])
+                .is_some_and(|o| text(&o.stdout).contains("\"stopped\""))
+        }));
+    }
+    both_refuse(
+        &w,
+        &["start", id],
+        1,
+        "cannot start a container that has stopped",
+    );
+    both_refuse(&w, &["kill", id, "KILL"], 1, "container not running");
+    both_refuse(&w, &["pause", id], 1, "container not running");
+    both_refuse(
+        &w,
+        &["exec", id, "true"],
+        255,
+        "cannot exec in a stopped container",
+    );
+    both_refuse(
+        &w,
+        &["create", "--bundle", bundle.as_str(), "../x"],
+        1,
+        "invalid container ID format",
+    );
+    // A limit this host's cgroups cannot hold: runc calls it invalid.
+    if !cgroup_v2() {
+        let mut w = sleeper("words-unified");
+        w.config["linux"]["resources"]["unified"] = json!({"memory.min": "131072"});
+        w.write_config();
+        let bundle = w.bundle.to_string_lossy().into_owned();
+        let id = w.id("u");
+        both_refuse(
+            &w,
+            &["run", "-d", "--bundle", bundle.as_str(), id.as_str()],
+            1,
+            "invalid configuration",
+        );
+    }
+}
+
+/// The keys of the JSON object on `out`, in the order printed.
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// `state`, `list --format json` and `events` print their keys in runc's
+/// order (its structs' field order: scripts match on the text).
+#[test]
+fn json_output_keeps_runcs_key_order() {
+    if !can_run("json_output_keeps_runcs_key_order") {
+        return;
+    }
+    let mut w = sleeper("jsonorder");
+    w.config["annotations"] = json!({"org.example": "x"});
+    let id = w.running("c");
+    let state_keys = [
+        "ociVersion",
+        "id",
+        "pid",
+        "status",
+        "bundle",
+        "rootfs",
+        "created",
+        "annotations",
+        "owner",
+    ];
+    let state: serde_json::Value =
+        serde_json::from_slice(&w.estiba(&["state", &id]).stdout).unwrap();
+    assert_eq!(keys(&state), state_keys, "state");
+    let list: serde_json::Value =
+        serde_json::from_slice(&w.estiba(&["list", "--format", "json"]).stdout).unwrap();
+    assert_eq!(keys(&list[0]), state_keys, "list");
+    let ev: serde_json::Value =
+        serde_json::from_slice(&w.estiba(&["events", "--stats", &id]).stdout).unwrap();
+    assert_eq!(keys(&ev), ["type", "id", "data"], "events");
+    // runc's own, on the same bundle, where installed.
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    if let Some(out) = w.runc(&["run", "-d", "--bundle", &bundle, &id]) {
+        assert!(out.status.success(), "runc run: {}", text(&out.stderr));
+        let theirs: serde_json::Value =
+            serde_json::from_slice(&w.runc(&["state", &id]).unwrap().stdout).unwrap();
+        assert_eq!(keys(&state), keys(&theirs), "runc's state");
+        let ev: serde_json::Value =
+            serde_json::from_slice(&w.runc(&["events", "--stats", &id]).unwrap().stdout).unwrap();
+        assert_eq!(keys(&ev), ["type", "id", "data"], "runc's events");
+    }
 }
