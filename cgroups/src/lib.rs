@@ -244,6 +244,62 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves `pid` into existing sub-cgroups of this one (`exec --cgroup`):
+    /// `subs` pairs a v1 controller (None: every hierarchy) with a path
+    /// below the container's cgroup, which the caller has checked holds
+    /// only normal components. With `unfrozen` the freezer hierarchy is
+    /// left out (a process that must run in a paused container, v1).
+    pub fn enter_sub(
+        &self,
+        pid: i32,
+        subs: &[(Option<String>, String)],
+        unfrozen: bool,
+    ) -> Result<()> {
+        if self.unified && subs.iter().any(|(c, _)| c.is_some()) {
+            return Err(Error::InvalidPath {
+                path: self.path.clone(),
+                reason: "on cgroup v2 a sub-cgroup is a path, without a controller",
+            });
+        }
+        for (ctrl, _) in subs {
+            if let Some(c) = ctrl {
+                if !self.dirs.iter().any(|(h, _)| h.has(c)) {
+                    return Err(Error::Io {
+                        path: self.path.clone(),
+                        msg: format!("unknown controller {c} in --cgroup"),
+                    });
+                }
+            }
+        }
+        if unfrozen && self.unified {
+            return Err(Error::Io {
+                path: self.path.clone(),
+                msg: "a process cannot run unfrozen in a frozen cgroup v2".into(),
+            });
+        }
+        for (h, dir) in &self.dirs {
+            if unfrozen && h.has("freezer") {
+                continue;
+            }
+            let sub = subs.iter().find(|(c, _)| match c {
+                None => true,
+                Some(c) => h.has(c),
+            });
+            let target = match sub {
+                Some((_, p)) => dir.join(p),
+                None => dir.clone(),
+            };
+            if !target.is_dir() {
+                return Err(Error::Io {
+                    path: target,
+                    msg: "no such sub-cgroup (exec --cgroup takes an existing one)".into(),
+                });
+            }
+            write(&target.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Every pid in the cgroup (and its sub-cgroups).
     pub fn pids(&self) -> Result<Vec<i32>> {
         let Some(dir) = self

@@ -612,9 +612,17 @@ fn both_refuse(w: &World, args: &[&str], code: i32, phrase: &str) {
 /// Runs `args` with estiba and, when installed, runc; both must succeed.
 fn both_ok(w: &World, args: &[&str]) {
     let ours = w.estiba(args);
-    assert!(ours.status.success(), "estiba {args:?}: {}", text(&ours.stderr));
+    assert!(
+        ours.status.success(),
+        "estiba {args:?}: {}",
+        text(&ours.stderr)
+    );
     if let Some(theirs) = w.runc(args) {
-        assert!(theirs.status.success(), "runc {args:?}: {}", text(&theirs.stderr));
+        assert!(
+            theirs.status.success(),
+            "runc {args:?}: {}",
+            text(&theirs.stderr)
+        );
     }
 }
 

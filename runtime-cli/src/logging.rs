@@ -87,3 +87,8 @@ pub fn error(msg: &str) {
     }
     let _ = writeln!(std::io::stderr(), "estiba: {msg}");
 }
+
+/// A warning: to the log (stderr without `--log`), as runc's logrus does.
+pub fn warning(msg: &str) {
+    write("warning", msg);
+}

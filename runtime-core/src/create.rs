@@ -34,6 +34,12 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// A unix socket to send a pidfd of the init to (runc's
+    /// `--pidfd-socket`), before `create` returns.
+    pub pidfd_socket: Option<PathBuf>,
+    /// `run_foreground` only: do not become a child subreaper while
+    /// waiting (runc's `run --no-subreaper`).
+    pub no_subreaper: bool,
 }
 
 impl CreateOptions {
@@ -48,6 +54,8 @@ impl CreateOptions {
             no_new_keyring: false,
             preserve_fds: 0,
             systemd_cgroup: false,
+            pidfd_socket: None,
+            no_subreaper: false,
         }
     }
 }
@@ -310,6 +318,10 @@ pub(crate) fn create_with_console(
         ),
         (None, internal) => internal,
     };
+    let pidfd_socket = match &opts.pidfd_socket {
+        Some(path) => Some(crate::fdpass::connect_pidfd_socket(path)?),
+        None => None,
+    };
     let (parent_chan, child_chan) = channel::pair()?;
     let hooks = stage_hooks(spec);
     // Also with only createContainer hooks: the init's MountsDone tells
@@ -389,6 +401,9 @@ pub(crate) fn create_with_console(
         }
     }
     crate::log::debug!("create {}: init ready", opts.id);
+    if let Some(sock) = &pidfd_socket {
+        crate::fdpass::send_pidfd(sock, pid, "standard")?;
+    }
     saved.created_done = true;
     let dir = state::container_dir(&opts.root, &opts.id);
     saved.save(&dir)?;

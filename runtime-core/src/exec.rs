@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxCapabilities, Process, User};
+use oci_spec::runtime::{LinuxCapabilities, Process};
 
 use crate::channel::{self, Channel, Msg};
 use crate::container::Container;
@@ -29,8 +29,18 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
-    /// A sub-cgroup of the container's (cgroup v2) to run in.
-    pub sub_cgroup: Option<String>,
+    /// runc's `--cgroup` arguments: an existing sub-cgroup of the
+    /// container's to run in, `PATH` (every hierarchy) or
+    /// `CONTROLLER[,CONTROLLER]:PATH` (v1, one per controller).
+    pub sub_cgroups: Vec<String>,
+    /// `USER[:GROUP]` to run as, each a number or a name looked up in the
+    /// container's /etc/passwd and /etc/group (from inside its root). A
+    /// numeric user keeps the process's gid (runc); a named one without a
+    /// group takes its passwd entry's.
+    pub user: Option<String>,
+    /// A unix socket to send a pidfd of the process to (runc's
+    /// `--pidfd-socket`), once it runs.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 impl ExecOptions {
@@ -42,7 +52,9 @@ impl ExecOptions {
             pid_file: None,
             preserve_fds: 0,
             ignore_paused: false,
-            sub_cgroup: None,
+            sub_cgroups: vec![],
+            user: None,
+            pidfd_socket: None,
         }
     }
 }
@@ -62,8 +74,6 @@ pub struct ProcessFlags {
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: Option<PathBuf>,
-    /// `uid[:gid]`
-    pub user: Option<String>,
     pub additional_gids: Vec<u32>,
     pub caps: Vec<String>,
     pub no_new_privs: bool,
@@ -89,25 +99,6 @@ pub fn process_from_flags(base: Option<&Process>, f: &ProcessFlags) -> Result<Pr
     p.set_env(Some(env));
     if let Some(cwd) = &f.cwd {
         p.set_cwd(cwd.clone());
-    }
-    if let Some(u) = &f.user {
-        let (uid, gid) = match u.split_once(':') {
-            Some((a, b)) => (a, Some(b)),
-            None => (u.as_str(), None),
-        };
-        let parse = |s: &str| {
-            s.parse::<u32>().map_err(|_| {
-                Error::Config(format!("--user {u:?}: only numeric uid[:gid] is supported"))
-            })
-        };
-        let mut user = User::default();
-        user.set_uid(parse(uid)?);
-        user.set_gid(match gid {
-            Some(g) => parse(g)?,
-            None => 0,
-        });
-        user.set_umask(p.user().umask());
-        p.set_user(user);
     }
     if !f.additional_gids.is_empty() {
         let mut user = p.user().clone();
@@ -148,6 +139,50 @@ pub fn process_from_flags(base: Option<&Process>, f: &ProcessFlags) -> Result<Pr
         p.set_selinux_label(Some(label.clone()));
     }
     Ok(p)
+}
+
+/// runc's `--cgroup` arguments as (controller, path) pairs: one plain
+/// `PATH`, or any number of `CONTROLLER[,CONTROLLER]:PATH`, each controller
+/// once. A path must stay below the container's cgroup: relative, normal
+/// components only (cgroupfs holds no symlinks).
+fn sub_cgroup_paths(args: &[String]) -> Result<Vec<(Option<String>, String)>> {
+    let bad =
+        |arg: &str, why: &str| Error::Config(format!("invalid --cgroup argument {arg:?}: {why}"));
+    let mut out: Vec<(Option<String>, String)> = vec![];
+    for arg in args {
+        let (ctrls, path) = match arg.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None if args.len() == 1 => (None, arg.as_str()),
+            None => return Err(bad(arg, "missing <controller>: prefix")),
+        };
+        let plain = !path.is_empty()
+            && std::path::Path::new(path)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain {
+            return Err(bad(
+                arg,
+                "must be a relative path below the container's cgroup, without \"..\"",
+            ));
+        }
+        let Some(ctrls) = ctrls else {
+            out.push((None, path.to_string()));
+            continue;
+        };
+        for c in ctrls.split(',') {
+            if c.is_empty() {
+                return Err(bad(arg, "empty <controller> prefix"));
+            }
+            if out.iter().any(|(have, _)| have.as_deref() == Some(c)) {
+                return Err(bad(
+                    arg,
+                    &format!("controller {c} specified multiple times"),
+                ));
+            }
+            out.push((Some(c.to_string()), path.to_string()));
+        }
+    }
+    Ok(out)
 }
 
 const NAMESPACES: [(&str, libc::c_int); 8] = [
@@ -213,21 +248,23 @@ impl Container {
                 )
             }
         }
-        let p = &opts.process;
         crate::selfprotect::require_protected()?;
-        if let Some(sub) = &opts.sub_cgroup {
-            // cgroupfs holds no symlinks, so a plain relative path cannot
-            // leave the container's cgroup.
-            let plain = !sub.is_empty()
-                && std::path::Path::new(sub)
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)));
-            if !plain {
-                return Err(Error::Config(format!(
-                    "--cgroup {sub:?}: must be a relative path below the container's cgroup, without \"..\""
-                )));
+        let subs = sub_cgroup_paths(&opts.sub_cgroups)?;
+        // Numbers are applied here; names are looked up inside the root.
+        let mut process = std::borrow::Cow::Borrowed(&opts.process);
+        let mut user_names = None;
+        if let Some(u) = &opts.user {
+            match crate::userdb::numeric_user(u, process.user().gid())? {
+                Some((uid, gid)) => {
+                    let mut user = process.user().clone();
+                    user.set_uid(uid);
+                    user.set_gid(gid);
+                    process.to_mut().set_user(user);
+                }
+                None => user_names = Some(u.as_str()),
             }
         }
+        let p: &Process = &process;
         let args = p.args().as_deref().unwrap_or_default();
         if args.is_empty() {
             return Err(Error::Config("process.args: must name a program".into()));
@@ -304,10 +341,16 @@ impl Container {
             )
             .map_err(|e| Error::sys(format!("open {root_path}"), e))?,
         );
+        let pidfd_socket = match &opts.pidfd_socket {
+            Some(path) => Some(crate::fdpass::connect_pidfd_socket(path)?),
+            None => None,
+        };
+        // runc's exec is no subreaper: in the container's pid namespace
+        // orphans go to its init.
         let fg = if opts.detach {
             None
         } else {
-            Some(Foreground::begin()?)
+            Some(Foreground::begin(false)?)
         };
         let (parent_chan, child_chan) = channel::pair()?;
         let pid = clone_into(&nss, || {
@@ -315,6 +358,7 @@ impl Container {
                 &nss,
                 &init_root,
                 p,
+                user_names,
                 &caps,
                 console.as_ref().map(|c| (c, size)),
                 seccomp.as_ref(),
@@ -326,16 +370,14 @@ impl Container {
         drop(child_chan);
         drop(console);
         let result = (|| {
-            let mut cg_path = self.saved.cgroup_path.clone();
-            if let Some(sub) = &opts.sub_cgroup {
-                cg_path = cg_path.join(sub);
-            }
-            let cg = estiba_cgroups::Cgroup::open(&cg_path, self.saved.systemd_cgroup)?;
+            let cg =
+                estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup)?;
             // In a frozen cgroup the process could never get to exec.
-            if status == Status::Paused {
-                cg.enter_unfrozen(pid)?;
-            } else {
-                cg.enter(pid)?;
+            let paused = status == Status::Paused;
+            match (subs.is_empty(), paused) {
+                (true, true) => cg.enter_unfrozen(pid)?,
+                (true, false) => cg.enter(pid)?,
+                (false, _) => cg.enter_sub(pid, &subs, paused)?,
             }
             parent_chan.send(&Msg::Go(pid))?;
             match parent_chan.recv()? {
@@ -354,6 +396,9 @@ impl Container {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             return Err(e);
         }
+        if let Some(sock) = &pidfd_socket {
+            crate::fdpass::send_pidfd(sock, pid, "setns")?;
+        }
         if let Some(pid_file) = &opts.pid_file {
             crate::create::write_pid_file(pid_file, pid)?;
         }
@@ -361,7 +406,7 @@ impl Container {
             return Ok(ExecOutcome::Detached(pid));
         };
         let pty = match &proxy_end {
-            Some(sock) => Some(crate::console::recv_fd(sock)?),
+            Some(sock) => Some(crate::fdpass::recv_fd(sock, "the pty master")?),
             None => None,
         };
         fg.wait(pid, pty).map(ExecOutcome::Exited)
@@ -411,6 +456,7 @@ fn child(
     nss: &[(&'static str, CloneFlags, OwnedFd)],
     init_root: &OwnedFd,
     p: &Process,
+    user_names: Option<&str>,
     caps: &CapSets,
     console: Option<(&UnixStream, Option<(u16, u16)>)>,
     seccomp: Option<&process::SeccompPlan>,
@@ -441,6 +487,15 @@ fn child(
             sys::setsid();
             crate::console::setup(sock, size, false)?;
         }
+        let mut p = std::borrow::Cow::Borrowed(p);
+        if let Some(spec) = user_names {
+            let (uid, gid) = crate::userdb::resolve_user(spec, p.user().gid())?;
+            let mut user = p.user().clone();
+            user.set_uid(uid);
+            user.set_gid(gid);
+            p.to_mut().set_user(user);
+        }
+        let p: &Process = &p;
         let env = crate::userdb::with_home(&p.env().clone().unwrap_or_default(), p.user().uid());
         let args = p.args().as_deref().unwrap_or_default();
         let program = process::look_path(&args[0], &env)?;

@@ -26,9 +26,13 @@ pub struct Foreground {
 
 impl Foreground {
     /// Call before the process exists, so no signal meant for it is lost.
-    pub fn begin() -> Result<Self> {
-        sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
-            .map_err(|e| Error::sys("become subreaper", e))?;
+    /// With `subreaper` the container's orphans come to us to be reaped
+    /// (runc's `run`; not its `exec`, nor `run --no-subreaper`).
+    pub fn begin(subreaper: bool) -> Result<Self> {
+        if subreaper {
+            sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
+                .map_err(|e| Error::sys("become subreaper", e))?;
+        }
         let mut mask = SigSet::all();
         for s in [
             Signal::SIGKILL,

@@ -27,6 +27,7 @@ mod devices;
 mod error;
 mod events;
 mod exec;
+mod fdpass;
 mod foreground;
 mod guard;
 mod hooks;

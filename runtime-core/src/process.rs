@@ -209,7 +209,7 @@ impl SeccompPlan {
                 "metadata": self.metadata,
                 "state": self.state,
             });
-            crate::console::send_fd(sock, &msg.to_string(), &fd)?;
+            crate::fdpass::send_fd(sock, &msg.to_string(), &fd, "the seccomp listener")?;
         }
         Ok(())
     }

@@ -35,7 +35,7 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
     } else {
         (None, None)
     };
-    let fg = Foreground::begin()?;
+    let fg = Foreground::begin(!opts.no_subreaper)?;
     let size = theirs
         .as_ref()
         .and_then(|_| crate::sys::get_winsize(0))
@@ -43,7 +43,7 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
     let created = create_with_console(opts, theirs, size)?;
     let result = (|| {
         let pty = match &ours {
-            Some(sock) => Some(crate::console::recv_fd(sock)?),
+            Some(sock) => Some(crate::fdpass::recv_fd(sock, "the pty master")?),
             None => None,
         };
         Container::load(&opts.root, &opts.id)?.start()?;

@@ -1,6 +1,8 @@
-//! The container's own /etc/passwd, read from inside its root (after
-//! pivot_root or chroot) the way runc reads it: the process's HOME when its
-//! environment has none.
+//! The container's own /etc/passwd and /etc/group, read from inside its
+//! root (after pivot_root or chroot) the way runc reads them: the
+//! process's HOME when its environment has none, and `exec -u NAME:GROUP`.
+
+use crate::error::{Error, Result};
 
 /// `passwd` entries as (name, uid, gid, home); malformed lines are skipped.
 fn entries(text: &str) -> impl Iterator<Item = (&str, u32, u32, &str)> {
@@ -13,11 +15,78 @@ fn entries(text: &str) -> impl Iterator<Item = (&str, u32, u32, &str)> {
     })
 }
 
-/// The container's passwd file, if it is a readable regular file: an image
-/// could put a fifo there to hang the init.
-fn passwd() -> Option<String> {
-    let bytes = crate::guard::read_input(std::path::Path::new("/etc/passwd")).ok()?;
+/// A database file of the container's, if it is a readable regular file:
+/// an image could put a fifo there to hang the init.
+fn db(path: &str) -> Option<String> {
+    let bytes = crate::guard::read_input(std::path::Path::new(path)).ok()?;
     String::from_utf8(bytes).ok()
+}
+
+fn passwd() -> Option<String> {
+    db("/etc/passwd")
+}
+
+/// `USER[:GROUP]` when both parts are numbers (no lookup needed): the
+/// uid, and the gid given or else `gid` (runc keeps the process's). None
+/// when a part is a name. Empty parts are refused.
+pub fn numeric_user(spec: &str, gid: u32) -> Result<Option<(u32, u32)>> {
+    let (u, g) = split_user(spec)?;
+    match (u.parse::<u32>(), g.map(str::parse::<u32>)) {
+        (Ok(uid), None) => Ok(Some((uid, gid))),
+        (Ok(uid), Some(Ok(gid))) => Ok(Some((uid, gid))),
+        _ => Ok(None),
+    }
+}
+
+fn split_user(spec: &str) -> Result<(&str, Option<&str>)> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if u.is_empty() || g.is_some_and(str::is_empty) {
+        return Err(Error::Config(format!(
+            "--user {spec:?}: expected USER[:GROUP]"
+        )));
+    }
+    Ok((u, g))
+}
+
+/// `USER[:GROUP]` resolved in the container's own databases (run inside
+/// its root): a name must have an entry; a named user without a group
+/// takes its passwd gid, a numeric one keeps `gid`.
+pub fn resolve_user(spec: &str, gid: u32) -> Result<(u32, u32)> {
+    let (u, g) = split_user(spec)?;
+    let missing = |what: &str, name: &str| {
+        Error::Config(format!(
+            "--user {spec:?}: no {what} {name:?} in the container's /etc/{what_file}",
+            what_file = if what == "user" { "passwd" } else { "group" }
+        ))
+    };
+    let (uid, user_gid) = match u.parse::<u32>() {
+        Ok(uid) => (uid, gid),
+        Err(_) => {
+            let pw = passwd().unwrap_or_default();
+            let found = entries(&pw).find(|e| e.0 == u).map(|e| (e.1, e.2));
+            found.ok_or_else(|| missing("user", u))?
+        }
+    };
+    let gid = match g {
+        None => user_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let gr = db("/etc/group").unwrap_or_default();
+                gr.lines()
+                    .filter_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok())?
+                    })
+                    .next()
+                    .ok_or_else(|| missing("group", g))?
+            }
+        },
+    };
+    Ok((uid, gid))
 }
 
 /// HOME for `uid`: its passwd entry's (the first match, empty included),

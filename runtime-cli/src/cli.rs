@@ -1,0 +1,271 @@
+//! runc's command line, flag for flag (runc 1.1 and the newer flags
+//! engines pass), as clap definitions. Values that runc takes as strings
+//! (sizes, negative numbers) are strings here too and parsed where used.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "estiba",
+    about = "estiba: an OCI container runtime",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for container state
+    #[arg(long, global = true, default_value = estiba_core::DEFAULT_ROOT)]
+    pub root: PathBuf,
+    /// Log file (default: stderr)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    pub log_format: crate::logging::Format,
+    /// Log debug messages too
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Place containers through systemd: linux.cgroupsPath is slice:prefix:name, a transient scope unit
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: auto, true or false (accepted for compatibility)
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", default_value = "auto")]
+    pub rootless: String,
+    /// Path to criu (accepted for compatibility; checkpointing is not supported)
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Clone)]
+pub struct CreateFlags {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket to receive the pty master of a terminal container
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Unix socket to receive a pidfd of the container's init
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// File to write the init's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (for a rootfs on ramfs)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N more fds (3..3+N) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    pub id: String,
+}
+
+#[derive(Args, Clone)]
+pub struct ExecFlags {
+    /// A process.json to run (as containerd sends it); other process flags are ignored
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket to receive the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Unix socket to receive a pidfd of the new process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Return once the process runs
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process's host pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Environment variable KEY=VALUE (repeatable)
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// USER[:GROUP], each a number or a name in the container's /etc/passwd and /etc/group
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional group id (repeatable)
+    #[arg(short = 'g', long = "additional-gids", allow_negative_numbers = true)]
+    pub additional_gids: Vec<i64>,
+    /// Add a capability (repeatable)
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// AppArmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Pass N more fds (3..3+N) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Existing sub-cgroup to run in: PATH, or CONTROLLER[,CONTROLLER]:PATH (v1; repeatable)
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    /// Allow exec into a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    pub id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `update`: runc's flags, values as runc parses them (sizes with units,
+/// -1 for unlimited).
+#[derive(Args, Clone)]
+pub struct UpdateFlags {
+    /// linux.resources JSON (as containerd sends it); "-" reads stdin. The other flags are then ignored
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Block IO weight (10-1000)
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period in microseconds
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<String>,
+    /// CPU CFS quota in microseconds (-1: unlimited)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPU CFS burst in microseconds
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
+    pub cpu_share: Option<String>,
+    /// CPU realtime period in microseconds
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<String>,
+    /// CPU realtime runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<String>,
+    /// 1: SCHED_IDLE for the cgroup, 0: the default
+    #[arg(long = "cpu-idle")]
+    pub cpu_idle: Option<String>,
+    /// CPUs to use (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Obsolete: ignored with a warning, as runc does
+    #[arg(long = "kernel-memory", hide = true, allow_hyphen_values = true)]
+    pub kernel_memory: Option<String>,
+    /// Obsolete: ignored with a warning, as runc does
+    #[arg(long = "kernel-memory-tcp", hide = true, allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (bytes, or with k, m, g; -1: unlimited)
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1: unlimited)
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids (-1: unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+    pub id: String,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a container (its process waits for `start`)
+    Create(CreateFlags),
+    /// Start a created container
+    Start { id: String },
+    /// Print a container's state as JSON
+    State { id: String },
+    /// Send a signal to a container's init (or all its processes)
+    Kill {
+        /// Signal every process of the container (obsolete in runc; kept)
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a stopped container (--force: stop it first)
+    Delete {
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container; in the foreground, wait and exit with its code
+    Run {
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Keep the container's state after it exits
+        #[arg(long)]
+        keep: bool,
+        /// Do not become a subreaper for the container's orphans while waiting
+        #[arg(long = "no-subreaper")]
+        no_subreaper: bool,
+        #[command(flatten)]
+        flags: CreateFlags,
+    },
+    /// List containers
+    List {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a default config.json
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// Print the runtime-spec features document
+    Features,
+    /// Run a new process in a running container
+    Exec(ExecFlags),
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// List a container's processes (extra args go to ps)
+    Ps {
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Change a container's resource limits (runc's flags, or --resources FILE|-)
+    Update(UpdateFlags),
+    /// Container events: stats every --interval and OOM kills (--stats: once)
+    Events {
+        /// Print the stats once and exit
+        #[arg(long)]
+        stats: bool,
+        /// How often to print stats (Go duration: 5s, 500ms, 1m)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Not supported yet: checkpoint, restore
+    #[command(external_subcommand)]
+    Other(Vec<String>),
+}
