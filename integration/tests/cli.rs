@@ -227,6 +227,9 @@ fn every_runc_flag_is_accepted() {
     assert!(checked > 60, "only {checked} flags checked");
 }
 
+/// (controller, file, value) of a v1 cgroup.
+type CgroupFile = (&'static str, &'static str, &'static str);
+
 /// `update` takes runc's flags with runc's values (`--cpu-share`, sizes
 /// with units, -1 for unlimited), ignores the obsolete kernel memory
 /// flags with a warning, and refuses Intel RDT schemas where there is no
@@ -275,7 +278,7 @@ fn update_takes_runcs_flags_and_values() {
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|e| format!("{name}: {e}"))
     };
-    let cases: &[(&[&str], &[(&str, &str, &str)])] = &[
+    let cases: &[(&[&str], &[CgroupFile])] = &[
         (&["--cpu-share", "512"], &[("cpu", "cpu.shares", "512")]),
         (
             &["--memory", "64m", "--memory-swap", "128m"],
