@@ -16,7 +16,7 @@ const ACC_MKNOD: u32 = 1;
 const ACC_READ: u32 = 2;
 const ACC_WRITE: u32 = 4;
 pub(crate) const DEV_BLOCK: i32 = 1;
-const DEV_CHAR: i32 = 2;
+pub(crate) const DEV_CHAR: i32 = 2;
 
 /// One rule in the kernel's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]

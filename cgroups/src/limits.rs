@@ -92,55 +92,49 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Applies `linux.resources`. Device rules on v1 are written here;
-    /// everything else goes through libcgroups.
+    /// Applies `linux.resources` at create. The device rules are ours on
+    /// both versions (libcgroups is given none): v1's written with the
+    /// fewest writes, v2's program attached; with no rules a container
+    /// still gets only the default devices (runc's meaning).
     pub fn apply(&self, resources: Option<&LinuxResources>) -> Result<()> {
         let rules = resources
             .and_then(|r| r.devices().as_deref())
             .unwrap_or_default();
-        if resources.is_some_and(needs_libcgroups) {
-            self.apply_with_libcgroups(resources.unwrap_or(&LinuxResources::default()))?;
-        } else if !self.unified {
-            if let Some(dir) = self.dir_of("devices") {
-                devices::apply_v1(dir, rules)?;
-            }
+        if let Some(r) = resources.filter(|r| needs_libcgroups(r)) {
+            self.apply_with_libcgroups(&without_devices(r))?;
         }
         if let Some(r) = resources {
             gaps::apply(self, r)?;
         }
-        self.apply_v2_devices(rules)
+        self.apply_devices(rules)
     }
 
-    /// v2: the device rules as an eBPF program (none when the spec has no
-    /// rules: a fresh cgroup allows every device, as in v1).
-    fn apply_v2_devices(&self, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
-        if !self.unified || rules.is_empty() {
+    fn apply_devices(&self, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
+        let Some(dir) = self.dir_of("devices") else {
             return Ok(());
-        }
-        match self.dir_of("devices") {
-            Some(dir) => devfilter::apply(dir, &devices::effective(rules)),
-            None => Ok(()),
+        };
+        if self.unified {
+            devfilter::apply(dir, &devices::effective(rules))
+        } else {
+            devices::apply_v1(dir, rules)
         }
     }
 
-    /// `update`: applies only what `resources` holds.
+    /// `update`: applies only what `resources` holds (device rules only
+    /// when it has some; runc's CLI never passes them).
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
         gaps::check_before_update(self, resources)?;
         if let Some(unit) = &self.unit {
             systemd::set_properties(unit, resources, self.unified)?;
         }
         if needs_libcgroups(resources) {
-            self.apply_with_libcgroups(resources)?;
+            self.apply_with_libcgroups(&without_devices(resources))?;
         }
         gaps::apply(self, resources)?;
-        if let (false, Some(rules), Some(dir)) = (
-            self.unified,
-            resources.devices().as_deref(),
-            self.dir_of("devices"),
-        ) {
-            devices::apply_v1(dir, rules)?;
+        match resources.devices().as_deref() {
+            Some(rules) => self.apply_devices(rules),
+            None => Ok(()),
         }
-        self.apply_v2_devices(resources.devices().as_deref().unwrap_or_default())
     }
 
     /// A libcgroups manager for this cgroup (built only where limits or
@@ -276,6 +270,14 @@ fn name_the_resource(msg: &str) -> String {
         Some((_, field)) => format!("linux.resources.{field}: {msg}"),
         None => msg.to_string(),
     }
+}
+
+/// `r` without device rules: libcgroups would write them verbatim (v1)
+/// after ours, deny-all first, cutting running processes off for a moment.
+fn without_devices(r: &LinuxResources) -> LinuxResources {
+    let mut r = r.clone();
+    r.set_devices(None);
+    r
 }
 
 fn needs_libcgroups(r: &LinuxResources) -> bool {

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
 use crate::dbus::{Connection, DbusError, Target, Value};
-use crate::devfilter::Rule;
 use crate::{Error, Result};
 
 /// A scope (or, for a name ending in `.slice`, a slice) unit and where its
@@ -215,50 +214,18 @@ pub fn resource_properties(r: Option<&LinuxResources>, v2: bool) -> Vec<Value> {
 /// writes its own device policy to the cgroup whenever it realizes the
 /// unit (v1: `devices.allow a` under the default policy, undoing ours); a
 /// strict policy with the same allow list keeps the container's rules.
-/// systemd's list only allows, so the effective rules must be a deny-all
-/// followed by allows (what engines and `estiba spec` write), or have no
-/// deny at all; denies that only take back an earlier allow are folded in.
+/// The list is what the rules leave allowed, starting from a deny-all
+/// (runc's meaning, as for v1 and v2): an allow-all list is the default
+/// policy, and an allow-all with denials in it cannot be said.
 fn device_properties(rules: &[LinuxDeviceCgroup], proc_devices: &str) -> Result<Vec<Value>> {
-    const ALL: u32 = 7;
-    let effective = crate::devices::effective(rules);
-    let deny_all = effective
-        .iter()
-        .rposition(|r| !r.allow && r.typ.is_none() && r.access == ALL);
-    let Some(start) = deny_all else {
-        if let Some(d) = effective.iter().position(|r| !r.allow) {
-            return Err(Error::Systemd(format!(
-                "linux.resources.devices[{d}]: a deny rule without an earlier deny-all cannot be kept by systemd's allow-list device policy"
-            )));
-        }
+    let Some(allowed) = crate::devices::allow_list(rules)? else {
         return Ok(vec![Value::property(
             "DevicePolicy",
             Value::Str("auto".into()),
         )]);
     };
-    let mut allowed: Vec<Rule> = vec![];
-    for (i, r) in effective.iter().enumerate().skip(start + 1) {
-        if r.allow {
-            allowed.push(r.clone());
-            continue;
-        }
-        let same = |a: &Rule| a.typ == r.typ && a.major == r.major && a.minor == r.minor;
-        if !allowed.iter().any(same) {
-            return Err(Error::Systemd(format!(
-                "linux.resources.devices[{i}]: a deny rule inside an allowed range cannot be kept by systemd's allow-list device policy"
-            )));
-        }
-        for a in allowed.iter_mut().filter(|a| same(a)) {
-            a.access &= !r.access;
-        }
-        allowed.retain(|a| a.access != 0);
-    }
     let mut entries = vec![];
-    for r in &allowed {
-        let access: String = [(2, 'r'), (4, 'w'), (1, 'm')]
-            .iter()
-            .filter(|(bit, _)| r.access & bit != 0)
-            .map(|(_, c)| *c)
-            .collect();
+    for (r, access) in &allowed {
         let kinds: &[&str] = match r.typ {
             None => &["char", "block"],
             Some(t) if t == crate::devfilter::DEV_BLOCK => &["block"],
@@ -622,15 +589,32 @@ mod tests {
     }
 
     #[test]
-    fn device_rules_systemd_cannot_keep_are_errors() {
-        assert_eq!(
-            device_allow("[]").unwrap(),
-            vec![("policy".into(), "auto".into())]
+    fn device_rules_start_from_deny_all() {
+        // No rules: only the devices every container gets (runc's meaning).
+        let got = device_allow("[]").unwrap();
+        assert!(got.contains(&("policy".into(), "strict".into())), "{got:?}");
+        assert!(
+            got.contains(&("/dev/char/1:3".into(), "rwm".into())),
+            "{got:?}"
         );
         assert!(
-            device_allow(r#"[{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]"#)
-                .is_err()
+            !got.iter()
+                .any(|(x, _)| x == "char-*" && got.iter().any(|(y, a)| y == x && a.contains('r'))),
+            "{got:?}"
         );
+        // Allow-all is the default policy.
+        assert_eq!(
+            device_allow(r#"[{"allow":true,"access":"rwm"}]"#).unwrap(),
+            vec![("policy".into(), "auto".into())]
+        );
+    }
+
+    #[test]
+    fn device_rules_systemd_cannot_keep_are_errors() {
+        assert!(device_allow(
+            r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"b","major":8,"minor":0,"access":"rwm"}]"#
+        )
+        .is_err());
         assert!(device_allow(
             r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","access":"rwm"},{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]"#
         )

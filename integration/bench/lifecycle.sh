@@ -22,7 +22,17 @@ for p in hyperfine runc crun; do command -v $p >/dev/null 2>&1 || need="$need $p
 if [ -n "$need" ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need; fi
 estiba=$(integration/build-release.sh)
 work=$(mktemp -d /tmp/estiba-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# Whatever happens, no container of the bench outlives it.
+cleanup() {
+    for r in estiba runc crun; do
+        case $r in estiba) b=$estiba ;; *) b=$(command -v $r) ;; esac
+        for id in $("$b" --root "$work/root-$r" list -q 2>/dev/null); do
+            "$b" --root "$work/root-$r" delete --force "$id" >/dev/null 2>&1
+        done
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
 ESTIBA=$estiba integration/make-bundle.sh "$work/bundle" /bin/true
 ESTIBA=$estiba integration/make-bundle.sh "$work/sleeper" /bin/sleep 1000
 export estiba work runs
