@@ -1,8 +1,8 @@
 //! cgroup v2 device rules: v2 has no devices.allow/deny files; the kernel
 //! asks a BPF_PROG_TYPE_CGROUP_DEVICE program attached to the cgroup. We
-//! compile the same effective rule list v1 gets into such a program with
-//! v1's meaning (the last rule that matches decides; no match: allowed, as
-//! in a fresh v1 cgroup) and attach it, replacing any earlier one.
+//! compile the same effective rule list v1 gets (it starts with a
+//! deny-all) into such a program with v1's meaning (the last rule that
+//! matches decides) and attach it, replacing any earlier one.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;

@@ -33,12 +33,19 @@ const DEFAULT_ALLOW: &[(char, Option<i64>, Option<i64>, &str)] = &[
     ('c', Some(10), Some(200), "rwm"),
 ];
 
-/// The whole list, in order: the spec's rules, then the defaults (also
-/// what the v2 program is compiled from).
+/// The whole list, in order: a deny-all, the spec's rules, then the
+/// defaults (also what the v2 program is compiled from, where "the last
+/// matching rule decides" then leaves nothing allowed by omission).
 pub fn effective(rules: &[LinuxDeviceCgroup]) -> Vec<Rule> {
-    rules
-        .iter()
-        .filter_map(Rule::from_spec)
+    let deny_all = Rule {
+        allow: false,
+        typ: None,
+        major: None,
+        minor: None,
+        access: 7,
+    };
+    std::iter::once(deny_all)
+        .chain(rules.iter().filter_map(Rule::from_spec))
         .chain(
             DEFAULT_ALLOW
                 .iter()

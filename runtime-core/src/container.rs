@@ -158,8 +158,15 @@ impl Container {
         let poststart = &c.saved.poststart;
         if !poststart.is_empty() {
             let json = serde_json::to_vec(&c.saved.oci(Status::Running)).unwrap_or_default();
-            // Spec 1.2: a failing poststart hook is a warning, not an error.
-            hooks::run_each_warn("poststart", poststart, &json);
+            // Spec 1.3 (and runc): a failing poststart hook is an error;
+            // the container is stopped and the lifecycle goes on at
+            // "destroy": the poststop hooks run now (once), and `delete`
+            // removes what is left.
+            if let Err(e) = hooks::run_all("poststart", poststart, &json) {
+                c.stop_everything(Status::Running, None);
+                c.poststop_now();
+                return Err(e);
+            }
         }
         Ok(())
     }

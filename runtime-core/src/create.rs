@@ -72,6 +72,8 @@ pub(crate) struct StageHooks {
 /// parses and allocates as little as possible.
 pub(crate) struct Prepared {
     pub bundle: Bundle,
+    /// Personality and memory policy: the container's, for every process.
+    pub attrs: crate::taskattr::ContainerAttrs,
     pub plan: Plan,
     pub caps: CapSets,
     pub env: Vec<String>,
@@ -202,6 +204,7 @@ pub(crate) fn create_with_console(
         crate::lsm::validate(p)?;
     }
     let seccomp = compile_seccomp(spec)?;
+    let attrs = crate::taskattr::ContainerAttrs::from_spec(spec)?;
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     let has_console = opts.console_socket.is_some() || console.is_some();
     match (terminal, has_console) {
@@ -331,6 +334,7 @@ pub(crate) fn create_with_console(
         || !hooks.create_container.is_empty();
     let prepared = Prepared {
         seccomp,
+        attrs,
         setgroups_allowed: true,
         bundle,
         plan,
@@ -359,6 +363,7 @@ pub(crate) fn create_with_console(
         namespaces::write_id_maps(pid, spec)?;
     }
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    crate::taskattr::reset_affinity(pid, None)?;
     cleanup.cgroup_parents_made = cgroup.create(pid, resources)?;
     saved.cgroup_parents_made = cleanup.cgroup_parents_made.clone();
     // What a killed create leaves is found from this: the cgroup and the

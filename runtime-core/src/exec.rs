@@ -280,8 +280,9 @@ impl Container {
         // The container's seccomp profile applies to exec'd processes too.
         let spec = self.spec()?;
         let mut seccomp = crate::create::compile_seccomp(&spec)?;
-        // So is its personality (runc applies it to every process).
-        let personality = spec.linux().as_ref().and_then(|l| l.personality().clone());
+        // So are its personality and memory policy (runc applies them to
+        // every process).
+        let attrs = crate::taskattr::ContainerAttrs::from_spec(&spec)?;
         if let Some(plan) = &mut seccomp {
             plan.state = serde_json::to_value(self.state()).unwrap_or_default();
         }
@@ -362,7 +363,7 @@ impl Container {
                 &caps,
                 console.as_ref().map(|c| (c, size)),
                 seccomp.as_ref(),
-                personality.as_ref(),
+                &attrs,
                 opts.preserve_fds,
                 &child_chan,
             )
@@ -372,6 +373,7 @@ impl Container {
         let result = (|| {
             let cg =
                 estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup)?;
+            crate::taskattr::reset_affinity(pid, Some(p))?;
             // In a frozen cgroup the process could never get to exec.
             let paused = status == Status::Paused;
             match (subs.is_empty(), paused) {
@@ -460,7 +462,7 @@ fn child(
     caps: &CapSets,
     console: Option<(&UnixStream, Option<(u16, u16)>)>,
     seccomp: Option<&process::SeccompPlan>,
-    personality: Option<&oci_spec::runtime::LinuxPersonality>,
+    attrs: &crate::taskattr::ContainerAttrs,
     preserve_fds: u32,
     chan: &Channel,
 ) -> Result<std::convert::Infallible> {
@@ -501,9 +503,8 @@ fn child(
         let program = process::look_path(&args[0], &env)?;
         crate::log::debug!("exec: in the container, about to run {program:?}");
         let exec = process::ExecArgs::new(&program, args, &env)?;
-        if let Some(per) = personality {
-            crate::taskattr::apply_personality(per)?;
-        }
+        attrs.apply()?;
+        crate::taskattr::apply_exec_affinity_final(p)?;
         process::finalize(p, caps, true, preserve_fds, seccomp)?;
         Ok(exec.exec())
     })();

@@ -151,9 +151,23 @@ pub fn check_devices(spec: &Spec) -> Result<()> {
 /// the mount weaker than asked (runc 1.2+ refuses the same).
 pub fn check_mounts(spec: &Spec) -> Result<()> {
     for m in spec.mounts().iter().flatten() {
+        let dest = m.destination();
         let opts = crate::mounts::MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
-        if opts.is_bind() || m.typ().as_deref() == Some("bind") {
-            opts.check_bind(m.destination())?;
+        let bind = opts.is_bind() || m.typ().as_deref() == Some("bind");
+        if bind {
+            opts.check_bind(dest)?;
+        }
+        if opts.copyup && (bind || m.typ().as_deref() != Some("tmpfs")) {
+            return Err(Error::Config(format!(
+                "mounts: {dest:?}: tmpcopyup is for a tmpfs mount"
+            )));
+        }
+        // runtime-spec 1.2: mappings on a mount make it id-mapped, which
+        // needs the idmap option; without it they would be ignored.
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(Error::Unsupported(format!(
+                "mounts: {dest:?}: uidMappings/gidMappings (id-mapped mounts) are not supported yet"
+            )));
         }
     }
     Ok(())
@@ -259,12 +273,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("size=1k"), "{err}");
+        check_mounts(&with("bind", &["rbind", "rro", "nosuid", "rprivate"])).unwrap();
         check_mounts(&with(
-            "bind",
-            &["rbind", "rro", "nosuid", "rprivate", "tmpcopyup"],
+            "tmpfs",
+            &["nosuid", "mode=755", "size=65536k", "tmpcopyup"],
         ))
         .unwrap();
-        check_mounts(&with("tmpfs", &["nosuid", "mode=755", "size=65536k"])).unwrap();
+        // tmpcopyup means something only for a tmpfs.
+        let err = check_mounts(&with("bind", &["rbind", "tmpcopyup"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tmpcopyup"), "{err}");
     }
 
     #[test]

@@ -38,8 +38,8 @@ fn run_all_with(
     Ok(())
 }
 
-/// Runs every hook of a stage whose failures are warnings (poststart in
-/// spec 1.2, poststop): a failing hook does not stop the ones after it.
+/// Runs every hook of a stage whose failures are warnings (poststop): a
+/// failing hook does not stop the ones after it.
 pub fn run_each_warn(stage: &str, hooks: &[Hook], state_json: &[u8]) {
     for (i, h) in hooks.iter().enumerate() {
         if let Err(msg) = run(h, state_json, None) {

@@ -187,15 +187,7 @@ fn become_the_process(
     process: &oci_spec::runtime::Process,
     state: &crate::state::OciState,
 ) -> Result<()> {
-    if let Some(per) = p
-        .bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.personality().as_ref())
-    {
-        crate::taskattr::apply_personality(per)?;
-    }
+    p.attrs.apply()?;
     let seccomp = p.seccomp.as_ref().map(|plan| process::SeccompPlan {
         filter: plan.filter.clone(),
         listener: plan.listener.as_ref().and_then(|l| l.try_clone().ok()),

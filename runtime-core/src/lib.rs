@@ -22,6 +22,7 @@ mod cgroupfs;
 mod channel;
 mod console;
 mod container;
+mod copyup;
 mod create;
 mod devices;
 mod error;

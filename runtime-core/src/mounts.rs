@@ -21,6 +21,8 @@ pub struct MountOptions {
     /// mount_setattr(AT_RECURSIVE) attributes from `rro`, `rnosuid`, ...
     pub rec_set: u64,
     pub rec_clr: u64,
+    /// `tmpcopyup`: the tmpfs starts with the content it covers.
+    pub copyup: bool,
 }
 
 impl Default for MountOptions {
@@ -32,6 +34,7 @@ impl Default for MountOptions {
             data: vec![],
             rec_set: 0,
             rec_clr: 0,
+            copyup: false,
         }
     }
 }
@@ -85,8 +88,13 @@ impl MountOptions {
                     o.rec_clr = (o.rec_clr & !set) | clr;
                     continue;
                 }
-                // runc extension, handled by engines' own copy-up; nothing to do here.
-                "tmpcopyup" => continue,
+                // runc's extension: copy what the tmpfs covers into it.
+                "tmpcopyup" => {
+                    o.copyup = true;
+                    continue;
+                }
+                "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
+                "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
                 "idmap" | "ridmap" => {
                     return Err(Error::Unsupported(format!(
                         "mount option {opt:?} (id-mapped mounts) is not supported yet"
@@ -197,6 +205,15 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
     let target = ctx.root.ensure(dest, false)?;
     check_target(ctx, typ, dest, &target, m.source().as_deref())?;
     let target_path = fd_path(&target);
+    // What the tmpfs is to start with, opened before it is covered.
+    let lower = match opts.copyup {
+        true => Some(
+            ctx.root
+                .open_in(dest, libc::O_RDONLY | libc::O_DIRECTORY)
+                .map_err(|e| Error::path("open for tmpcopyup", ctx.root.host_path(dest), e))?,
+        ),
+        false => None,
+    };
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data.join(",");
     let mut flags = without(opts.flags, MsFlags::MS_REMOUNT);
@@ -213,6 +230,13 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
     match res {
         Ok(()) => {
             drop(target);
+            if let Some(lower) = lower {
+                let upper = ctx
+                    .root
+                    .open_in(dest, libc::O_RDONLY | libc::O_DIRECTORY)
+                    .map_err(|e| Error::path("open tmpfs", ctx.root.host_path(dest), e))?;
+                crate::copyup::copy_up(&lower, &upper, dest)?;
+            }
             return apply_propagation(ctx, &opts, dest);
         }
         // sysfs needs a network namespace of our own; without one, runc

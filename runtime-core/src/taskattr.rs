@@ -1,14 +1,110 @@
-//! Per-task attributes from the spec (1.2): personality, I/O priority,
-//! scheduler, CPU affinity. Set while the process still holds its
-//! capabilities (real-time classes need CAP_SYS_NICE / CAP_SYS_ADMIN).
+//! Per-task attributes from the spec: the container's (personality,
+//! memory policy: every process in it gets them) and the process's own
+//! (I/O priority, scheduler, CPU affinity). Set while the process still
+//! holds its capabilities (real-time classes need CAP_SYS_NICE /
+//! CAP_SYS_ADMIN).
 
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
-    LinuxSchedulerPolicy, Process,
+    IOPriorityClass, LinuxMemoryPolicy, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, MemoryPolicyFlagType, MemoryPolicyModeType, Process,
+    Spec,
 };
 
 use crate::error::{Error, Os, Result};
 use crate::sys;
+
+/// What the container's config sets for every process in it (runc sets
+/// both for the init and for exec'd processes).
+#[derive(Debug, Clone, Default)]
+pub struct ContainerAttrs {
+    personality: Option<LinuxPersonality>,
+    memory_policy: Option<(libc::c_int, Vec<usize>)>,
+}
+
+impl ContainerAttrs {
+    /// Checked here, before any process exists.
+    pub fn from_spec(spec: &Spec) -> Result<Self> {
+        let linux = spec.linux().as_ref();
+        let personality = linux.and_then(|l| l.personality().clone());
+        if let Some(flags) = personality.as_ref().and_then(|p| p.flags().as_ref()) {
+            if !flags.is_empty() {
+                return Err(Error::Config(format!(
+                    "linux.personality.flags {flags:?}: the runtime-spec defines no personality flags"
+                )));
+            }
+        }
+        let memory_policy = match linux.and_then(|l| l.memory_policy().as_ref()) {
+            Some(mp) => Some(memory_policy(mp)?),
+            None => None,
+        };
+        Ok(ContainerAttrs {
+            personality,
+            memory_policy,
+        })
+    }
+
+    pub fn apply(&self) -> Result<()> {
+        if let Some(p) = &self.personality {
+            apply_personality(p)?;
+        }
+        if let Some((mode, nodes)) = &self.memory_policy {
+            sys::set_mempolicy(*mode, nodes)
+                .map_err(|e| Error::Sys(format!("linux.memoryPolicy: set_mempolicy: {}", Os(e))))?;
+        }
+        Ok(())
+    }
+}
+
+/// `linux.memoryPolicy` as set_mempolicy's mode (flags or-ed in) and node
+/// list, checked as runc checks it: DEFAULT and LOCAL take no nodes,
+/// PREFERRED any number, the others at least one; without
+/// MPOL_F_RELATIVE_NODES every node must be online here.
+fn memory_policy(mp: &LinuxMemoryPolicy) -> Result<(libc::c_int, Vec<usize>)> {
+    let bad =
+        |why: String| Error::Config(format!("invalid memory policy: linux.memoryPolicy: {why}"));
+    let mode = match mp.mode() {
+        MemoryPolicyModeType::MpolDefault => 0,
+        MemoryPolicyModeType::MpolPreferred => 1,
+        MemoryPolicyModeType::MpolBind => 2,
+        MemoryPolicyModeType::MpolInterleave => 3,
+        MemoryPolicyModeType::MpolLocal => 4,
+        MemoryPolicyModeType::MpolPreferredMany => 5,
+        MemoryPolicyModeType::MpolWeightedInterleave => 6,
+    };
+    let mut flags = 0;
+    for f in mp.flags().iter().flatten() {
+        flags |= match f {
+            MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
+            MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
+            MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    let nodes = match mp.nodes().as_deref().map(str::trim) {
+        None | Some("") => vec![],
+        Some(list) => {
+            parse_cpus(list).map_err(|_| bad(format!("nodes {list:?} is not like 0-3,7")))?
+        }
+    };
+    match (mode, nodes.len()) {
+        (0 | 4, n) if n > 0 => return Err(bad(format!("mode {} takes no nodes", mp.mode()))),
+        (2 | 3 | 5 | 6, 0) => {
+            return Err(bad(format!("mode {} needs at least one node", mp.mode())))
+        }
+        _ => {}
+    }
+    if flags & (1 << 14) == 0 {
+        let online = std::fs::read_to_string("/sys/devices/system/node/online")
+            .ok()
+            .and_then(|s| parse_cpus(s.trim()).ok())
+            .unwrap_or_else(|| vec![0]);
+        if let Some(n) = nodes.iter().find(|n| !online.contains(n)) {
+            return Err(bad(format!(
+                "node {n} is not online here (online: {online:?})"
+            )));
+        }
+    }
+    Ok((mode | flags, nodes))
+}
 
 pub fn apply_personality(p: &LinuxPersonality) -> Result<()> {
     const PER_LINUX32: libc::c_ulong = 0x0008;
@@ -73,17 +169,59 @@ pub fn apply(process: &Process) -> Result<()> {
         sys::sched_setattr(&mut attr)
             .map_err(|e| Error::Sys(format!("process.scheduler {:?}: {}", s.policy(), Os(e))))?;
     }
-    if let Some(cpus) = process
-        .exec_cpu_affinity()
-        .as_ref()
-        .and_then(|a| a.cpu_affinity_final().as_ref())
-    {
-        let list = parse_cpus(cpus)?;
-        sys::sched_setaffinity(&list).map_err(|e| {
-            Error::Sys(format!("process.execCPUAffinity.final {cpus:?}: {}", Os(e)))
-        })?;
-    }
     Ok(())
+}
+
+/// The affinity a container process (`pid`, still the runtime's code)
+/// starts with, set before it enters the container's cgroup: an exec'd
+/// process's `execCPUAffinity.initial`, else every online CPU, so that it
+/// never inherits a runtime that runs pinned (`taskset`); the cgroup's
+/// cpuset narrows it (runc does the same).
+pub fn reset_affinity(pid: libc::pid_t, exec_process: Option<&Process>) -> Result<()> {
+    let initial = exec_process
+        .and_then(|p| p.exec_cpu_affinity().as_ref())
+        .and_then(|a| a.initial().clone())
+        .filter(|c| !c.trim().is_empty());
+    let (cpus, what) = match &initial {
+        Some(c) => (parse_cpus(c)?, "process.execCPUAffinity.initial"),
+        None => {
+            let online =
+                std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+            match parse_cpus(online.trim()) {
+                Ok(all) => (all, "every online CPU"),
+                Err(_) => return Ok(()),
+            }
+        }
+    };
+    sys::sched_setaffinity(pid, &cpus)
+        .map_err(|e| Error::Sys(format!("CPU affinity ({what}) of {pid}: {}", Os(e))))?;
+    let now = sys::sched_getaffinity(pid).unwrap_or_default();
+    crate::log::debug!("process {pid}: affinity before its cgroup ({what}): {now:?}");
+    Ok(())
+}
+
+/// `process.execCPUAffinity.final` (exec'd processes only; the spec: "not
+/// applicable to the container's init process"), once the process is in
+/// the container's cgroup.
+pub fn apply_exec_affinity_final(process: &Process) -> Result<()> {
+    let Some(a) = process.exec_cpu_affinity() else {
+        return Ok(());
+    };
+    let name = "final";
+    let Some(cpus) = a
+        .cpu_affinity_final()
+        .as_ref()
+        .filter(|c| !c.trim().is_empty())
+    else {
+        return Ok(());
+    };
+    let list = parse_cpus(cpus)?;
+    sys::sched_setaffinity(0, &list).map_err(|e| {
+        Error::Sys(format!(
+            "process.execCPUAffinity.{name} {cpus:?}: {}",
+            Os(e)
+        ))
+    })
 }
 
 /// "0-3,7" as [0, 1, 2, 3, 7].

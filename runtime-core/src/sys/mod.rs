@@ -353,6 +353,42 @@ pub fn personality(persona: libc::c_ulong) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// The CPUs `pid` may run on.
+pub fn sched_getaffinity(pid: libc::pid_t) -> Result<Vec<usize>, Errno> {
+    // SAFETY: cpu_set_t is plain data, filled by the kernel below.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is valid for size_of::<cpu_set_t>() bytes.
+    let r =
+        unsafe { libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    Errno::result(r)?;
+    // SAFETY: c is below CPU_SETSIZE; CPU_ISSET reads inside `set`.
+    Ok((0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// `set_mempolicy(mode | flags, nodemask, maxnode)` for the calling thread
+/// (a single-threaded process here): `nodes` are node numbers.
+pub fn set_mempolicy(mode: libc::c_int, nodes: &[usize]) -> Result<(), Errno> {
+    let words = nodes.iter().max().map(|n| n / 64 + 1).unwrap_or(1);
+    let mut mask = vec![0u64; words];
+    for &n in nodes {
+        mask[n / 64] |= 1u64 << (n % 64);
+    }
+    // The kernel reads maxnode - 1 bits.
+    let maxnode = (words * 64 + 1) as libc::c_ulong;
+    let ptr = if nodes.is_empty() {
+        std::ptr::null()
+    } else {
+        mask.as_ptr()
+    };
+    // SAFETY: `mask` holds `words` u64s, which covers maxnode - 1 bits; a
+    // null mask with an empty node list is what the kernel expects for
+    // MPOL_DEFAULT / MPOL_LOCAL.
+    let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    Errno::result(r).map(drop)
+}
+
 /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)`.
 pub fn ioprio_set(class: u32, level: u32) -> Result<(), Errno> {
     const IOPRIO_WHO_PROCESS: libc::c_long = 1;
@@ -385,7 +421,7 @@ pub fn sched_setattr(attr: &mut SchedAttr) -> Result<(), Errno> {
 }
 
 /// `sched_setaffinity(0, ...)` to exactly `cpus`.
-pub fn sched_setaffinity(cpus: &[usize]) -> Result<(), Errno> {
+pub fn sched_setaffinity(pid: libc::pid_t, cpus: &[usize]) -> Result<(), Errno> {
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write inside it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for &c in cpus {
@@ -396,7 +432,7 @@ pub fn sched_setaffinity(cpus: &[usize]) -> Result<(), Errno> {
         unsafe { libc::CPU_SET(c, &mut set) };
     }
     // SAFETY: set is valid for size_of::<cpu_set_t>() bytes.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    let r = unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     Errno::result(r).map(drop)
 }
 

@@ -1,0 +1,297 @@
+//! runtime-spec 1.3 fields (issue 14): each applied and seen from inside
+//! a real container, or refused at create naming it; never ignored.
+
+use estiba_integration::skip;
+use estiba_integration::*;
+use serde_json::json;
+
+/// `tmpcopyup`: the tmpfs over /data starts with what /data held in the
+/// image, owners, modes, a subdirectory and a symlink included, and takes
+/// the directory's own mode and owner; it is a tmpfs (writes do not reach
+/// the image). runc, where installed, on the same bundle says the same but
+/// for the directory's owner, which it leaves root's.
+#[test]
+fn tmpcopyup_copies_the_directory_up() {
+    if !can_run("tmpcopyup_copies_the_directory_up") {
+        return;
+    }
+    let mut w = World::new("copyup");
+    let data = w.rootfs().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("file"), "image content\n").unwrap();
+    std::fs::write(data.join("sub/deep"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("file", data.join("link")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data.join("file"), std::fs::Permissions::from_mode(0o604)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o757)).unwrap();
+    std::os::unix::fs::chown(data.join("file"), Some(1000), Some(1001)).unwrap();
+    std::os::unix::fs::chown(&data, Some(1002), Some(1003)).unwrap();
+    w.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "nosuid"]}));
+    w.script(
+        "cat /data/file /data/sub/deep; readlink /data/link; stat -c '%a %u %g' /data/file /data; \
+         grep -c ' /data tmpfs ' /proc/mounts; echo new > /data/added",
+    );
+    let want = [
+        "image content",
+        "deep",
+        "file",
+        "604 1000 1001",
+        "757 1002 1003",
+        "1",
+    ];
+    let out = w.run_ok("c");
+    assert_eq!(out.lines().collect::<Vec<_>>(), want, "{out}");
+    assert!(!data.join("added").exists(), "a write reached the image");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    if let Some(o) = w.runc(&["run", "--bundle", &bundle, "runc-copyup"]) {
+        assert!(o.status.success(), "runc: {}", text(&o.stderr));
+        // runc copies the directory's mode but not its owner (the tmpfs
+        // root stays root's); everything else is the same.
+        let theirs = text(&o.stdout);
+        let theirs: Vec<&str> = theirs.lines().collect();
+        assert_eq!(theirs.len(), want.len(), "runc: {theirs:?}");
+        for (i, (t, o)) in theirs.iter().zip(want).enumerate() {
+            if i == 4 {
+                assert!(t.starts_with("757 "), "runc: {theirs:?}");
+            } else {
+                assert_eq!(*t, o, "runc: {theirs:?}");
+            }
+        }
+    }
+    // On anything but a tmpfs it means nothing: refused, not ignored.
+    w.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap()["type"] = json!("proc");
+    let out = w.run("d");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("tmpcopyup"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The first mapping's policy in /proc/self/numa_maps, as runc's
+/// memorypolicy.bats reads it.
+const NUMA_POLICY: &str = "head -n 1 /proc/self/numa_maps | cut -d ' ' -f 2";
+
+/// `linux.memoryPolicy` (runc 1.4's cases): the init runs with the policy,
+/// an exec'd process too; a mode without its nodes, nodes for a mode that
+/// takes none, a node that is not there and an empty policy are refused.
+#[test]
+fn memory_policy_is_set_for_every_process() {
+    if !can_run("memory_policy_is_set_for_every_process") {
+        return;
+    }
+    if !std::path::Path::new("/proc/self/numa_maps").exists() {
+        skip!("memory_policy_is_set_for_every_process: no NUMA (no /proc/self/numa_maps)");
+        return;
+    }
+    let mut w = World::new("mempolicy");
+    w.script(NUMA_POLICY);
+    for (i, (policy, want)) in [
+        (
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0"}),
+            &["interleave:0"][..],
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}),
+            &["bind", "static", "0"][..],
+        ),
+        (json!({"mode": "MPOL_LOCAL"}), &["local"][..]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        w.config["linux"]["memoryPolicy"] = policy.clone();
+        let out = w.run_ok(&format!("r{i}"));
+        assert!(out.trim().starts_with(want[0]), "{policy}: {out}");
+        assert!(want.iter().all(|p| out.contains(p)), "{policy}: {out}");
+    }
+    w.config["linux"]["memoryPolicy"] =
+        json!({"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES"]});
+    w.args(&["sleep", "100"]);
+    let id = w.running("e");
+    let out = w.estiba(&["exec", &id, "sh", "-c", NUMA_POLICY]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    assert!(
+        o.starts_with("prefer") && o.contains("relative") && o.trim().ends_with('0'),
+        "{o}"
+    );
+    for (policy, want) in [
+        (json!({"mode": "MPOL_BIND"}), "needs at least one node"),
+        (
+            json!({"mode": "MPOL_DEFAULT", "nodes": "0"}),
+            "takes no nodes",
+        ),
+        (json!({"mode": "MPOL_BIND", "nodes": "63"}), "not online"),
+        (json!({"mode": "MPOL_BIND", "nodes": "x"}), "not like"),
+        (json!({}), "mode"),
+        (json!({"mode": "MPOL_NOPE", "nodes": "0"}), "MPOL_NOPE"),
+    ] {
+        w.config["linux"]["memoryPolicy"] = policy.clone();
+        let (cid, out) = w.create("bad", &[]);
+        assert_eq!(out.status.code(), Some(1), "{policy} was accepted");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{policy}: {}",
+            text(&out.stderr)
+        );
+        assert!(!w.root.join(cid).exists());
+    }
+}
+
+/// The CPUs the runtime itself may use here, pinned with `taskset`.
+fn taskset() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("taskset"))
+        .find(|p| p.is_file())
+}
+
+/// `execCPUAffinity` (runc 1.2's cases): a pinned runtime's affinity is
+/// not inherited (every online CPU, or the cpuset's); an exec'd process
+/// starts on `initial` (the runtime's debug log reads it back) and runs on
+/// `final`; the init gets neither.
+#[test]
+fn exec_cpu_affinity_initial_and_final() {
+    if !can_run("exec_cpu_affinity_initial_and_final") {
+        return;
+    }
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let Some(taskset) =
+        taskset().filter(|_| online.trim() == "0-1" || online.trim().starts_with("0-"))
+    else {
+        skip!("exec_cpu_affinity_initial_and_final: needs taskset and CPUs 0 and 1");
+        return;
+    };
+    let all = online.trim().to_string();
+    let mut w = World::new("affinity");
+    w.config["process"]["execCPUAffinity"] = json!({"initial": "1", "final": "0"});
+    w.args(&["sleep", "100"]);
+    w.write_config();
+    let id = w.id("c");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    // The runtime pinned to CPU 0: the init must not stay there.
+    let st = std::process::Command::new(&taskset)
+        .args(["-c", "0"])
+        .arg(&w.bin)
+        .arg("--root")
+        .arg(&w.root)
+        .args(["run", "-d", "--bundle", &bundle, &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let pid = w.state(&id)["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let init = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap();
+    assert_eq!(
+        init.split_whitespace().last(),
+        Some(all.as_str()),
+        "the init: {init}"
+    );
+    let log = w.dir.join("exec.log");
+    let log_s = log.to_string_lossy().into_owned();
+    let out = w.estiba(&[
+        "--debug",
+        "--log",
+        &log_s,
+        "exec",
+        &id,
+        "grep",
+        "Cpus_allowed_list:",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).split_whitespace().last(),
+        Some("0"),
+        "final"
+    );
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        lines.contains("(process.execCPUAffinity.initial): [1]"),
+        "initial not seen: {lines}"
+    );
+    // Without execCPUAffinity, a pinned runtime's exec gets every CPU.
+    let mut w2 = World::new("affinity2");
+    w2.args(&["sleep", "100"]);
+    let id2 = w2.running("c");
+    let out = std::process::Command::new(&taskset)
+        .args(["-c", "0"])
+        .arg(&w2.bin)
+        .arg("--root")
+        .arg(&w2.root)
+        .args([
+            "exec",
+            &id2,
+            "grep",
+            "Cpus_allowed_list:",
+            "/proc/self/status",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).split_whitespace().last(),
+        Some(all.as_str())
+    );
+}
+
+/// Fields with no meaning here are refused, naming them: personality
+/// flags (the spec defines none), mount id-mappings without id-mapped
+/// mount support.
+#[test]
+fn fields_that_cannot_be_honoured_are_refused() {
+    if !can_run("fields_that_cannot_be_honoured_are_refused") {
+        return;
+    }
+    let mut w = World::new("refused13");
+    let base = w.config.clone();
+    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        (
+            Box::new(|c| c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["X"]})),
+            "personality.flags",
+        ),
+        (
+            Box::new(|c| {
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind"],
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]
+                }))
+            }),
+            "uidMappings",
+        ),
+    ];
+    for (edit, want) in cases {
+        w.config = base.clone();
+        edit(&mut w.config);
+        let (id, out) = w.create("x", &[]);
+        assert_eq!(out.status.code(), Some(1), "{want}: accepted");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{want}: {}",
+            text(&out.stderr)
+        );
+        assert!(!w.root.join(id).exists());
+    }
+    // iversion is a mount flag, not filesystem data.
+    w.config = base;
+    w.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/v", "type": "tmpfs", "source": "tmpfs", "options": ["iversion"]}),
+    );
+    w.script("grep -c ' /v tmpfs ' /proc/mounts");
+    assert_eq!(w.run_ok("iv").trim(), "1");
+}
