@@ -250,6 +250,9 @@ fn exec_cpu_affinity_initial_and_final() {
     );
 }
 
+/// A change to a config.
+type ConfigEdit = Box<dyn Fn(&mut serde_json::Value)>;
+
 /// Fields with no meaning here are refused, naming them: personality
 /// flags (the spec defines none), mount id-mappings without id-mapped
 /// mount support.
@@ -260,7 +263,7 @@ fn fields_that_cannot_be_honoured_are_refused() {
     }
     let mut w = World::new("refused13");
     let base = w.config.clone();
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(ConfigEdit, &str)> = vec![
         (
             Box::new(|c| c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["X"]})),
             "personality.flags",
