@@ -11,6 +11,7 @@
 mod dbus;
 mod devfilter;
 mod devices;
+mod files;
 mod freezer;
 mod gaps;
 mod limits;

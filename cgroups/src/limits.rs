@@ -100,6 +100,9 @@ impl Cgroup {
         let rules = resources
             .and_then(|r| r.devices().as_deref())
             .unwrap_or_default();
+        if let Some(r) = resources {
+            self.check_files(r)?;
+        }
         if let Some(r) = resources.filter(|r| needs_libcgroups(r)) {
             self.apply_with_libcgroups(&without_devices(r))?;
         }
@@ -123,6 +126,7 @@ impl Cgroup {
     /// `update`: applies only what `resources` holds (device rules only
     /// when it has some; runc's CLI never passes them).
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        self.check_files(resources)?;
         gaps::check_before_update(self, resources)?;
         if let Some(unit) = &self.unit {
             systemd::set_properties(unit, resources, self.unified)?;

@@ -290,6 +290,25 @@ fn fields_that_cannot_be_honoured_are_refused() {
         );
         assert!(!w.root.join(id).exists());
     }
+    // blockIO.leafWeight: CFQ's blkio.leaf_weight, gone since Linux 5.0
+    // and never on v2. Where no cgroup can hold it, it is refused.
+    let leaf = std::fs::read_dir("/sys/fs/cgroup/blkio")
+        .map(|d| d.flatten().any(|e| e.file_name() == "blkio.leaf_weight"))
+        .unwrap_or(false);
+    if leaf {
+        skip!("fields_that_cannot_be_honoured_are_refused: this kernel has blkio.leaf_weight");
+    } else {
+        w.config = base.clone();
+        w.config["linux"]["resources"]["blockIO"] = json!({"leafWeight": 300});
+        let (id, out) = w.create("leaf", &[]);
+        assert_eq!(out.status.code(), Some(1), "leafWeight accepted");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("blockIO.leafWeight") && err.contains("invalid configuration"),
+            "{err}"
+        );
+        assert!(!w.root.join(id).exists());
+    }
     // iversion is a mount flag, not filesystem data.
     w.config = base;
     w.config["mounts"].as_array_mut().unwrap().push(
@@ -297,4 +316,126 @@ fn fields_that_cannot_be_honoured_are_refused() {
     );
     w.script("grep -c ' /v tmpfs ' /proc/mounts");
     assert_eq!(w.run_ok("iv").trim(), "1");
+}
+
+/// `features` tells the truth: every mount option, namespace, memory
+/// policy mode and flag, and seccomp flag it lists works in a real
+/// container; what it says is not supported (Intel RDT, id-mapped mounts,
+/// network devices) and a config newer than `ociVersionMax` are refused.
+#[test]
+fn features_match_what_containers_do() {
+    if !can_run("features_match_what_containers_do") {
+        return;
+    }
+    let f: serde_json::Value = serde_json::from_slice(
+        &std::process::Command::new(binary())
+            .arg("features")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let mut w = World::new("features");
+    let base = w.config.clone();
+    let shared = w.dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let mut ran = 0;
+    let mut runs = |w: &mut World, what: &str| {
+        let out = w.run(&format!("f{ran}"));
+        ran += 1;
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+    };
+    for o in f["mountOptions"].as_array().unwrap() {
+        let o = o.as_str().unwrap();
+        w.config = base.clone();
+        let m = match o {
+            "bind" | "rbind" => {
+                json!({"destination": "/t", "type": "bind", "source": shared, "options": [o]})
+            }
+            _ => json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": [o]}),
+        };
+        w.config["mounts"].as_array_mut().unwrap().push(m);
+        runs(&mut w, &format!("mount option {o}"));
+    }
+    for ns in f["linux"]["namespaces"].as_array().unwrap() {
+        let ns = ns.as_str().unwrap();
+        w.config = base.clone();
+        w.without_namespace(ns);
+        w.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": ns}));
+        if ns == "user" {
+            let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            w.config["linux"]["uidMappings"] = map.clone();
+            w.config["linux"]["gidMappings"] = map;
+        }
+        runs(&mut w, &format!("namespace {ns}"));
+    }
+    if std::path::Path::new("/proc/self/numa_maps").exists() {
+        for mode in f["linux"]["memoryPolicy"]["modes"].as_array().unwrap() {
+            let mode = mode.as_str().unwrap();
+            w.config = base.clone();
+            let nodes = if matches!(mode, "MPOL_DEFAULT" | "MPOL_LOCAL") {
+                ""
+            } else {
+                "0"
+            };
+            w.config["linux"]["memoryPolicy"] = json!({"mode": mode, "nodes": nodes});
+            runs(&mut w, &format!("memory policy {mode}"));
+        }
+        for flag in f["linux"]["memoryPolicy"]["flags"].as_array().unwrap() {
+            w.config = base.clone();
+            w.config["linux"]["memoryPolicy"] =
+                json!({"mode": "MPOL_BIND", "nodes": "0", "flags": [flag]});
+            runs(&mut w, &format!("memory policy flag {flag}"));
+        }
+    } else {
+        skip!("features_match_what_containers_do: no NUMA here, memory policies not run");
+    }
+    for flag in f["linux"]["seccomp"]["supportedFlags"].as_array().unwrap() {
+        if flag == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" {
+            continue; // only with a listener: tests/seccomp.rs's notify test
+        }
+        w.config = base.clone();
+        w.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [flag]});
+        runs(&mut w, &format!("seccomp flag {flag}"));
+    }
+    // Said not to be supported: refused.
+    assert_eq!(f["linux"]["intelRdt"]["enabled"], false);
+    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+    assert_eq!(f["linux"]["netDevices"]["enabled"], false);
+    let refused: Vec<(serde_json::Value, &str)> = vec![
+        (json!({"linux": {"intelRdt": {"closID": "x"}}}), "intelRdt"),
+        (json!({"linux": {"netDevices": {"eth0": {}}}}), "netDevices"),
+        (
+            json!({"mounts": [{"destination": "/t", "type": "bind", "source": shared, "options": ["rbind", "idmap"]}]}),
+            "idmap",
+        ),
+        (json!({"ociVersion": "1.4.0"}), "newer"),
+    ];
+    for (edit, want) in refused {
+        w.config = base.clone();
+        for (k, v) in edit.as_object().unwrap() {
+            if k == "linux" {
+                for (lk, lv) in v.as_object().unwrap() {
+                    w.config["linux"][lk] = lv.clone();
+                }
+            } else {
+                w.config[k] = v.clone();
+            }
+        }
+        let (id, out) = w.create("r", &[]);
+        assert_eq!(out.status.code(), Some(1), "{want}: accepted");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{want}: {}",
+            text(&out.stderr)
+        );
+        assert!(!w.root.join(id).exists());
+    }
+    assert_eq!(f["ociVersionMax"], "1.3.0");
+    w.config = base;
+    w.config["ociVersion"] = json!("1.3.0");
+    runs(&mut w, "ociVersion 1.3.0");
 }

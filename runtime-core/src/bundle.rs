@@ -113,6 +113,19 @@ fn check_version(v: &str) -> Result<()> {
             "ociVersion {v:?} is not supported (estiba supports 1.x)"
         )));
     }
+    // Newer than the newest this runtime implements: its fields could not
+    // all be honoured (a pre-release of the newest is fine).
+    let newest: Vec<u64> = crate::OCI_VERSION
+        .split('.')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let ours: Vec<u64> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+    if ours > newest {
+        return Err(Error::Config(format!(
+            "ociVersion {v:?} is newer than {} (the newest runtime-spec estiba implements)",
+            crate::OCI_VERSION
+        )));
+    }
     Ok(())
 }
 
@@ -164,6 +177,13 @@ fn validate(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
+    if let Some(devs) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) {
+        let mut names: Vec<&String> = devs.keys().collect();
+        names.sort();
+        return Err(Error::Unsupported(format!(
+            "linux.netDevices {names:?}: moving network devices into the container is not supported yet"
+        )));
+    }
     if let Some(rdt) = linux.intel_rdt() {
         let mounted = std::fs::read_to_string("/proc/self/mountinfo")
             .is_ok_and(|m| m.lines().any(|l| l.contains(" - resctrl ")));

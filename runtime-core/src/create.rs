@@ -205,6 +205,18 @@ pub(crate) fn create_with_console(
     }
     let seccomp = compile_seccomp(spec)?;
     let attrs = crate::taskattr::ContainerAttrs::from_spec(spec)?;
+    let memory = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref());
+    if memory.is_some_and(|m| m.kernel().is_some()) {
+        // Said, not silently dropped: Linux 6.x takes the write and ignores
+        // it (runc ignores the field too).
+        crate::log::warn!(
+            "linux.resources.memory.kernel: has no effect: the kernel no longer enforces kernel memory limits"
+        );
+    }
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     let has_console = opts.console_socket.is_some() || console.is_some();
     match (terminal, has_console) {

@@ -100,6 +100,11 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         cgroup_path: &p.saved.cgroup_path,
         new_cgroupns: plan.new_cgroup,
         new_netns: plan.new_net,
+        mount_label: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.mount_label().as_deref())
+            .filter(|l| !l.is_empty() && crate::lsm::selinux_enabled()),
     };
     if plan.new_mount {
         rootfs::prepare(spec, rootfs_path)?;

@@ -9,6 +9,71 @@ use oci_spec::runtime::Mount;
 use crate::error::{Error, Result};
 use crate::safepath::{fd_path, Root};
 
+/// Every mount option the parser understands (not passed on as
+/// filesystem data): the features document's `mountOptions`.
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
+
 /// What the options of one mount entry mean for mount(2).
 #[derive(Debug, PartialEq, Eq)]
 pub struct MountOptions {
@@ -187,6 +252,9 @@ pub struct MountContext<'a> {
     pub cgroup_path: &'a Path,
     pub new_cgroupns: bool,
     pub new_netns: bool,
+    /// `linux.mountLabel`, where the host has SELinux (without it the
+    /// label has nothing to apply to, as with runc).
+    pub mount_label: Option<&'a str>,
 }
 
 /// Mounts one entry of `mounts[]` inside the rootfs.
@@ -215,7 +283,17 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
         false => None,
     };
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-    let data = opts.data.join(",");
+    let mut data = opts.data.join(",");
+    // The mount's files get the container's SELinux context (runc's
+    // FormatMountLabel); proc and sysfs keep their own.
+    if let (Some(label), false) = (ctx.mount_label, matches!(typ, "proc" | "sysfs")) {
+        let context = format!("context=\"{label}\"");
+        data = if data.is_empty() {
+            context
+        } else {
+            format!("{data},{context}")
+        };
+    }
     let mut flags = without(opts.flags, MsFlags::MS_REMOUNT);
     if ro_later(typ, dest) {
         flags = without(flags, MsFlags::MS_RDONLY);
@@ -551,6 +629,17 @@ mod tests {
             Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)
         );
         assert_eq!(propagation_flag("ro"), None);
+    }
+
+    #[test]
+    fn every_known_option_is_understood() {
+        for o in KNOWN_OPTIONS {
+            let p = MountOptions::parse(&[o]).unwrap_or_else(|e| panic!("{o}: {e}"));
+            assert!(p.data.is_empty(), "{o} would be passed on as data");
+        }
+        // Data options and id-mapping are not mount options of ours.
+        assert!(!KNOWN_OPTIONS.contains(&"idmap"));
+        assert!(MountOptions::parse(&["size=1k"]).unwrap().data == ["size=1k"]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// The newest runtime-spec version this runtime implements.
-pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = "1.3.0";
 
 /// The version `spec` writes: the config uses nothing newer, and older
 /// runtimes and tools (crun 1.8, runtime-tools) refuse 1.1+ documents.
@@ -117,51 +117,11 @@ fn all_capabilities() -> Vec<String> {
 
 /// The features document. Only what works is listed as supported.
 pub fn features() -> Value {
-    let mount_options = [
-        "async",
-        "atime",
-        "bind",
-        "defaults",
-        "dev",
-        "diratime",
-        "dirsync",
-        "exec",
-        "lazytime",
-        "loud",
-        "mand",
-        "noatime",
-        "nodev",
-        "nodiratime",
-        "noexec",
-        "nolazytime",
-        "nomand",
-        "norelatime",
-        "nostrictatime",
-        "nosuid",
-        "private",
-        "rbind",
-        "relatime",
-        "remount",
-        "ro",
-        "rprivate",
-        "rshared",
-        "rslave",
-        "runbindable",
-        "rw",
-        "shared",
-        "silent",
-        "slave",
-        "strictatime",
-        "suid",
-        "sync",
-        "tmpcopyup",
-        "unbindable",
-    ];
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": mount_options.to_vec(),
+        "mountOptions": crate::mounts::KNOWN_OPTIONS,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": all_capabilities(),
@@ -174,14 +134,24 @@ pub fn features() -> Value {
                               "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE",
                           "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
-                "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
-                "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+                "knownFlags": estiba_seccomp::KNOWN_FLAGS,
+                "supportedFlags": estiba_seccomp::supported_flags()
             },
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            // Writing the profile or label before exec is ours; whether this
+            // host has the LSM is another matter (features-linux.md).
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                          "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            },
+            "mountExtensions": {"idmap": {"enabled": false}},
+            "netDevices": {"enabled": false}
         },
+        // No annotation of a config changes what estiba does.
+        "potentiallyUnsafeConfigAnnotations": [],
         "annotations": {
             "io.github.estiba.version": env!("CARGO_PKG_VERSION")
         }

@@ -111,14 +111,24 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         return Err(Error::Invalid("SCMP_ACT_NOTIFY needs listenerPath".into()));
     }
     let mut flags = 0;
+    let mut wait_killable_asked = false;
     for f in s.flags().iter().flatten() {
         flags |= match f {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => crate::FLAG_TSYNC,
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => crate::FLAG_LOG,
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => crate::FLAG_SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+                wait_killable_asked = true;
+                crate::FLAG_WAIT_KILLABLE_RECV
+            }
             #[allow(unreachable_patterns)]
             other => return Err(Error::Invalid(format!("flag {other:?} is not supported"))),
         };
+    }
+    if wait_killable_asked && !notify {
+        return Err(Error::Invalid(
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs an SCMP_ACT_NOTIFY rule (the kernel takes it only with a listener)".into(),
+        ));
     }
     if notify {
         flags |= crate::FLAG_WAIT_KILLABLE_RECV;
@@ -191,6 +201,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         flags,
         notify,
         skipped,
+        wait_killable_asked,
     })
 }
 

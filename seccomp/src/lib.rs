@@ -40,6 +40,8 @@ pub struct Filter {
     /// Syscall names an architecture of the filter does not have, skipped
     /// there (as runc skips them), for the caller to log.
     pub skipped: Vec<(Table, String)>,
+    /// WAIT_KILLABLE_RECV was asked for by the profile: never dropped.
+    pub wait_killable_asked: bool,
 }
 
 pub const FLAG_TSYNC: u32 = 1;
@@ -47,6 +49,44 @@ pub const FLAG_LOG: u32 = 2;
 pub const FLAG_SPEC_ALLOW: u32 = 4;
 pub const FLAG_NEW_LISTENER: u32 = 8;
 pub const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
+
+/// The seccomp flags the runtime-spec names, as `features` lists them.
+pub const KNOWN_FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+];
+
+/// Of [`KNOWN_FLAGS`], the ones this kernel takes: seccomp(2) with a flag
+/// it knows and no program fails with EFAULT, with one it does not with
+/// EINVAL (the probe libseccomp uses). WAIT_KILLABLE_RECV is only valid
+/// with a listener, so it is probed with NEW_LISTENER.
+pub fn supported_flags() -> Vec<&'static str> {
+    let probe = |flags: u32| {
+        // SAFETY: a null program pointer: the kernel checks the flags,
+        // then fails to read the program (EFAULT); nothing is installed.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                1,
+                flags,
+                std::ptr::null::<libc::sock_fprog>(),
+            )
+        };
+        r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+    };
+    [
+        (KNOWN_FLAGS[0], FLAG_TSYNC),
+        (KNOWN_FLAGS[1], FLAG_LOG),
+        (KNOWN_FLAGS[2], FLAG_SPEC_ALLOW),
+        (KNOWN_FLAGS[3], FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER),
+    ]
+    .into_iter()
+    .filter(|(_, f)| probe(*f))
+    .map(|(n, _)| n)
+    .collect()
+}
 
 impl Filter {
     /// Installs the filter on the calling thread. Without no_new_privs this
@@ -79,7 +119,10 @@ impl Filter {
             }
             let err = std::io::Error::last_os_error();
             // Older kernels lack WAIT_KILLABLE_RECV: use it where it exists.
-            if err.raw_os_error() == Some(libc::EINVAL) && flags & FLAG_WAIT_KILLABLE_RECV != 0 {
+            if err.raw_os_error() == Some(libc::EINVAL)
+                && flags & FLAG_WAIT_KILLABLE_RECV != 0
+                && !self.wait_killable_asked
+            {
                 flags &= !FLAG_WAIT_KILLABLE_RECV;
                 continue;
             }
