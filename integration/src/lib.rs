@@ -115,6 +115,8 @@ const APPLETS: &[&str] = &[
     "rm",
     "stty",
     "tty",
+    "ip",
+    "od",
 ];
 
 /// One test's world: a bundle with a busybox rootfs, a private state root,

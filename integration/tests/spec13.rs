@@ -320,8 +320,8 @@ fn fields_that_cannot_be_honoured_are_refused() {
 
 /// `features` tells the truth: every mount option, namespace, memory
 /// policy mode and flag, and seccomp flag it lists works in a real
-/// container; what it says is not supported (Intel RDT, id-mapped mounts,
-/// network devices) and a config newer than `ociVersionMax` are refused.
+/// container; what it says is not supported (Intel RDT, id-mapped mounts)
+/// and a config newer than `ociVersionMax` are refused.
 #[test]
 fn features_match_what_containers_do() {
     if !can_run("features_match_what_containers_do") {
@@ -404,10 +404,10 @@ fn features_match_what_containers_do() {
     // Said not to be supported: refused.
     assert_eq!(f["linux"]["intelRdt"]["enabled"], false);
     assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], false);
-    assert_eq!(f["linux"]["netDevices"]["enabled"], false);
+    // netDevices: net_devices_move_into_the_container.
+    assert_eq!(f["linux"]["netDevices"]["enabled"], true);
     let refused: Vec<(serde_json::Value, &str)> = vec![
         (json!({"linux": {"intelRdt": {"closID": "x"}}}), "intelRdt"),
-        (json!({"linux": {"netDevices": {"eth0": {}}}}), "netDevices"),
         (
             json!({"mounts": [{"destination": "/t", "type": "bind", "source": shared, "options": ["rbind", "idmap"]}]}),
             "idmap",
@@ -438,4 +438,156 @@ fn features_match_what_containers_do() {
     w.config = base;
     w.config["ociVersion"] = json!("1.3.0");
     runs(&mut w, "ociVersion 1.3.0");
+}
+
+/// A network namespace of the test's own standing in for the host (the
+/// real host's interfaces are never touched); deleted on drop.
+struct TestNetns(String);
+
+impl TestNetns {
+    fn make(name: &str) -> Option<TestNetns> {
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| TestNetns(name.to_string()))
+    }
+
+    /// Runs `ip ARGS` inside it.
+    fn ip(&self, args: &[&str]) -> bool {
+        std::process::Command::new("ip")
+            .args(["-n", &self.0])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Runs estiba inside it (only the network namespace changes).
+    fn estiba(&self, w: &World, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.0))
+            .arg(&w.bin)
+            .arg("--root")
+            .arg(&w.root)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// `linux.netDevices`: a veth interface of a test namespace (standing in
+/// for the host) is moved into the container's network namespace, renamed,
+/// up, with its permanent global addresses and without its others; a
+/// "%d" name is numbered by the kernel; a device that is not there, a
+/// name taken inside, and a container without a network namespace of its
+/// own are refused, leaving nothing. (The spec: never moved back; a
+/// virtual device ends with the container's namespace.)
+#[test]
+fn net_devices_move_into_the_container() {
+    if !can_run("net_devices_move_into_the_container") {
+        return;
+    }
+    let mut w = World::new("netdev");
+    let ns_name = format!("estiba-nd-{}", std::process::id());
+    let Some(ns) = TestNetns::make(&ns_name) else {
+        skip!("net_devices_move_into_the_container: cannot make a network namespace (ip netns)");
+        return;
+    };
+    assert!(ns.ip(&["link", "add", "nd0", "type", "veth", "peer", "name", "nd0p"]));
+    assert!(ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "nd0"]));
+    assert!(ns.ip(&[
+        "addr",
+        "add",
+        "10.98.0.1/24",
+        "dev",
+        "nd0",
+        "valid_lft",
+        "100",
+        "preferred_lft",
+        "100"
+    ]));
+    w.config["linux"]["netDevices"] = json!({"nd0": {"name": "ctr0"}});
+    w.script("ip -o link show ctr0; ip -o -4 addr show dev ctr0");
+    w.write_config();
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let id = w.id("a");
+    let out = ns.estiba(&w, &["run", "--bundle", &bundle, &id]);
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        o.lines()
+            .next()
+            .is_some_and(|l| l.contains("ctr0") && l.contains("UP")),
+        "{o}"
+    );
+    assert!(
+        o.contains("10.99.0.1/24"),
+        "the permanent address is gone: {o}"
+    );
+    assert!(
+        !o.contains("10.98.0.1"),
+        "a non-permanent address came along: {o}"
+    );
+    assert!(
+        !ns.ip(&["link", "show", "nd0"]),
+        "the device is still outside"
+    );
+    // A template name: the kernel numbers it.
+    assert!(ns.ip(&["link", "add", "nd1", "type", "veth", "peer", "name", "nd1p"]));
+    w.config["linux"]["netDevices"] = json!({"nd1": {"name": "eth%d"}});
+    w.script("ls /sys/class/net | grep eth");
+    w.write_config();
+    let id = w.id("b");
+    let out = ns.estiba(&w, &["run", "--bundle", &bundle, &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "eth0");
+    // Refusals, each leaving nothing behind.
+    assert!(ns.ip(&["link", "add", "nd2", "type", "veth", "peer", "name", "nd2p"]));
+    let cases = [
+        (json!({"nd9": {}}), true, "no such network device"),
+        (
+            json!({"nd2": {"name": "lo"}}),
+            true,
+            "already exists in the container",
+        ),
+        (
+            json!({"nd2": {"name": "a/b"}}),
+            true,
+            "invalid network device name",
+        ),
+        (json!({"nd2": {}}), false, "no network namespace of its own"),
+    ];
+    for (devs, own_netns, want) in cases {
+        w.config["linux"]["netDevices"] = devs.clone();
+        if !own_netns {
+            w.without_namespace("network");
+        }
+        w.write_config();
+        let id = w.id("r");
+        let out = ns.estiba(&w, &["create", "--bundle", &bundle, &id]);
+        assert_eq!(out.status.code(), Some(1), "{devs}: accepted");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{devs}: {}",
+            text(&out.stderr)
+        );
+        assert!(!w.root.join(&id).exists(), "{devs}: state left");
+        if !own_netns {
+            let ns = w.config["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.push(json!({"type": "network"}));
+        }
+    }
+    assert!(
+        ns.ip(&["link", "show", "nd2"]),
+        "a refused create moved the device"
+    );
 }

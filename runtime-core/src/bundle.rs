@@ -177,13 +177,6 @@ fn validate(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if let Some(devs) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) {
-        let mut names: Vec<&String> = devs.keys().collect();
-        names.sort();
-        return Err(Error::Unsupported(format!(
-            "linux.netDevices {names:?}: moving network devices into the container is not supported yet"
-        )));
-    }
     if let Some(rdt) = linux.intel_rdt() {
         let mounted = std::fs::read_to_string("/proc/self/mountinfo")
             .is_ok_and(|m| m.lines().any(|l| l.contains(" - resctrl ")));

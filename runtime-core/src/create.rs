@@ -205,6 +205,12 @@ pub(crate) fn create_with_console(
     }
     let seccomp = compile_seccomp(spec)?;
     let attrs = crate::taskattr::ContainerAttrs::from_spec(spec)?;
+    let own_netns = plan.new_net
+        || plan
+            .joins
+            .iter()
+            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Network);
+    let net_devices = crate::netdev::plan(spec, own_netns)?;
     let memory = spec
         .linux()
         .as_ref()
@@ -341,9 +347,12 @@ pub(crate) fn create_with_console(
     let hooks = stage_hooks(spec);
     // Also with only createContainer hooks: the init's MountsDone tells
     // the parent that hooks are about to run (see Cleanup::poststop).
+    // Also to move network devices: the init's network namespace exists
+    // by then (with a joined user namespace it makes it after clone).
     let parent_hooks = !hooks.prestart.is_empty()
         || !hooks.create_runtime.is_empty()
-        || !hooks.create_container.is_empty();
+        || !hooks.create_container.is_empty()
+        || !net_devices.is_empty();
     let prepared = Prepared {
         seccomp,
         attrs,
@@ -392,6 +401,8 @@ pub(crate) fn create_with_console(
     loop {
         match parent_chan.recv()? {
             Some(Msg::MountsDone) => {
+                // Before the hooks: a CNI prestart hook sees the devices.
+                crate::netdev::move_all(&net_devices, pid)?;
                 if !saved.poststop.is_empty() {
                     let stopped = saved.oci(state::Status::Stopped);
                     cleanup.poststop = Some((

@@ -38,6 +38,8 @@ pub mod log;
 mod lsm;
 mod mounts;
 mod namespaces;
+mod netdev;
+mod netlink;
 mod process;
 mod procfs;
 mod rootfs;

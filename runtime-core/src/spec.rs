@@ -148,7 +148,7 @@ pub fn features() -> Value {
                 "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
             },
             "mountExtensions": {"idmap": {"enabled": false}},
-            "netDevices": {"enabled": false}
+            "netDevices": {"enabled": true}
         },
         // No annotation of a config changes what estiba does.
         "potentiallyUnsafeConfigAnnotations": [],
