@@ -323,6 +323,11 @@ mod tests {
         assert!(check_version("1.0.0").is_ok());
         assert!(check_version("1.0.2-dev").is_ok());
         assert!(check_version("1.2.1").is_ok());
+        assert!(check_version("1.3.0").is_ok());
+        assert!(check_version("1.3.0-rc.1").is_ok());
+        // Newer than the newest implemented.
+        assert!(check_version("1.3.1").is_err());
+        assert!(check_version("1.4.0").is_err());
         assert!(check_version("2.0.0").is_err());
         assert!(check_version("").is_err());
         assert!(check_version("1.0").is_err());
@@ -373,9 +378,12 @@ mod tests {
 
     #[test]
     fn duplicate_namespace_refused() {
-        assert!(spec(
-            r#"{"ociVersion":"1.0.0","linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}}"#
+        let err = spec(
+            r#"{"ociVersion":"1.0.0","linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}}"#,
         )
-        .is_err());
+        .unwrap_err()
+        .to_string();
+        // runc's words.
+        assert!(err.contains("malformed spec file: duplicated ns"), "{err}");
     }
 }

@@ -273,6 +273,7 @@ fn poststart_fails(ctx: &Ctx) -> Outcome {
     let mut b = ctx.bundle(&["wait-signal"]);
     b.config["ociVersion"] = json!("1.3.0");
     b.add_hook("poststart", "failing", &["1"]);
+    b.add_hook("poststop", "poststop", &[]);
     b.created()?;
     let out = b.start();
     ensure(!out.status.success(), || {

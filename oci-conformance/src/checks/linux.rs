@@ -44,6 +44,7 @@ pub fn checks() -> Vec<Check> {
         Check { name: "config-linux.md personality: domain LINUX32", run: personality },
         Check { name: "config-linux.md intelRdt: without a mounted resctrl the runtime MUST generate an error", run: intel_rdt },
         Check { name: "config-linux.md mountLabel: the SELinux label of mounts", run: |_| selinux_skip() },
+        Check { name: "config-linux.md netDevices (1.3): a device that cannot be moved MUST generate an error", run: net_device_missing },
     ]
 }
 
@@ -463,6 +464,13 @@ fn missing_ns_path(ctx: &Ctx) -> Outcome {
     let mut b = ctx.bundle(&["report"]);
     b.config["linux"]["namespaces"] =
         json!([{ "type": "mount" }, { "type": "network", "path": "/proc/self/ns/no-such-ns" }]);
+    create_fails(&mut b)
+}
+
+fn net_device_missing(ctx: &Ctx) -> Outcome {
+    let mut b = ctx.bundle(&["report"]);
+    b.config["ociVersion"] = json!("1.3.0");
+    b.config["linux"]["netDevices"] = json!({ "oci-no-such0": { "name": "eth0" } });
     create_fails(&mut b)
 }
 
