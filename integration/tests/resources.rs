@@ -388,6 +388,16 @@ fn every_resource_set_read_inside_and_updated() {
         w.config["linux"]["cgroupsPath"] = json!(cgroup);
         w.args(&["sleep", "1000"]);
         let bundle = w.bundle.to_string_lossy().into_owned();
+        // v2 holds a blkio weight in io.weight (converted) where BFQ is
+        // not there: applied, but not as the value this case reads back.
+        let io_weight = cgroup_v2() && case.name == "blockIO.weight";
+        if !kernel_has(&outside, &cgroup) && io_weight {
+            skipped.push(format!(
+                "{}: no io.bfq.weight here; io.weight holds it, converted",
+                case.name
+            ));
+            continue;
+        }
         if !kernel_has(&outside, &cgroup) {
             // The field cannot be held here: create refuses it, naming it
             // (runc fails on the missing file too), and leaves nothing.

@@ -10,7 +10,7 @@ use crate::harness::{ensure, skip, Bundle, Ctx, Outcome};
 pub fn checks() -> Vec<Check> {
     vec![
         Check { name: "config-linux.md cgroupsPath: an absolute path is relative to the cgroups mount point", run: path },
-        Check { name: "config-linux.md resources: memory limit, reservation, swappiness", run: memory },
+        Check { name: "config-linux.md resources: memory limit, reservation, swappiness (v1)", run: memory },
         Check { name: "config-linux.md resources: pids limit", run: pids },
         Check { name: "config-linux.md resources: pids limit 0 SHOULD be treated as a limit of 0", run: pids_zero },
         Check { name: "config-linux.md resources: memory disableOOMKiller", run: oom_killer },
@@ -71,7 +71,12 @@ fn path(ctx: &Ctx) -> Outcome {
 
 fn memory(ctx: &Ctx) -> Outcome {
     need("memory")?;
-    let res = json!({ "memory": { "limit": 67108864, "reservation": 33554432, "swappiness": 30 } });
+    // Swappiness is a v1 knob: cgroup v2 has no file for it.
+    let res = if cgroup::v2() {
+        json!({ "memory": { "limit": 67108864, "reservation": 33554432 } })
+    } else {
+        json!({ "memory": { "limit": 67108864, "reservation": 33554432, "swappiness": 30 } })
+    };
     with_resources(ctx, res, |b| {
         if cgroup::v2() {
             file_is(b, "memory", "memory.max", "67108864")?;
