@@ -53,28 +53,34 @@ impl Bundle {
 
 /// Parses config.json text; a syntax or type error names line and column.
 pub fn parse_spec(text: &[u8]) -> Result<Spec> {
+    let err = |source| Error::Parse {
+        what: "config.json".into(),
+        source,
+    };
     if !mentions_sched_flags(text) {
-        return serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()));
+        return serde_json::from_slice(text).map_err(err);
     }
-    let mut v: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()))?;
+    let mut v: serde_json::Value = serde_json::from_slice(text).map_err(err)?;
     if let Some(flags) = v.pointer_mut("/process/scheduler/flags") {
         respell_sched_flags(flags);
     }
-    serde_json::from_value(v).map_err(|e| Error::Config(e.to_string()))
+    serde_json::from_value(v).map_err(err)
 }
 
 /// A process.json (`exec --process`), with the spec's scheduler flag names.
 pub fn parse_process(text: &[u8]) -> Result<oci_spec::runtime::Process> {
+    let err = |source| Error::Parse {
+        what: "process".into(),
+        source,
+    };
     if !mentions_sched_flags(text) {
-        return serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()));
+        return serde_json::from_slice(text).map_err(err);
     }
-    let mut v: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()))?;
+    let mut v: serde_json::Value = serde_json::from_slice(text).map_err(err)?;
     if let Some(flags) = v.pointer_mut("/scheduler/flags") {
         respell_sched_flags(flags);
     }
-    serde_json::from_value(v).map_err(|e| Error::Config(e.to_string()))
+    serde_json::from_value(v).map_err(err)
 }
 
 fn mentions_sched_flags(text: &[u8]) -> bool {

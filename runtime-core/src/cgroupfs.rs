@@ -8,7 +8,7 @@ use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
 
-use crate::error::{Error, Os, Result};
+use crate::error::{Error, Result};
 use crate::mounts::{remount, MountContext, MountOptions};
 use crate::safepath::fd_path;
 
@@ -105,11 +105,11 @@ fn bind(ctx: &MountContext, src: &Path, target: &str, flags: MsFlags, dest: &Pat
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| Error::Sys(format!("bind cgroup {src:?} on {dest:?}: {}", Os(e))))?;
+    .map_err(|e| Error::sys(format!("bind cgroup {src:?} on {dest:?}"), e))?;
     if !flags.is_empty() {
         let top = crate::mounts::mount_on(ctx, dest)?;
         remount(&fd_path(&top), flags, ctx.in_userns)
-            .map_err(|e| Error::Sys(format!("remount cgroup {dest:?}: {}", Os(e))))?;
+            .map_err(|e| Error::sys(format!("remount cgroup {dest:?}"), e))?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::connect;
 use nix::unistd::Pid;
 
-use crate::error::{Error, Os, Result};
+use crate::error::{Error, Result};
 use crate::state::{self, OciState, Saved, Status, EXEC_SOCKET};
 use crate::{hooks, id, log, sys};
 
@@ -354,7 +354,7 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(Error::Sys(format!("read {root:?}: {}", Os::from(&e)))),
+        Err(e) => return Err(Error::path("read", root, &e)),
     };
     let mut out = vec![];
     for entry in entries.flatten() {

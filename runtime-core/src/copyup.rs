@@ -24,12 +24,8 @@ const MAX_DEPTH: usize = 64;
 /// Copies what `lower` holds into `upper` (a fresh tmpfs root), and gives
 /// `upper` the mode and owner of `lower`.
 pub fn copy_up(lower: &OwnedFd, upper: &OwnedFd, dest: &std::path::Path) -> Result<()> {
-    let err = |what: &str, e: nix::errno::Errno| {
-        Error::Sys(format!(
-            "tmpcopyup {dest:?}: {what}: {}",
-            crate::error::Os(e)
-        ))
-    };
+    let err =
+        |what: &str, e: nix::errno::Errno| Error::sys(format!("tmpcopyup {dest:?}: {what}"), e);
     let st = fstat(lower.as_raw_fd()).map_err(|e| err("stat", e))?;
     copy_dir(lower.as_fd(), upper.as_fd(), 0).map_err(|(what, e)| err(&what, e))?;
     fchown(

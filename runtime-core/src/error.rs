@@ -34,7 +34,24 @@ impl From<&std::io::Error> for Os {
     }
 }
 
+impl std::error::Error for Os {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl Os {
+    /// The errno.
+    pub fn errno(&self) -> i32 {
+        self.0 as i32
+    }
+}
+
+/// What went wrong. Each variant's message is one lowercase line in runc's
+/// words (engines match on some of them); where an errno, an I/O error or a
+/// JSON parse error is the cause, it is the error's `source()`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("invalid container ID format: {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },
@@ -42,11 +59,34 @@ pub enum Error {
     NotFound(String),
     #[error("container with given ID already exists: {0}")]
     Exists(String),
+    /// A system call on `path` failed.
     #[error("{what} {path:?}: {err}")]
     Path {
+        /// What was being done.
         what: &'static str,
+        /// On what.
         path: PathBuf,
+        /// The errno, also the `source()`.
+        #[source]
         err: Os,
+    },
+    /// A system call failed.
+    #[error("{context}: {err}")]
+    Syscall {
+        /// What was being done.
+        context: String,
+        /// The errno, also the `source()`.
+        #[source]
+        err: Os,
+    },
+    /// A JSON document did not parse (config.json, process.json, resources).
+    #[error("invalid configuration: {what}: {source}")]
+    Parse {
+        /// Which document.
+        what: String,
+        /// The parser's error, with line and column.
+        #[source]
+        source: serde_json::Error,
     },
     /// A config runc would also call invalid (its words: engines and
     /// scripts match on "invalid configuration").
@@ -91,7 +131,18 @@ impl Error {
 
     /// A failed system call with a free-form context.
     pub fn sys(context: impl fmt::Display, err: impl Into<Os>) -> Self {
-        Error::Sys(format!("{context}: {}", err.into()))
+        Error::Syscall {
+            context: context.to_string(),
+            err: err.into(),
+        }
+    }
+
+    /// The errno behind this error, if one is.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Path { err, .. } | Error::Syscall { err, .. } => Some(err.errno()),
+            _ => None,
+        }
     }
 }
 

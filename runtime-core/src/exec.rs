@@ -14,7 +14,7 @@ use oci_spec::runtime::{LinuxCapabilities, Process};
 
 use crate::channel::{self, Channel, Msg};
 use crate::container::Container;
-use crate::error::{Error, Os, Result};
+use crate::error::{Error, Result};
 use crate::foreground::Foreground;
 use crate::process::{self, CapSets};
 use crate::state::Status;
@@ -477,9 +477,8 @@ fn child(
         }
         // User first: it decides what the others may do.
         for (name, flag, fd) in nss.iter().filter(|(n, _, _)| !matches!(*n, "pid" | "time")) {
-            nix::sched::setns(fd.as_fd(), *flag).map_err(|e| {
-                Error::Sys(format!("join the container's {name} namespace: {}", Os(e)))
-            })?;
+            nix::sched::setns(fd.as_fd(), *flag)
+                .map_err(|e| Error::sys(format!("join the container's {name} namespace"), e))?;
         }
         nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(init_root))
             .map_err(|e| Error::sys("enter the container's root", e))?;

@@ -336,12 +336,7 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
             )
             .map_err(|e| Error::path("remount sysfs", ctx.root.host_path(dest), e))?;
         }
-        Err(e) => {
-            return Err(Error::Sys(format!(
-                "mount {typ} {source:?} on {dest:?}: {}",
-                crate::error::Os(e)
-            )))
-        }
+        Err(e) => return Err(Error::sys(format!("mount {typ} {source:?} on {dest:?}"), e)),
     }
     apply_propagation(ctx, &opts, dest)
 }
@@ -480,12 +475,7 @@ fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> 
         MsFlags::MS_BIND | rec,
         None::<&str>,
     )
-    .map_err(|e| {
-        Error::Sys(format!(
-            "bind mount {source:?} on {dest:?}: {}",
-            crate::error::Os(e)
-        ))
-    })?;
+    .map_err(|e| Error::sys(format!("bind mount {source:?} on {dest:?}"), e))?;
     drop(target);
     let extra = without(
         opts.flags,
@@ -493,12 +483,8 @@ fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> 
     );
     if !extra.is_empty() {
         let top = mount_on(ctx, dest)?;
-        remount(&fd_path(&top), extra, ctx.in_userns).map_err(|e| {
-            Error::Sys(format!(
-                "remount {dest:?} with {extra:?}: {}",
-                crate::error::Os(e)
-            ))
-        })?;
+        remount(&fd_path(&top), extra, ctx.in_userns)
+            .map_err(|e| Error::sys(format!("remount {dest:?} with {extra:?}"), e))?;
     }
     apply_propagation(ctx, opts, dest)
 }
@@ -565,12 +551,8 @@ fn recursive_attr(opt: &str) -> Option<(u64, u64)> {
 fn apply_propagation(ctx: &MountContext, opts: &MountOptions, dest: &Path) -> Result<()> {
     if opts.rec_set != 0 || opts.rec_clr != 0 {
         let top = mount_on(ctx, dest)?;
-        crate::sys::mount_setattr_recursive(&top, opts.rec_set, opts.rec_clr).map_err(|e| {
-            Error::Sys(format!(
-                "set recursive mount options on {dest:?}: {}",
-                crate::error::Os(e)
-            ))
-        })?;
+        crate::sys::mount_setattr_recursive(&top, opts.rec_set, opts.rec_clr)
+            .map_err(|e| Error::sys(format!("set recursive mount options on {dest:?}"), e))?;
     }
     if opts.propagation.is_empty() {
         return Ok(());
@@ -585,12 +567,7 @@ fn apply_propagation(ctx: &MountContext, opts: &MountOptions, dest: &Path) -> Re
             *p,
             None::<&str>,
         )
-        .map_err(|e| {
-            Error::Sys(format!(
-                "set propagation of {dest:?}: {}",
-                crate::error::Os(e)
-            ))
-        })?;
+        .map_err(|e| Error::sys(format!("set propagation of {dest:?}"), e))?;
     }
     Ok(())
 }

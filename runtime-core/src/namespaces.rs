@@ -139,14 +139,8 @@ impl Plan {
 }
 
 pub fn setns(j: &Join) -> Result<()> {
-    nix::sched::setns(j.fd.as_fd(), flag_of(j.typ)).map_err(|e| {
-        Error::Sys(format!(
-            "join {:?} namespace {:?}: {}",
-            j.typ,
-            j.path,
-            Os(e)
-        ))
-    })
+    nix::sched::setns(j.fd.as_fd(), flag_of(j.typ))
+        .map_err(|e| Error::sys(format!("join {:?} namespace {:?}", j.typ, j.path), e))
 }
 
 /// "0 1000 1\n..." as the kernel wants it in uid_map/gid_map.

@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 
 use oci_spec::runtime::Spec;
 
-use crate::error::{Error, Os, Result};
+use crate::error::{Error, Result};
 use crate::netlink::{Addr, Netlink, IFA_F_PERMANENT};
 
 /// One device to move, checked before anything exists.
@@ -107,15 +107,16 @@ pub fn move_all(devs: &[NetDev], pid: i32) -> Result<()> {
     let mut host =
         Netlink::open().map_err(|e| Error::sys("linux.netDevices: open a route socket", e))?;
     let mut inside = Netlink::open_in(&netns)
-        .map_err(|(what, e)| Error::Sys(format!("linux.netDevices: {what}: {}", Os(e))))?;
+        .map_err(|(what, e)| Error::sys(format!("linux.netDevices: {what}"), e))?;
     for d in devs {
         let err = |what: &str, e| {
-            Error::Sys(format!(
-                "linux.netDevices {:?} (as {:?}): {what}: {}",
-                d.host_name,
-                d.name,
-                Os(e)
-            ))
+            Error::sys(
+                format!(
+                    "linux.netDevices {:?} (as {:?}): {what}",
+                    d.host_name, d.name
+                ),
+                e,
+            )
         };
         // The spec: a name taken inside is an error (unless a template),
         // found before the device leaves: a failed rename after the move

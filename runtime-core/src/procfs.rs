@@ -11,7 +11,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::error::{Error, Os, Result};
+use crate::error::{Error, Result};
 use crate::sys;
 
 pub(crate) const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -79,6 +79,6 @@ impl ProcFs {
     /// [`ProcFs::write`] with the error naming what was written.
     pub fn write_named(&self, what: &str, rel: &str, data: &[u8], no_symlinks: bool) -> Result<()> {
         self.write(rel, data, no_symlinks)
-            .map_err(|e| Error::Sys(format!("{what}: write /proc/{rel}: {}", Os(e))))
+            .map_err(|e| Error::sys(format!("{what}: write /proc/{rel}"), e))
     }
 }

@@ -7,7 +7,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 
 use crate::devices;
-use crate::error::{Error, Os, Result};
+use crate::error::{Error, Result};
 use crate::mounts::{self, MountContext};
 use crate::safepath::{fd_path, Root};
 
@@ -291,7 +291,7 @@ fn mask(root: &Root, p: &Path, nulls: &mut Vec<std::os::fd::OwnedFd>) -> Result<
             None => Err(nix::errno::Errno::ENODEV),
         }
     };
-    res.map_err(|e| Error::Sys(format!("mask {p:?}: {}", Os(e))))
+    res.map_err(|e| Error::sys(format!("mask {p:?}"), e))
 }
 
 fn readonly(root: &Root, p: &Path, in_userns: bool) -> Result<()> {
@@ -306,14 +306,14 @@ fn readonly(root: &Root, p: &Path, in_userns: bool) -> Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| Error::Sys(format!("bind readonly path {p:?}: {}", Os(e))))?;
+    .map_err(|e| Error::sys(format!("bind readonly path {p:?}"), e))?;
     // Re-open: the magic link now must name the new mount on top.
     let fd = root
         .lookup_nofollow(p)
         .map_err(|e| Error::path("readonly path", p, e))?;
     let target = fd_path(&fd);
     mounts::remount(&target, MsFlags::MS_RDONLY | MsFlags::MS_REC, in_userns)
-        .map_err(|e| Error::Sys(format!("remount {p:?} read-only: {}", Os(e))))
+        .map_err(|e| Error::sys(format!("remount {p:?} read-only"), e))
 }
 
 /// Hostname, domainname and sysctls (the init is in its own uts/ipc/net
@@ -331,7 +331,7 @@ pub fn apply_system(spec: &Spec) -> Result<()> {
         for (k, v) in sysctls {
             let rel = format!("sys/{}", k.replace('.', "/"));
             proc.write(&rel, v.as_bytes(), true)
-                .map_err(|e| Error::Sys(format!("linux.sysctl {k}={v:?}: {}", Os(e))))?;
+                .map_err(|e| Error::sys(format!("linux.sysctl {k}={v:?}"), e))?;
         }
     }
     Ok(())

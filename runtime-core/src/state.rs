@@ -102,8 +102,10 @@ impl Saved {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(STATE_FILE);
         let text = fs::read(&path).map_err(|e| Error::path("read", &path, &e))?;
-        serde_json::from_slice(&text)
-            .map_err(|e| Error::Sys(format!("state file {path:?} is damaged: {e}")))
+        serde_json::from_slice(&text).map_err(|source| Error::Parse {
+            what: format!("state file {path:?} (damaged)"),
+            source,
+        })
     }
 
     /// Writes through a temporary file and rename(2): readers see the old

@@ -10,7 +10,7 @@ use oci_spec::runtime::{
     Spec,
 };
 
-use crate::error::{Error, Os, Result};
+use crate::error::{Error, Result};
 use crate::sys;
 
 /// What the container's config sets for every process in it (runc sets
@@ -49,7 +49,7 @@ impl ContainerAttrs {
         }
         if let Some((mode, nodes)) = &self.memory_policy {
             sys::set_mempolicy(*mode, nodes)
-                .map_err(|e| Error::Sys(format!("linux.memoryPolicy: set_mempolicy: {}", Os(e))))?;
+                .map_err(|e| Error::sys("linux.memoryPolicy: set_mempolicy", e))?;
         }
         Ok(())
     }
@@ -113,7 +113,7 @@ pub fn apply_personality(p: &LinuxPersonality) -> Result<()> {
         LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
     };
     sys::personality(persona)
-        .map_err(|e| Error::Sys(format!("linux.personality {:?}: {}", p.domain(), Os(e))))
+        .map_err(|e| Error::sys(format!("linux.personality {:?}", p.domain()), e))
 }
 
 pub fn apply(process: &Process) -> Result<()> {
@@ -133,7 +133,7 @@ pub fn apply(process: &Process) -> Result<()> {
                 ))
             })?;
         sys::ioprio_set(class, level)
-            .map_err(|e| Error::Sys(format!("process.ioPriority {:?}: {}", io.class(), Os(e))))?;
+            .map_err(|e| Error::sys(format!("process.ioPriority {:?}", io.class()), e))?;
     }
     if let Some(s) = process.scheduler() {
         let policy = match s.policy() {
@@ -167,7 +167,7 @@ pub fn apply(process: &Process) -> Result<()> {
             ..Default::default()
         };
         sys::sched_setattr(&mut attr)
-            .map_err(|e| Error::Sys(format!("process.scheduler {:?}: {}", s.policy(), Os(e))))?;
+            .map_err(|e| Error::sys(format!("process.scheduler {:?}", s.policy()), e))?;
     }
     Ok(())
 }
@@ -194,7 +194,7 @@ pub fn reset_affinity(pid: libc::pid_t, exec_process: Option<&Process>) -> Resul
         }
     };
     sys::sched_setaffinity(pid, &cpus)
-        .map_err(|e| Error::Sys(format!("CPU affinity ({what}) of {pid}: {}", Os(e))))?;
+        .map_err(|e| Error::sys(format!("CPU affinity ({what}) of {pid}"), e))?;
     let now = sys::sched_getaffinity(pid).unwrap_or_default();
     crate::log::debug!("process {pid}: affinity before its cgroup ({what}): {now:?}");
     Ok(())
@@ -216,12 +216,8 @@ pub fn apply_exec_affinity_final(process: &Process) -> Result<()> {
         return Ok(());
     };
     let list = parse_cpus(cpus)?;
-    sys::sched_setaffinity(0, &list).map_err(|e| {
-        Error::Sys(format!(
-            "process.execCPUAffinity.{name} {cpus:?}: {}",
-            Os(e)
-        ))
-    })
+    sys::sched_setaffinity(0, &list)
+        .map_err(|e| Error::sys(format!("process.execCPUAffinity.{name} {cpus:?}"), e))
 }
 
 /// "0-3,7" as [0, 1, 2, 3, 7].
