@@ -1,6 +1,20 @@
 //! `estiba`: the runc-compatible command line. Parses flags, calls
 //! estiba-core, prints, logs, exits. No container logic lives here.
 
+/// `println!` for what a command prints: a reader that went away (`| head`)
+/// ends the command quietly, as a pipe's end does for runc, instead of
+/// panicking.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod cli;
 mod logging;
 mod show;
@@ -42,7 +56,7 @@ fn main() -> ExitCode {
     };
     logging::init(cli.log.clone(), cli.log_format, cli.debug);
     if cli.version {
-        println!(
+        out!(
             "estiba version {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
             estiba_core::OCI_VERSION
@@ -108,6 +122,7 @@ fn create_options(cli: &Cli, f: &CreateFlags) -> CreateOptions {
     o.preserve_fds = f.preserve_fds;
     o.systemd_cgroup = cli.systemd_cgroup;
     o.pidfd_socket = f.pidfd_socket.clone();
+    o.foreground = estiba_core::ForegroundOptions::runc_run();
     o
 }
 
@@ -122,17 +137,14 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         Command::Start { id } => Container::load(&cli.root, id).and_then(|c| c.start())?,
         Command::State { id } => {
             let c = Container::load(&cli.root, id)?;
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&c.state()).map_err(|x| x.to_string())?
             );
         }
         Command::Kill { all, id, signal } => {
             // 0 probes that the container's init exists, as kill(2) does.
-            let sig = match signal.as_str() {
-                "0" => 0,
-                _ => estiba_core::signal::parse(signal)?,
-            };
+            let sig: estiba_core::signal::Signal = signal.parse()?;
             Container::load(&cli.root, id).and_then(|c| c.kill(sig, *all))?;
         }
         Command::Delete { force, id } => match Container::load(&cli.root, id) {
@@ -150,7 +162,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             flags,
         } => {
             let mut opts = create_options(cli, flags);
-            opts.no_subreaper = *no_subreaper;
+            opts.foreground.subreaper = !*no_subreaper;
             if *detach {
                 estiba_core::create(&opts)?;
                 if let Err(err) = Container::load(&cli.root, &flags.id).and_then(|c| c.start()) {
@@ -206,7 +218,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 .map_err(|x| format!("write {}: {x}", path.display()))?;
         }
         Command::Features => {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&estiba_core::features()).map_err(|x| x.to_string())?
             );
@@ -258,6 +270,7 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
     opts.pid_file = f.pid_file.clone();
     opts.preserve_fds = f.preserve_fds;
     opts.ignore_paused = f.ignore_paused;
+    opts.foreground = estiba_core::ForegroundOptions::runc_exec();
     opts.sub_cgroups = f.cgroup.clone();
     opts.pidfd_socket = f.pidfd_socket.clone();
     if f.process.is_none() {
@@ -266,5 +279,6 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
     match c.exec(&opts)? {
         estiba_core::ExecOutcome::Detached(_) => Ok(0),
         estiba_core::ExecOutcome::Exited(code) => Ok(code.clamp(0, 255) as u8),
+        _ => Ok(0),
     }
 }

@@ -78,7 +78,7 @@ pub fn ps(cli: &Cli, id: &str, format: &str, args: &[String]) -> Result<(), Stri
         .map_err(|e| e.to_string())?;
     match format {
         "json" => {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string(&pids).map_err(|e| e.to_string())?
             );
@@ -108,14 +108,14 @@ pub fn ps(cli: &Cli, id: &str, format: &str, args: &[String]) -> Result<(), Stri
                 .split_whitespace()
                 .position(|h| h == "PID")
                 .ok_or("ps output has no PID column")?;
-            println!("{header}");
+            out!("{header}");
             for line in lines {
                 let pid = line
                     .split_whitespace()
                     .nth(col)
                     .and_then(|p| p.parse::<i32>().ok());
                 if pid.is_some_and(|p| pids.contains(&p)) {
-                    println!("{line}");
+                    out!("{line}");
                 }
             }
             Ok(())
@@ -130,12 +130,12 @@ pub fn list(cli: &Cli, format: &str, quiet: bool) -> Result<(), String> {
     let states = estiba_core::list(&cli.root).map_err(|e| e.to_string())?;
     if quiet {
         for s in &states {
-            println!("{}", s.id);
+            out!("{}", s.id);
         }
         return Ok(());
     }
     match format {
-        "json" => println!(
+        "json" => out!(
             "{}",
             serde_json::to_string(&states).map_err(|e| e.to_string())?
         ),
@@ -163,7 +163,7 @@ pub fn list(cli: &Cli, format: &str, quiet: bool) -> Result<(), String> {
                     .zip(&widths)
                     .map(|(c, w)| format!("{c:<w$}"))
                     .collect();
-                println!("{}", line.trim_end());
+                out!("{}", line.trim_end());
             }
         }
         other => {

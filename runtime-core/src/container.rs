@@ -12,10 +12,14 @@ use crate::error::{Error, Result};
 use crate::state::{self, OciState, Saved, Status, EXEC_SOCKET};
 use crate::{hooks, id, log, sys};
 
+/// How long an operation waits for another one on the same container
+/// (a create running its hooks holds the lock) before it gives up.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+
 /// A container known to the state root.
 pub struct Container {
-    pub dir: PathBuf,
-    pub saved: Saved,
+    pub(crate) dir: PathBuf,
+    pub(crate) saved: Saved,
     /// Held for mutating operations so two of them never interleave.
     lock: Option<OwnedFd>,
 }
@@ -72,7 +76,9 @@ impl Container {
         std::fs::remove_dir_all(&dir).map_err(|e| Error::path("remove", &dir, &e))
     }
 
-    fn locked(mut self) -> Result<Self> {
+    /// This container under its lock, reloaded: what another operation
+    /// changed while we waited is seen. The wait is bounded.
+    fn locked(&self) -> Result<Container> {
         let fd = sys::own_fd(
             nix::fcntl::open(
                 &self.dir,
@@ -83,12 +89,30 @@ impl Container {
             )
             .map_err(|e| Error::path("open state dir", &self.dir, e))?,
         );
-        sys::flock_exclusive(fd.as_fd())
-            .map_err(|e| Error::path("lock state dir", &self.dir, e))?;
-        // Another operation may have changed it while we waited.
-        self.saved = Saved::load(&self.dir)?;
-        self.lock = Some(fd);
-        Ok(self)
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match sys::flock_exclusive_now(fd.as_fd()) {
+                Ok(()) => break,
+                Err(nix::errno::Errno::EWOULDBLOCK) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(nix::errno::Errno::EWOULDBLOCK) => {
+                    return Err(Error::Sys(format!(
+                        "container {} is busy: another operation has held its lock for {} s",
+                        self.saved.id,
+                        LOCK_WAIT.as_secs()
+                    )))
+                }
+                Err(e) => return Err(Error::path("lock state dir", &self.dir, e)),
+            }
+        }
+        Ok(Container {
+            dir: self.dir.clone(),
+            saved: Saved::load(&self.dir)?,
+            lock: Some(fd),
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -113,7 +137,7 @@ impl Container {
 
     /// Lets the init exec the user's program; returns once it has (an exec
     /// failure is this call's error), then runs poststart hooks.
-    pub fn start(self) -> Result<()> {
+    pub fn start(&self) -> Result<()> {
         let c = self.locked()?;
         let status = c.status();
         // runc's words for each refusal.
@@ -173,15 +197,12 @@ impl Container {
 
     /// Sends `signal` to the init, or with `all` to every process of the
     /// container's cgroup.
-    pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
+    pub fn kill(&self, signal: crate::signal::Signal, all: bool) -> Result<()> {
         let status = self.status();
         if matches!(status, Status::Stopped) {
             return Err(self.state_error(status, "container not running"));
         }
-        // 0 sends nothing (does the init exist?); 34..=64 are real-time.
-        if !(0..=libc::SIGRTMAX()).contains(&signal) {
-            return Err(Error::Signal(signal.to_string()));
-        }
+        let signal = signal.number();
         if all {
             let cg =
                 estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup)?;
@@ -195,6 +216,23 @@ impl Container {
         }
         crate::sys::kill(self.saved.pid, signal)
             .map_err(|e| Error::sys(format!("kill {} {signal}", self.saved.pid), e))
+    }
+
+    /// Waits until the container's init exits, at most `timeout` (None: no
+    /// limit; [`Error::Timeout`] when it runs on). The exit status is known
+    /// to the init's parent (the process that created the container);
+    /// any other caller gets [`ExitStatus::Unknown`] once it is gone.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<crate::wait::ExitStatus> {
+        let pid = self.saved.pid;
+        if pid <= 0 || !self.saved.init_alive() {
+            return Ok(crate::wait::ExitStatus::Unknown);
+        }
+        let handle = crate::wait::ProcessHandle::open(pid)?;
+        // The pid could have been recycled between the check and the open.
+        if !self.saved.init_alive() {
+            return Ok(crate::wait::ExitStatus::Unknown);
+        }
+        handle.wait(timeout)
     }
 
     /// Freezes every process of the container (v1 freezer, v2 cgroup.freeze).
@@ -254,9 +292,15 @@ impl Container {
         )?)
     }
 
-    /// The container's config.json (from its bundle).
+    /// The container's config as it was created (kept in its state dir;
+    /// a container made by an older estiba falls back to its bundle's).
     pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
-        let path = self.saved.bundle.join("config.json");
+        let copy = self.dir.join(state::CONFIG_COPY);
+        let path = if copy.exists() {
+            copy
+        } else {
+            self.saved.bundle.join("config.json")
+        };
         crate::bundle::parse_spec(&crate::guard::read_input(&path)?)
     }
 
@@ -267,7 +311,7 @@ impl Container {
 
     /// Removes a stopped container (with `force`, stops it first): its
     /// processes, cgroup and state dir; then runs poststop hooks.
-    pub fn delete(self, force: bool) -> Result<()> {
+    pub fn delete(&self, force: bool) -> Result<()> {
         let c = self.locked()?;
         let status = c.status();
         if status != Status::Stopped && !force {

@@ -21,41 +21,66 @@ use crate::process::CapSets;
 use crate::state::{self, Saved, EXEC_SOCKET};
 use crate::{hooks, id, sys};
 
-/// How to create a container (runc's `create` flags).
-#[derive(Debug, Clone)]
+/// How to create a container: runc's `create` flags, and what a program
+/// embedding the library may give instead of files (the config, stdio).
+#[derive(Debug)]
+#[non_exhaustive]
 pub struct CreateOptions {
+    /// The container's id: letters, digits, `_`, `-`, `.`; unique in `root`.
     pub id: String,
+    /// The bundle directory; the rootfs path of the config is relative to
+    /// it. Its `config.json` is read unless [`CreateOptions::spec`] is set.
     pub bundle: PathBuf,
+    /// The config itself, instead of the bundle's `config.json`.
+    pub spec: Option<oci_spec::runtime::Spec>,
     /// The state root (`--root`).
     pub root: PathBuf,
+    /// A file to write the init's pid to (runc's `--pid-file`).
     pub pid_file: Option<PathBuf>,
+    /// A unix socket to send the pty master to (runc's protocol), when the
+    /// process has a terminal.
     pub console_socket: Option<PathBuf>,
+    /// When the process has a terminal and there is no console socket:
+    /// the pty master is returned in [`Created::pty`] instead.
+    pub return_pty: bool,
+    /// The init's standard input, output and error (default: the caller's).
+    pub stdio: crate::stdio::Stdio,
+    /// Do not use pivot_root (a rootfs on ramfs).
     pub no_pivot: bool,
+    /// Do not give the container a new session keyring.
     pub no_new_keyring: bool,
+    /// Pass descriptors 3 .. 3+N on to the container.
     pub preserve_fds: u32,
+    /// Place the container through systemd (`cgroupsPath` is
+    /// `slice:prefix:name`).
     pub systemd_cgroup: bool,
     /// A unix socket to send a pidfd of the init to (runc's
     /// `--pidfd-socket`), before `create` returns.
     pub pidfd_socket: Option<PathBuf>,
-    /// `run_foreground` only: do not become a child subreaper while
-    /// waiting (runc's `run --no-subreaper`).
-    pub no_subreaper: bool,
+    /// What [`crate::run_foreground`] may do to the calling process while
+    /// it waits (nothing by default; the CLI asks for runc's `run`).
+    pub foreground: crate::foreground::ForegroundOptions,
 }
 
 impl CreateOptions {
+    /// Options for container `id` from the bundle at `bundle`, everything
+    /// else as runc's defaults (state in [`crate::DEFAULT_ROOT`]).
     pub fn new(id: impl Into<String>, bundle: impl Into<PathBuf>) -> Self {
         CreateOptions {
             id: id.into(),
             bundle: bundle.into(),
+            spec: None,
             root: PathBuf::from(crate::DEFAULT_ROOT),
             pid_file: None,
             console_socket: None,
+            return_pty: false,
+            stdio: Default::default(),
             no_pivot: false,
             no_new_keyring: false,
             preserve_fds: 0,
             systemd_cgroup: false,
             pidfd_socket: None,
-            no_subreaper: false,
+            foreground: Default::default(),
         }
     }
 }
@@ -74,6 +99,8 @@ pub(crate) struct Prepared {
     pub bundle: Bundle,
     /// Personality and memory policy: the container's, for every process.
     pub attrs: crate::taskattr::ContainerAttrs,
+    /// The caller's descriptors that become the init's 0, 1 and 2.
+    pub stdio: [Option<std::os::fd::RawFd>; 3],
     pub plan: Plan,
     pub caps: CapSets,
     pub env: Vec<String>,
@@ -120,11 +147,17 @@ pub(crate) fn compile_seccomp(
 }
 
 /// The result of a successful create.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
+#[non_exhaustive]
 pub struct Created {
+    /// The container's id.
     pub id: String,
+    /// The init's pid (in the caller's pid namespace).
     pub pid: i32,
+    /// Where its state lives.
     pub state_dir: PathBuf,
+    /// The pty master, with [`CreateOptions::return_pty`].
+    pub pty: Option<OwnedFd>,
 }
 
 fn stage_hooks(spec: &oci_spec::runtime::Spec) -> StageHooks {
@@ -181,20 +214,30 @@ impl Drop for Cleanup {
     }
 }
 
+/// Creates the container: everything is checked first (bad input leaves
+/// nothing behind), then the init is made in its namespaces and cgroup and
+/// set up; it waits for [`crate::Container::start`].
 pub fn create(opts: &CreateOptions) -> Result<Created> {
-    create_with_console(opts, None, None)
+    create_with_console(opts, None, opts.return_pty)
 }
 
-/// `create` where the pty master goes to `console` (one end of a socket
-/// pair the caller holds) instead of to `--console-socket`: how a
-/// foreground `run -t` gets its terminal.
+/// `create` where the pty gets `console_size` (rows, columns) before the
+/// program runs (the caller's terminal's, for a foreground `run -t`), and
+/// is returned when `return_pty`.
 pub(crate) fn create_with_console(
     opts: &CreateOptions,
-    console: Option<UnixStream>,
     console_size: Option<(u16, u16)>,
+    return_pty: bool,
 ) -> Result<Created> {
     id::validate(&opts.id)?;
-    let bundle = Bundle::load(&opts.bundle)?;
+    let bundle = match &opts.spec {
+        Some(spec) => {
+            let dir = std::fs::canonicalize(&opts.bundle)
+                .map_err(|e| Error::path("bundle", &opts.bundle, &e))?;
+            Bundle::from_spec(dir, spec.clone())?
+        }
+        None => Bundle::load(&opts.bundle)?,
+    };
     let spec = &bundle.spec;
     crate::selfprotect::require_protected()?;
     let plan = Plan::from_spec(spec)?;
@@ -224,6 +267,14 @@ pub(crate) fn create_with_console(
         );
     }
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
+    // The pty master comes back over a socket pair of our own.
+    let (pty_ours, console) = match (terminal, return_pty, &opts.console_socket) {
+        (true, true, None) => {
+            let (a, b) = UnixStream::pair().map_err(|e| Error::sys("socketpair", &e))?;
+            (Some(a), Some(b))
+        }
+        _ => (None, None),
+    };
     let has_console = opts.console_socket.is_some() || console.is_some();
     match (terminal, has_console) {
         (true, false) => {
@@ -325,6 +376,11 @@ pub(crate) fn create_with_console(
         no_process: process.is_none(),
     };
     saved.save(&dir)?;
+    // The config as created: exec and `spec()` read this copy, never the
+    // bundle again (an edited or removed bundle changes nothing).
+    let copy = dir.join(state::CONFIG_COPY);
+    std::fs::write(&copy, serde_json::to_vec(spec).unwrap_or_default())
+        .map_err(|e| Error::path("write", &copy, &e))?;
     // A systemd unit is ours to stop only once we started it (a unit of
     // that name may belong to another container).
     if !opts.systemd_cgroup {
@@ -356,6 +412,7 @@ pub(crate) fn create_with_console(
     let prepared = Prepared {
         seccomp,
         attrs,
+        stdio: opts.stdio.raw(),
         setgroups_allowed: true,
         bundle,
         plan,
@@ -446,11 +503,16 @@ pub(crate) fn create_with_console(
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
+    let pty = match &pty_ours {
+        Some(sock) => Some(crate::fdpass::recv_fd(sock, "the pty master")?),
+        None => None,
+    };
     cleanup.armed = false;
     Ok(Created {
         id: opts.id.clone(),
         pid,
         state_dir: dir,
+        pty,
     })
 }
 

@@ -108,6 +108,9 @@ pub enum Error {
     Init(String),
     #[error("invalid signal {0:?}")]
     Signal(String),
+    /// A bounded wait ran out.
+    #[error("{0}")]
+    Timeout(String),
     #[error("{0}")]
     Unsupported(String),
     /// The calling program runs from a writable executable, which a

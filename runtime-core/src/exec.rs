@@ -21,13 +21,28 @@ use crate::state::Status;
 use crate::sys;
 
 /// How to exec (runc's `exec` flags, once resolved into a process).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
+#[non_exhaustive]
 pub struct ExecOptions {
+    /// The process to run (args, env, user, capabilities, ...).
     pub process: Process,
+    /// A unix socket to send the pty master to, when the process has a
+    /// terminal (runc's protocol).
     pub console_socket: Option<PathBuf>,
+    /// Return once the program runs ([`ExecOutcome::Detached`]) instead
+    /// of waiting for it to exit.
     pub detach: bool,
+    /// With `detach`, a terminal and no console socket: the pty master is
+    /// returned in the handle ([`crate::ProcessHandle::take_pty`]).
+    pub return_pty: bool,
+    /// The process's standard input, output and error (default: the
+    /// caller's).
+    pub stdio: crate::stdio::Stdio,
+    /// A file to write the process's pid to.
     pub pid_file: Option<PathBuf>,
+    /// Pass descriptors 3 .. 3+N on to the process.
     pub preserve_fds: u32,
+    /// Run it in a paused container (v1: outside the freezer).
     pub ignore_paused: bool,
     /// runc's `--cgroup` arguments: an existing sub-cgroup of the
     /// container's to run in, `PATH` (every hierarchy) or
@@ -41,29 +56,37 @@ pub struct ExecOptions {
     /// A unix socket to send a pidfd of the process to (runc's
     /// `--pidfd-socket`), once it runs.
     pub pidfd_socket: Option<PathBuf>,
+    /// What waiting in the foreground may do to the calling process
+    /// (nothing by default; the CLI asks for runc's `exec`).
+    pub foreground: crate::foreground::ForegroundOptions,
 }
 
 impl ExecOptions {
+    /// Options to run `process`, in the foreground, with the caller's stdio.
     pub fn new(process: Process) -> Self {
         ExecOptions {
             process,
             console_socket: None,
             detach: false,
+            return_pty: false,
+            stdio: Default::default(),
             pid_file: None,
             preserve_fds: 0,
             ignore_paused: false,
             sub_cgroups: vec![],
             user: None,
             pidfd_socket: None,
+            foreground: Default::default(),
         }
     }
 }
 
 /// What `exec` ended with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
+#[non_exhaustive]
 pub enum ExecOutcome {
-    /// `detach`: the program runs with this host pid.
-    Detached(i32),
+    /// `detach`: the program runs; a handle to signal and wait for it.
+    Detached(crate::wait::ProcessHandle),
     /// Foreground: its exit code (128+n for signal n).
     Exited(i32),
 }
@@ -296,7 +319,7 @@ impl Container {
                 "--console-socket given but the process has no terminal".into(),
             ));
         }
-        if terminal && opts.detach && opts.console_socket.is_none() {
+        if terminal && opts.detach && opts.console_socket.is_none() && !opts.return_pty {
             return Err(Error::Config(
                 "a detached process with a terminal needs --console-socket".into(),
             ));
@@ -351,7 +374,7 @@ impl Container {
         let fg = if opts.detach {
             None
         } else {
-            Some(Foreground::begin(false)?)
+            Some(Foreground::begin(opts.foreground)?)
         };
         let (parent_chan, child_chan) = channel::pair()?;
         let pid = clone_into(&nss, || {
@@ -364,7 +387,7 @@ impl Container {
                 console.as_ref().map(|c| (c, size)),
                 seccomp.as_ref(),
                 &attrs,
-                opts.preserve_fds,
+                (opts.stdio.raw(), opts.preserve_fds),
                 &child_chan,
             )
         })?;
@@ -404,12 +427,13 @@ impl Container {
         if let Some(pid_file) = &opts.pid_file {
             crate::create::write_pid_file(pid_file, pid)?;
         }
-        let Some(fg) = fg else {
-            return Ok(ExecOutcome::Detached(pid));
-        };
         let pty = match &proxy_end {
             Some(sock) => Some(crate::fdpass::recv_fd(sock, "the pty master")?),
             None => None,
+        };
+        let Some(fg) = fg else {
+            let handle = crate::wait::ProcessHandle::open(pid)?.with_pty(pty);
+            return Ok(ExecOutcome::Detached(handle));
         };
         fg.wait(pid, pty).map(ExecOutcome::Exited)
     }
@@ -463,10 +487,11 @@ fn child(
     console: Option<(&UnixStream, Option<(u16, u16)>)>,
     seccomp: Option<&process::SeccompPlan>,
     attrs: &crate::taskattr::ContainerAttrs,
-    preserve_fds: u32,
+    (stdio, preserve_fds): ([Option<std::os::fd::RawFd>; 3], u32),
     chan: &Channel,
 ) -> Result<std::convert::Infallible> {
     let res = (|| -> Result<Error> {
+        crate::stdio::install(stdio, 3 + preserve_fds as i32)?;
         // The process's memory is the runtime's until exec: keep other
         // container processes from reading it or its /proc/<pid>/exe.
         sys::prctl(libc::PR_SET_DUMPABLE, 0)

@@ -16,6 +16,11 @@ use crate::{hooks, namespaces, process, rootfs, sys};
 /// Entry point in the child. Errors before `Ready` go to the parent over
 /// the channel; errors after `start` go to the `start` caller.
 pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
+    // The descriptors the caller gave for stdio become 0, 1 and 2.
+    if let Err(e) = crate::stdio::install(p.stdio, 3 + p.preserved_fds as i32) {
+        let _ = chan.send(&Msg::Fail(e.to_string()));
+        sys::exit_now(1);
+    }
     // Whatever the caller of create had open stays with the caller: the
     // init keeps stdio, the preserved fds and its own channels only.
     let mut keep: Vec<i32> = (0..3 + p.preserved_fds as i32).collect();

@@ -10,7 +10,7 @@
 //! opts.root = "/run/estiba".into();
 //! let created = create(&opts)?;                 // init waits for start
 //! Container::load(&opts.root, "demo")?.start()?; // user program runs
-//! Container::load(&opts.root, "demo")?.kill(libc::SIGKILL, false)?;
+//! Container::load(&opts.root, "demo")?.kill(estiba_core::signal::Signal::KILL, false)?;
 //! Container::load(&opts.root, "demo")?.delete(true)?;
 //! # Ok::<(), estiba_core::Error>(())
 //! ```
@@ -49,11 +49,21 @@ pub mod selfprotect;
 pub mod signal;
 mod spec;
 mod state;
+mod stdio;
 mod sys;
 mod taskattr;
 mod userdb;
+mod wait;
+
+/// The runtime-spec types this API takes and returns, re-exported so that a
+/// user's crate needs no matching `oci-spec` version of its own.
+pub use oci_spec;
 
 pub use bundle::{parse_process, parse_spec, Bundle};
+pub use foreground::ForegroundOptions;
+pub use signal::Signal;
+pub use stdio::Stdio;
+pub use wait::{ExitStatus, ProcessHandle};
 pub use container::{list, Container};
 pub use create::{create, write_pid_file, CreateOptions, Created};
 pub use error::{Error, Result};

@@ -3,11 +3,9 @@
 //! report the exit code (128+n for a signal n). With `process.terminal` and no console
 //! socket, the runtime holds the pty itself and proxies the caller's tty.
 
-use std::os::unix::net::UnixStream;
-
 use crate::container::Container;
 use crate::create::{create_with_console, CreateOptions};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::foreground::Foreground;
 
 /// What becomes of a container `run` waited for once its init has exited.
@@ -21,33 +19,27 @@ pub enum AfterRun {
 /// Runs the container to completion; returns its exit code. A run that
 /// fails is deleted whatever `after` says.
 pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
-    let bundle = crate::bundle::Bundle::load(&opts.bundle)?;
     crate::selfprotect::require_protected()?;
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    let (ours, theirs) = if terminal && opts.console_socket.is_none() {
-        let (a, b) = UnixStream::pair().map_err(|e| Error::sys("socketpair", &e))?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
-    };
-    let fg = Foreground::begin(!opts.no_subreaper)?;
-    let size = theirs
-        .as_ref()
-        .and_then(|_| crate::sys::get_winsize(0))
+    let terminal = match &opts.spec {
+        Some(spec) => spec.process().as_ref().and_then(|p| p.terminal()),
+        None => crate::bundle::Bundle::load(&opts.bundle)?
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal()),
+    }
+    .unwrap_or(false);
+    // Without a console socket the pty is ours to proxy.
+    let proxy = terminal && opts.console_socket.is_none();
+    let fg = Foreground::begin(opts.foreground)?;
+    let size = proxy
+        .then(|| crate::sys::get_winsize(0))
+        .flatten()
         .map(|w| (w.ws_row, w.ws_col));
-    let created = create_with_console(opts, theirs, size)?;
+    let created = create_with_console(opts, size, proxy)?;
     let result = (|| {
-        let pty = match &ours {
-            Some(sock) => Some(crate::fdpass::recv_fd(sock, "the pty master")?),
-            None => None,
-        };
         Container::load(&opts.root, &opts.id)?.start()?;
-        fg.wait(created.pid, pty)
+        fg.wait(created.pid, created.pty)
     })();
     drop(fg);
     if after == AfterRun::Keep && result.is_ok() {

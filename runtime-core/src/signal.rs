@@ -87,9 +87,59 @@ pub fn parse(s: &str) -> Result<i32> {
     Err(bad())
 }
 
+/// A signal `Container::kill` can send: 1 to SIGRTMAX, or 0 (nothing is
+/// sent; the call says whether the init exists, as kill(2) does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signal(i32);
+
+impl Signal {
+    /// SIGKILL.
+    pub const KILL: Signal = Signal(libc::SIGKILL);
+    /// SIGTERM, `kill`'s default.
+    pub const TERM: Signal = Signal(libc::SIGTERM);
+    /// No signal: an existence probe.
+    pub const PROBE: Signal = Signal(0);
+
+    /// The signal numbered `n`, if there is one.
+    pub fn new(n: i32) -> Result<Signal> {
+        if (0..=libc::SIGRTMAX()).contains(&n) {
+            Ok(Signal(n))
+        } else {
+            Err(Error::Signal(n.to_string()))
+        }
+    }
+
+    /// Its number.
+    pub fn number(self) -> i32 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Signal {
+    type Err = Error;
+
+    /// Names and numbers as runc takes them: "KILL", "SIGKILL", "9",
+    /// "RTMIN+3", and "0" for the probe.
+    fn from_str(s: &str) -> Result<Signal> {
+        match s {
+            "0" => Ok(Signal::PROBE),
+            _ => parse(s).map(Signal),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, Signal};
+
+    #[test]
+    fn the_signal_type() {
+        assert_eq!("KILL".parse::<Signal>().unwrap(), Signal::KILL);
+        assert_eq!("0".parse::<Signal>().unwrap(), Signal::PROBE);
+        assert!(Signal::new(-1).is_err());
+        assert!(Signal::new(libc::SIGRTMAX() + 1).is_err());
+        assert_eq!(Signal::new(15).unwrap().number(), 15);
+    }
 
     #[test]
     fn names_numbers_and_prefixes() {

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub const STATE_FILE: &str = "state.json";
+/// The container's config as it was created.
+pub const CONFIG_COPY: &str = "config.json";
 pub const EXEC_SOCKET: &str = "exec.sock";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -353,6 +353,54 @@ pub fn personality(persona: libc::c_ulong) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// `pidfd_send_signal(fd, sig, NULL, 0)`.
+pub fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: i32) -> Result<(), Errno> {
+    // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `waitid(P_PIDFD, fd, WEXITED | WNOHANG)`: the exit of the process
+/// behind `fd` once it has exited (reaping it), else None. ECHILD when it
+/// is not a child of the caller.
+pub fn waitid_pidfd(fd: BorrowedFd<'_>) -> Result<Option<(bool, i32)>, Errno> {
+    // SAFETY: siginfo_t is plain data, zeroed so that si_pid reads 0 when
+    // nothing has exited yet (WNOHANG).
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `info` is valid for writes; `fd` is a valid descriptor.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                fd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            )
+        };
+        match Errno::result(r) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => break,
+        }
+    }
+    // SAFETY: after a successful waitid the pid and status fields are set
+    // (si_pid 0: nothing exited).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    // CLD_EXITED is 1; CLD_KILLED and CLD_DUMPED are signals.
+    Ok(Some((info.si_code != 1, status)))
+}
+
 /// The CPUs `pid` may run on.
 pub fn sched_getaffinity(pid: libc::pid_t) -> Result<Vec<usize>, Errno> {
     // SAFETY: cpu_set_t is plain data, filled by the kernel below.

@@ -1,0 +1,51 @@
+//! The standard input, output and error a container process gets: the
+//! caller's own by default, or descriptors the caller hands over (pipes,
+//! files, sockets), so that capturing a container's output never means
+//! swapping the caller's stdout.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::error::{Error, Result};
+
+/// Descriptors to become a container process's 0, 1 and 2. Each one left
+/// `None` is the caller's own.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Stdio {
+    /// Becomes the process's standard input.
+    pub stdin: Option<OwnedFd>,
+    /// Becomes the process's standard output.
+    pub stdout: Option<OwnedFd>,
+    /// Becomes the process's standard error.
+    pub stderr: Option<OwnedFd>,
+}
+
+impl Stdio {
+    /// The three descriptor numbers (or None), as the cloned process sees
+    /// them: its descriptor table is a copy of the caller's.
+    pub(crate) fn raw(&self) -> [Option<RawFd>; 3] {
+        [&self.stdin, &self.stdout, &self.stderr].map(|f| f.as_ref().map(|f| f.as_raw_fd()))
+    }
+}
+
+/// In the cloned process: makes the given descriptors 0, 1 and 2. Each is
+/// first moved above `floor` (the preserved descriptors below it stay put)
+/// so that one target never overwrites another's source.
+pub(crate) fn install(fds: [Option<RawFd>; 3], floor: RawFd) -> Result<()> {
+    let mut moved = [None; 3];
+    for (i, fd) in fds.iter().enumerate() {
+        if let Some(fd) = fd {
+            let high = nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(floor))
+                .map_err(|e| Error::sys("move a stdio descriptor", e))?;
+            moved[i] = Some(high);
+        }
+    }
+    for (target, fd) in moved.iter().enumerate() {
+        if let Some(fd) = fd {
+            nix::unistd::dup2(*fd, target as RawFd)
+                .map_err(|e| Error::sys(format!("make descriptor {target}"), e))?;
+            let _ = nix::unistd::close(*fd);
+        }
+    }
+    Ok(())
+}
