@@ -208,20 +208,27 @@ impl Cgroup {
 
     /// How many times the kernel's OOM killer killed in this cgroup (v1
     /// memory.oom_control, v2 memory.events).
-    pub fn oom_kills(&self) -> u64 {
+    /// An error when the file cannot be read (no memory controller, the
+    /// cgroup gone), never a silent 0.
+    pub fn oom_kills(&self) -> Result<u64> {
         let (file, dir) = if self.unified {
             ("memory.events", self.dir_of(""))
         } else {
             ("memory.oom_control", self.dir_of("memory"))
         };
-        dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok())
-            .and_then(|text| {
-                text.lines().find_map(|l| {
-                    l.strip_prefix("oom_kill ")
-                        .and_then(|v| v.trim().parse().ok())
-                })
-            })
-            .unwrap_or(0)
+        let Some(dir) = dir else {
+            return Err(Error::Io {
+                path: self.path.clone(),
+                msg: "no memory controller: OOM kills are not counted".into(),
+            });
+        };
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| crate::io_err(&path, e))?;
+        // Kernels before 4.13 have no oom_kill line: none counted.
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill ").and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0))
     }
 }
 

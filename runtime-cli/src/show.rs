@@ -39,35 +39,20 @@ pub fn events(cli: &Cli, id: &str, once: bool, interval: &str) -> Result<(), Fai
             .and_then(|_| out.flush())
             .map_err(|e| Failure::Msg(format!("write: {e}")))
     };
+    let stats = |s: &estiba_core::events::Stats| serde_json::to_value(s).unwrap_or_default();
     if once {
-        return print(estiba_core::event("stats", id, Some(c.stats()?)));
+        return print(estiba_core::event("stats", id, Some(stats(&c.stats()?))));
     }
-    let mut ooms = c.oom_kills();
-    let mut next = std::time::Instant::now();
-    loop {
-        // The status is read before the OOM count: when the OOM killer took
-        // the init, its kill is counted before the container shows stopped,
-        // so that last oom event is still printed.
-        let stopped = c.status() == estiba_core::Status::Stopped;
-        let now_ooms = c.oom_kills();
-        if now_ooms > ooms {
-            print(estiba_core::event("oom", id, None))?;
-            ooms = now_ooms;
-        }
-        if stopped {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= next {
-            match c.stats() {
-                Ok(s) => print(estiba_core::event("stats", id, Some(s)))?,
-                Err(_) if c.status() == estiba_core::Status::Stopped => return Ok(()),
-                Err(e) => return Err(e.into()),
+    for e in c.events(every) {
+        match e? {
+            estiba_core::events::Event::Stats(s) => {
+                print(estiba_core::event("stats", id, Some(stats(&s))))?
             }
-            next += every;
+            estiba_core::events::Event::Oom => print(estiba_core::event("oom", id, None))?,
+            _ => {}
         }
-        // OOM kills are checked more often than stats are printed.
-        std::thread::sleep(every.min(std::time::Duration::from_millis(200)));
     }
+    Ok(())
 }
 
 /// `ps`: JSON is the pid list; a table is `ps`'s own output (default

@@ -588,7 +588,7 @@ fn init_died(pid: i32, cgroup: &estiba_cgroups::Cgroup) -> String {
             format!("container init exited with status {code} before it was ready")
         }
         // Killed by the OOM killer: the memory limit is too low to start.
-        Ok(nix::sys::wait::WaitStatus::Signaled(_, Signal::SIGKILL, _)) if cgroup.oom_kills() > 0 => {
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, Signal::SIGKILL, _)) if cgroup.oom_kills().is_ok_and(|n| n > 0) => {
             "container init was OOM-killed before it was ready: linux.resources.memory.limit is too low".into()
         }
         Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {

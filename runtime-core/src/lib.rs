@@ -26,7 +26,7 @@ mod copyup;
 mod create;
 mod devices;
 mod error;
-mod events;
+pub mod events;
 mod exec;
 mod fdpass;
 mod foreground;
