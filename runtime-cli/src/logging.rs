@@ -19,7 +19,6 @@ struct Config {
     /// process's stderr).
     file: Option<std::fs::File>,
     format: Format,
-    debug: bool,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -36,21 +35,41 @@ pub fn init(path: Option<PathBuf>, format: Format, debug: bool) {
             .ok()
     });
     if let Some(f) = &file {
-        estiba_core::log::set_sink_fd(std::os::fd::AsRawFd::as_raw_fd(f));
+        estiba_core::log::keep_fd_open(std::os::fd::AsRawFd::as_raw_fd(f));
     }
-    let _ = CONFIG.set(Config {
-        file,
-        format,
-        debug,
-    });
-    estiba_core::log::set_sink(|level, msg| match level {
-        estiba_core::log::Level::Warn => write("warning", msg),
-        estiba_core::log::Level::Debug => {
-            if CONFIG.get().is_some_and(|c| c.debug) {
-                write("debug", msg)
-            }
+    let _ = CONFIG.set(Config { file, format });
+    static LOGGER: CliLogger = CliLogger;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(if debug {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Warn
+        });
+    }
+}
+
+/// The library's lines, as runc's logrus writes them.
+struct CliLogger;
+
+impl log::Log for CliLogger {
+    fn enabled(&self, meta: &log::Metadata) -> bool {
+        meta.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
         }
-    });
+        let level = match record.level() {
+            log::Level::Error => "error",
+            log::Level::Warn => "warning",
+            log::Level::Info => "info",
+            log::Level::Debug | log::Level::Trace => "debug",
+        };
+        write(level, &record.args().to_string());
+    }
+
+    fn flush(&self) {}
 }
 
 fn line(format: Format, level: &str, msg: &str) -> String {

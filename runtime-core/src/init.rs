@@ -28,7 +28,7 @@ pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
     keep.push(p.exec_listener.as_raw_fd());
     keep.extend(p.plan.joins.iter().map(|j| j.fd.as_raw_fd()));
     keep.extend(p.console.as_ref().map(|c| c.as_raw_fd()));
-    keep.extend(crate::log::sink_fd());
+    keep.extend(crate::log::kept_fd());
     keep.extend(
         p.seccomp
             .as_ref()
