@@ -227,7 +227,10 @@ impl Cgroup {
         // Kernels before 4.13 have no oom_kill line: none counted.
         Ok(text
             .lines()
-            .find_map(|l| l.strip_prefix("oom_kill ").and_then(|v| v.trim().parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|v| v.trim().parse().ok())
+            })
             .unwrap_or(0))
     }
 }

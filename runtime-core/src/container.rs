@@ -224,12 +224,13 @@ impl Container {
     /// any other caller gets [`ExitStatus::Unknown`] once it is gone.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<crate::wait::ExitStatus> {
         let pid = self.saved.pid;
-        if pid <= 0 || !self.saved.init_alive() {
+        // A zombie still has its status for its parent to collect.
+        if pid <= 0 || !self.saved.init_exists() {
             return Ok(crate::wait::ExitStatus::Unknown);
         }
         let handle = crate::wait::ProcessHandle::open(pid)?;
         // The pid could have been recycled between the check and the open.
-        if !self.saved.init_alive() {
+        if !self.saved.init_exists() {
             return Ok(crate::wait::ExitStatus::Unknown);
         }
         handle.wait(timeout)

@@ -218,7 +218,35 @@ impl Drop for Cleanup {
 /// nothing behind), then the init is made in its namespaces and cgroup and
 /// set up; it waits for [`crate::Container::start`].
 pub fn create(opts: &CreateOptions) -> Result<Created> {
-    create_with_console(opts, None, opts.return_pty)
+    create_anywhere(opts, None, opts.return_pty)
+}
+
+/// `create_with_console`, in a helper when the caller is multi-threaded
+/// (see helper.rs).
+pub(crate) fn create_anywhere(
+    opts: &CreateOptions,
+    console_size: Option<(u16, u16)>,
+    return_pty: bool,
+) -> Result<Created> {
+    crate::helper::run(
+        || create_with_console(opts, console_size, return_pty),
+        |c| crate::helper::Wire {
+            body: serde_json::json!({"id": c.id, "pid": c.pid, "dir": c.state_dir, "pty": c.pty.is_some()}),
+            fds: c.pty.into_iter().collect(),
+        },
+        |mut w| {
+            let pty = match w.body["pty"].as_bool() {
+                Some(true) => w.fds.pop(),
+                _ => None,
+            };
+            Ok(Created {
+                id: w.body["id"].as_str().unwrap_or_default().to_string(),
+                pid: w.body["pid"].as_i64().unwrap_or(0) as i32,
+                state_dir: PathBuf::from(w.body["dir"].as_str().unwrap_or_default()),
+                pty,
+            })
+        },
+    )
 }
 
 /// `create` where the pty gets `console_size` (rows, columns) before the

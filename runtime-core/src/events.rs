@@ -308,7 +308,12 @@ impl Container {
                 swap: memory_entry(&s.memory.memswap),
                 kernel: memory_entry(&s.memory.kernel),
                 kernel_tcp: memory_entry(&s.memory.kernel_tcp),
-                raw: s.memory.stats.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                raw: s
+                    .memory
+                    .stats
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
             },
             pids: Pids {
                 current: s.pids.current,

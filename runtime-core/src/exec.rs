@@ -252,6 +252,36 @@ fn open_namespaces(pid: i32) -> Result<Vec<(&'static str, CloneFlags, OwnedFd)>>
 impl Container {
     /// Runs a new process in this container.
     pub fn exec(&self, opts: &ExecOptions) -> Result<ExecOutcome> {
+        // Before the process exists, so no signal meant for it is lost.
+        let fg = if opts.detach {
+            None
+        } else {
+            Some(Foreground::begin(opts.foreground)?)
+        };
+        let (pid, pty) = crate::helper::run(
+            || self.spawn(opts),
+            |(pid, pty)| crate::helper::Wire {
+                body: serde_json::json!({"pid": pid, "pty": pty.is_some()}),
+                fds: pty.into_iter().collect(),
+            },
+            |mut w| {
+                let pty = match w.body["pty"].as_bool() {
+                    Some(true) => w.fds.pop(),
+                    _ => None,
+                };
+                Ok((w.body["pid"].as_i64().unwrap_or(0) as i32, pty))
+            },
+        )?;
+        let Some(fg) = fg else {
+            let handle = crate::wait::ProcessHandle::open(pid)?.with_pty(pty);
+            return Ok(ExecOutcome::Detached(handle));
+        };
+        fg.wait(pid, pty).map(ExecOutcome::Exited)
+    }
+
+    /// Everything `exec` does up to the program running: the process's
+    /// pid, and its pty master when one is to be proxied or returned.
+    fn spawn(&self, opts: &ExecOptions) -> Result<(i32, Option<OwnedFd>)> {
         let status = self.status();
         match status {
             Status::Running | Status::Created => {}
@@ -371,11 +401,6 @@ impl Container {
         };
         // runc's exec is no subreaper: in the container's pid namespace
         // orphans go to its init.
-        let fg = if opts.detach {
-            None
-        } else {
-            Some(Foreground::begin(opts.foreground)?)
-        };
         let (parent_chan, child_chan) = channel::pair()?;
         let pid = clone_into(&nss, || {
             child(
@@ -431,11 +456,7 @@ impl Container {
             Some(sock) => Some(crate::fdpass::recv_fd(sock, "the pty master")?),
             None => None,
         };
-        let Some(fg) = fg else {
-            let handle = crate::wait::ProcessHandle::open(pid)?.with_pty(pty);
-            return Ok(ExecOutcome::Detached(handle));
-        };
-        fg.wait(pid, pty).map(ExecOutcome::Exited)
+        Ok((pid, pty))
     }
 }
 

@@ -86,8 +86,9 @@ impl Foreground {
                 let old = mask
                     .thread_swap_mask(SigmaskHow::SIG_BLOCK)
                     .map_err(|e| Error::sys("block signals", e))?;
-                let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-                    .map_err(|e| Error::sys("signalfd", e))?;
+                let sfd =
+                    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+                        .map_err(|e| Error::sys("signalfd", e))?;
                 Some((sfd, old))
             }
         };

@@ -31,6 +31,7 @@ mod exec;
 mod fdpass;
 mod foreground;
 mod guard;
+mod helper;
 mod hooks;
 mod id;
 mod init;
@@ -60,20 +61,20 @@ mod wait;
 pub use oci_spec;
 
 pub use bundle::{parse_process, parse_spec, Bundle};
-pub use foreground::ForegroundOptions;
-pub use signal::Signal;
-pub use stdio::Stdio;
-pub use wait::{ExitStatus, ProcessHandle};
 pub use container::{list, Container};
 pub use create::{create, write_pid_file, CreateOptions, Created};
 pub use error::{Error, Result};
 pub use events::event;
 pub use exec::{process_from_flags, ExecOptions, ExecOutcome, ProcessFlags};
+pub use foreground::ForegroundOptions;
 pub use guard::read_input;
 pub use id::validate as validate_id;
 pub use run::{run_foreground, AfterRun};
+pub use signal::Signal;
 pub use spec::{default_spec, features, OCI_VERSION};
 pub use state::{now_rfc3339, OciState, Status};
+pub use stdio::Stdio;
+pub use wait::{ExitStatus, ProcessHandle};
 
 /// Where state lives unless `--root` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/estiba";

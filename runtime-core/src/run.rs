@@ -4,7 +4,7 @@
 //! socket, the runtime holds the pty itself and proxies the caller's tty.
 
 use crate::container::Container;
-use crate::create::{create_with_console, CreateOptions};
+use crate::create::{create_anywhere, CreateOptions};
 use crate::error::Result;
 use crate::foreground::Foreground;
 
@@ -36,7 +36,7 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
         .then(|| crate::sys::get_winsize(0))
         .flatten()
         .map(|w| (w.ws_row, w.ws_col));
-    let created = create_with_console(opts, size, proxy)?;
+    let created = create_anywhere(opts, size, proxy)?;
     let result = (|| {
         Container::load(&opts.root, &opts.id)?.start()?;
         fg.wait(created.pid, created.pty)

@@ -138,6 +138,12 @@ impl Saved {
                 .is_some_and(|(start, zombie)| start == self.pid_start && !zombie)
     }
 
+    /// Whether the recorded init still exists, zombie or not (same start
+    /// time): there is still an exit status to collect.
+    pub fn init_exists(&self) -> bool {
+        self.pid > 0 && proc_start_time(self.pid).is_some_and(|(start, _)| start == self.pid_start)
+    }
+
     pub fn status(&self, dir: &Path) -> Status {
         if !self.created_done {
             // A create still under way, or one that died: the init (if any)

@@ -86,7 +86,11 @@ impl ProcessHandle {
 }
 
 /// Waits on `pidfd` (of `pid`) for the process to exit.
-pub(crate) fn wait_pidfd(pidfd: &OwnedFd, pid: i32, timeout: Option<Duration>) -> Result<ExitStatus> {
+pub(crate) fn wait_pidfd(
+    pidfd: &OwnedFd,
+    pid: i32,
+    timeout: Option<Duration>,
+) -> Result<ExitStatus> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let left = match deadline {

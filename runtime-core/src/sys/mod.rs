@@ -13,9 +13,15 @@ use nix::errno::Errno;
 ///
 /// The caller must be single-threaded (estiba is, until this point).
 pub fn clone_fork(flags: libc::c_int) -> Result<libc::pid_t, Errno> {
+    // In a helper (see helper.rs) the caller of the library is the parent.
+    let flags = match crate::helper::in_helper() {
+        true => flags | libc::CLONE_PARENT,
+        false => flags,
+    };
     // SAFETY: a NULL stack makes the kernel reuse the caller's stack in the
     // child (copy-on-write), exactly as fork does; the process is
-    // single-threaded so no lock can be held by a thread that vanishes.
+    // single-threaded (a multi-threaded caller's work runs in a helper) so
+    // no lock can be held by a thread that vanishes.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -26,7 +32,11 @@ pub fn clone_fork(flags: libc::c_int) -> Result<libc::pid_t, Errno> {
             0 as libc::c_ulong,
         )
     };
-    Errno::result(ret).map(|r| r as libc::pid_t)
+    let pid = Errno::result(ret).map(|r| r as libc::pid_t)?;
+    if pid > 0 {
+        crate::helper::cloned(pid);
+    }
+    Ok(pid)
 }
 
 #[repr(C)]
