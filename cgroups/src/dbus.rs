@@ -95,7 +95,7 @@ fn alignment(sig: u8) -> usize {
 
 impl Writer {
     fn pad(&mut self, align: usize) {
-        while !self.buf.len().is_multiple_of(align) {
+        while self.buf.len() % align != 0 {
             self.buf.push(0);
         }
     }

@@ -69,7 +69,7 @@ pub fn set(dir: &Path, v2: bool, frozen: bool) -> Result<()> {
         tries += 1;
         // v1 can stay FREEZING when a task was missed: asking again
         // catches it (runc re-writes FROZEN too).
-        if !v2 && tries.is_multiple_of(10) {
+        if !v2 && tries % 10 == 0 {
             set_once(dir, v2, frozen)?;
         }
         std::thread::sleep(pause);

@@ -6,13 +6,16 @@ use std::path::{Path, PathBuf};
 /// One mounted hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
+    /// Where it is mounted.
     pub mount_point: PathBuf,
     /// v1 controllers ("cpu", "cpuacct", "name=systemd"); empty for v2.
     pub controllers: Vec<String>,
+    /// The unified (cgroup2) hierarchy.
     pub v2: bool,
 }
 
 impl Hierarchy {
+    /// Whether this v1 hierarchy holds `controller`.
     pub fn has(&self, controller: &str) -> bool {
         self.controllers.iter().any(|c| c == controller)
     }
@@ -73,6 +76,7 @@ pub fn parse(mountinfo: &str) -> Vec<Hierarchy> {
     out
 }
 
+/// The hierarchies mounted where this process sees them.
 pub fn host() -> Vec<Hierarchy> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|s| parse(&s))

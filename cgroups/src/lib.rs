@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! estiba's cgroup layer.
 //!
 //! Placement — creating the container's cgroup in every hierarchy, moving
@@ -30,22 +31,51 @@ use std::time::{Duration, Instant};
 use hierarchy::Hierarchy;
 use oci_spec::runtime::LinuxResources;
 
+/// What went wrong with a cgroup.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// `cgroupsPath` is not one this runtime takes.
     #[error("cgroup path {path:?}: {reason}")]
-    InvalidPath { path: PathBuf, reason: &'static str },
+    InvalidPath {
+        /// The path given.
+        path: PathBuf,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// No cgroup filesystem is mounted at all.
     #[error("no cgroup hierarchy is mounted")]
     NoHierarchy,
+    /// Reading or writing a cgroup file failed.
     #[error("cgroup {path:?}: {msg}")]
-    Io { path: PathBuf, msg: String },
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed, with the errno.
+        msg: String,
+    },
+    /// A limit could not be applied (the field named in `msg`).
     #[error("cannot apply linux.resources to cgroup {path:?}: {msg}")]
-    Apply { path: PathBuf, msg: String },
+    Apply {
+        /// The container's cgroup.
+        path: PathBuf,
+        /// What failed.
+        msg: String,
+    },
+    /// The cgroup could not be removed.
     #[error("cannot remove cgroup {path:?}: {msg}")]
-    Remove { path: PathBuf, msg: String },
+    Remove {
+        /// The container's cgroup.
+        path: PathBuf,
+        /// What failed.
+        msg: String,
+    },
+    /// systemd refused or did not answer.
     #[error("systemd cgroup driver: {0}")]
     Systemd(String),
 }
 
+/// A result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
@@ -187,6 +217,7 @@ impl Cgroup {
         self.enter_making(pid)
     }
 
+    /// The cgroup path (relative to each hierarchy's root).
     pub fn path(&self) -> &Path {
         &self.path
     }

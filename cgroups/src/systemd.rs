@@ -21,6 +21,7 @@ use crate::{Error, Result};
 /// cgroup lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
+    /// The unit's name (`docker-ID.scope`, `machine.slice`).
     pub name: String,
     /// The slice unit it goes in (empty for a slice unit itself).
     pub slice: String,

@@ -14,7 +14,7 @@ pub struct Insn {
 
 /// Instructions from the raw bytes of a program (8 bytes each, host order).
 pub fn parse(bytes: &[u8]) -> Result<Vec<Insn>, String> {
-    if !bytes.len().is_multiple_of(8) {
+    if bytes.len() % 8 != 0 {
         return Err(format!(
             "{} bytes is not a whole number of instructions",
             bytes.len()
@@ -49,7 +49,7 @@ impl Call {
             data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
         }
         let o = off as usize;
-        if !o.is_multiple_of(4) || o + 4 > data.len() {
+        if o % 4 != 0 || o + 4 > data.len() {
             return None;
         }
         Some(u32::from_le_bytes([

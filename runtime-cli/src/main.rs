@@ -249,17 +249,16 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
                         .map_err(|_| format!("additional-gids must be a positive number {g}"))?,
                 );
             }
-            let flags = estiba_core::ProcessFlags {
-                args: f.command.clone(),
-                env: f.env.clone(),
-                cwd: f.cwd.clone(),
-                additional_gids,
-                caps: f.cap.clone(),
-                no_new_privs: f.no_new_privs,
-                tty: f.tty,
-                apparmor: f.apparmor.clone(),
-                process_label: f.process_label.clone(),
-            };
+            let mut flags = estiba_core::ProcessFlags::default();
+            flags.args = f.command.clone();
+            flags.env = f.env.clone();
+            flags.cwd = f.cwd.clone();
+            flags.additional_gids = additional_gids;
+            flags.caps = f.cap.clone();
+            flags.no_new_privs = f.no_new_privs;
+            flags.tty = f.tty;
+            flags.apparmor = f.apparmor.clone();
+            flags.process_label = f.process_label.clone();
             let base = c.process()?;
             estiba_core::process_from_flags(base.as_ref(), &flags)?
         }

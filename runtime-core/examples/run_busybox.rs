@@ -32,7 +32,7 @@ fn run(dir: &Path) -> Result<i32, Box<dyn std::error::Error>> {
 
     // The default spec, with our program and no terminal; the library
     // takes the same oci_spec::runtime::Spec a bundle's config.json holds.
-    let mut spec: oci_spec::runtime::Spec =
+    let mut spec: estiba_core::oci_spec::runtime::Spec =
         serde_json::from_value(estiba_core::default_spec(None))?;
     let mut process = spec.process().clone().ok_or("default spec has a process")?;
     process.set_terminal(Some(false));
@@ -53,12 +53,10 @@ fn run(dir: &Path) -> Result<i32, Box<dyn std::error::Error>> {
     // Step by step: create (the init waits), start, wait, delete.
     let created = create(&opts)?;
     println!("created {} with init pid {}", created.id, created.pid);
-    Container::load(&opts.root, &created.id)?.start()?;
-    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(created.pid), None)?;
-    Container::load(&opts.root, &created.id)?.delete(false)?;
-    Ok(match status {
-        nix::sys::wait::WaitStatus::Exited(_, code) => code,
-        nix::sys::wait::WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
-        _ => -1,
-    })
+    let c = Container::load(&opts.root, &created.id)?;
+    c.start()?;
+    // We created it, so we are its parent: the exit status is ours to see.
+    let status = c.wait(Some(std::time::Duration::from_secs(30)))?;
+    c.delete(false)?;
+    Ok(status.code().unwrap_or(-1))
 }

@@ -11,8 +11,11 @@ use crate::error::{Error, Os, Result};
 /// A validated bundle: its spec and its absolute rootfs.
 #[derive(Debug, Clone)]
 pub struct Bundle {
+    /// The bundle directory, absolute, symlinks resolved.
     pub dir: PathBuf,
+    /// The rootfs, absolute.
     pub rootfs: PathBuf,
+    /// The config, validated.
     pub spec: Spec,
 }
 

@@ -115,14 +115,17 @@ impl Container {
         })
     }
 
+    /// The container's id.
     pub fn id(&self) -> &str {
         &self.saved.id
     }
 
+    /// Its status now (derived each time: never stored).
     pub fn status(&self) -> Status {
         self.saved.status(&self.dir)
     }
 
+    /// Its OCI state (runc's `state` document).
     pub fn state(&self) -> OciState {
         self.saved.oci(self.status())
     }
@@ -246,6 +249,7 @@ impl Container {
         Ok(())
     }
 
+    /// Thaws a paused container.
     pub fn resume(&self) -> Result<()> {
         let status = self.status();
         if status != Status::Paused {

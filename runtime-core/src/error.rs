@@ -53,10 +53,18 @@ impl Os {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A container id that is not a name runc takes.
     #[error("invalid container ID format: {id:?}: {reason}")]
-    InvalidId { id: String, reason: &'static str },
+    InvalidId {
+        /// The id given.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No container of that id in the state root.
     #[error("container does not exist: {0}")]
     NotFound(String),
+    /// The id is taken.
     #[error("container with given ID already exists: {0}")]
     Exists(String),
     /// A system call on `path` failed.
@@ -92,25 +100,35 @@ pub enum Error {
     /// scripts match on "invalid configuration").
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Something the runtime did failed, with no errno to keep.
     #[error("{0}")]
     Sys(String),
+    /// The cgroup layer's error.
     #[error(transparent)]
     Cgroup(#[from] estiba_cgroups::Error),
+    /// A hook failed or timed out.
     #[error("{0}")]
     Hook(String),
+    /// The operation does not fit the container's status.
     #[error("container {id} is {status}: {msg}")]
     State {
+        /// The container.
         id: String,
+        /// Its status.
         status: String,
+        /// runc's words for the refusal.
         msg: &'static str,
     },
+    /// The container's process failed while it was set up (its message).
     #[error("{0}")]
     Init(String),
+    /// Not a signal name or number.
     #[error("invalid signal {0:?}")]
     Signal(String),
     /// A bounded wait ran out.
     #[error("{0}")]
     Timeout(String),
+    /// A field or feature this runtime does not implement.
     #[error("{0}")]
     Unsupported(String),
     /// The calling program runs from a writable executable, which a
@@ -120,6 +138,7 @@ pub enum Error {
     NeedsSealedRuntime,
 }
 
+/// A result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {

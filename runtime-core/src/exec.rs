@@ -93,15 +93,25 @@ pub enum ExecOutcome {
 
 /// runc's `exec` flags on top of the container's own `process`.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ProcessFlags {
+    /// The program and its arguments.
     pub args: Vec<String>,
+    /// `KEY=VALUE` entries added to (or replacing) the process's.
     pub env: Vec<String>,
+    /// The working directory.
     pub cwd: Option<PathBuf>,
+    /// Supplementary groups.
     pub additional_gids: Vec<u32>,
+    /// Capabilities added to the bounding, effective and permitted sets.
     pub caps: Vec<String>,
+    /// Set no_new_privs.
     pub no_new_privs: bool,
+    /// Give the process a terminal.
     pub tty: bool,
+    /// An AppArmor profile.
     pub apparmor: Option<String>,
+    /// An SELinux label.
     pub process_label: Option<String>,
 }
 

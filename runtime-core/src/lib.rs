@@ -1,21 +1,46 @@
+#![deny(missing_docs)]
 //! estiba-core: run OCI bundles as Linux containers.
 //!
 //! The lifecycle is a handful of calls, each taking plain options and
-//! `oci_spec` types and returning [`Result`]; nothing here prints or exits.
+//! [`oci_spec`] types and returning [`Result`]; nothing here prints or
+//! exits, and nothing changes the calling process behind its back (signal
+//! forwarding, subreaping and reaping are [`ForegroundOptions`] the caller
+//! asks for). Callers may be multi-threaded. Root is needed.
+//!
+//! A program that starts containers must run from an executable no
+//! container process can write to (CVE-2019-5736): call
+//! [`selfprotect::ensure_protected`] first thing in `main`.
 //!
 //! ```no_run
-//! use estiba_core::{create, Container, CreateOptions};
+//! use std::time::Duration;
+//! use estiba_core::{create, Container, CreateOptions, ExecOptions, ExecOutcome, Signal};
 //!
+//! estiba_core::selfprotect::ensure_protected()?;
+//! // A bundle's config.json, or CreateOptions::spec for one in memory.
 //! let mut opts = CreateOptions::new("demo", "/path/to/bundle");
 //! opts.root = "/run/estiba".into();
-//! let created = create(&opts)?;                 // init waits for start
-//! Container::load(&opts.root, "demo")?.start()?; // user program runs
-//! Container::load(&opts.root, "demo")?.kill(estiba_core::signal::Signal::KILL, false)?;
-//! Container::load(&opts.root, "demo")?.delete(true)?;
-//! # Ok::<(), estiba_core::Error>(())
+//! let (out, out_w) = nix::unistd::pipe()?;   // the container's stdout
+//! opts.stdio.stdout = Some(out_w);
+//! create(&opts)?;                           // the init waits for start
+//! let c = Container::load(&opts.root, "demo")?;
+//! c.start()?;                               // the program runs
+//!
+//! let mut process = c.process()?.expect("a process");
+//! process.set_args(Some(vec!["ps".into()]));
+//! let mut exec = ExecOptions::new(process);
+//! exec.detach = true;
+//! if let ExecOutcome::Detached(p) = c.exec(&exec)? {
+//!     println!("ps ended {:?}", p.wait(Some(Duration::from_secs(5)))?);
+//! }
+//! println!("{} pids", c.stats()?.pids.current);
+//! c.kill(Signal::TERM, false)?;
+//! println!("ended {:?}", c.wait(Some(Duration::from_secs(10)))?);
+//! c.delete(false)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Or, in one call that waits for the exit code: [`run_foreground`].
+//! Or, in one call that waits for the exit code: [`run_foreground`]. The
+//! programs in `examples/` run each step for real.
 
 mod bundle;
 mod cgroupfs;
@@ -56,9 +81,13 @@ mod taskattr;
 mod userdb;
 mod wait;
 
+/// The cgroup layer, whose error [`Error::Cgroup`] carries.
+pub use estiba_cgroups as cgroups;
 /// The runtime-spec types this API takes and returns, re-exported so that a
 /// user's crate needs no matching `oci-spec` version of its own.
 pub use oci_spec;
+/// JSON values: [`default_spec`], [`features`] and [`event`] return them.
+pub use serde_json;
 
 pub use bundle::{parse_process, parse_spec, Bundle};
 pub use container::{list, Container};

@@ -10,7 +10,9 @@ use crate::foreground::Foreground;
 
 /// What becomes of a container `run` waited for once its init has exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AfterRun {
+    /// Deleted (runc's `run`).
     Delete,
     /// Left stopped, for `state` and a later `delete` (runc's `--keep`).
     Keep,

@@ -20,13 +20,20 @@ pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_COPY: &str = "config.json";
 pub const EXEC_SOCKET: &str = "exec.sock";
 
+/// A container's status, as the OCI state document names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Status {
+    /// `create` is under way.
     Creating,
+    /// Created: the init waits for `start`.
     Created,
+    /// The user's program runs.
     Running,
+    /// Frozen.
     Paused,
+    /// The init has exited.
     Stopped,
 }
 
@@ -86,17 +93,27 @@ pub struct Saved {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 /// Fields in runc's order (`state`, `list --format json`): scripts match
 /// on the text.
+#[non_exhaustive]
 pub struct OciState {
+    /// The runtime-spec version of the container's config.
     #[serde(rename = "ociVersion")]
     pub oci_version: String,
+    /// The container's id.
     pub id: String,
+    /// The init's pid (0 once stopped).
     pub pid: i32,
+    /// Its status.
     pub status: Status,
+    /// The bundle directory.
     pub bundle: PathBuf,
+    /// The rootfs (runc's extra field).
     pub rootfs: PathBuf,
+    /// When it was created, RFC 3339 (runc's extra field).
     pub created: String,
+    /// The config's annotations.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// Who created it (runc's extra field).
     pub owner: String,
 }
 

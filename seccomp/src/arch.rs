@@ -4,22 +4,34 @@
 
 use oci_spec::runtime::Arch;
 
+/// x32 syscall numbers are x86_64's with this bit set.
 pub const X32_BIT: u32 = 0x4000_0000;
 
+/// An architecture a filter can cover, with its syscall table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
+    /// x86-64.
     X86_64,
+    /// x32 (x86-64's token, numbers with bit 30).
     X32,
+    /// 32-bit x86.
     X86,
+    /// 64-bit ARM.
     Aarch64,
+    /// 32-bit ARM (EABI).
     Arm,
+    /// 64-bit RISC-V.
     Riscv64,
+    /// 64-bit big-endian PowerPC.
     Ppc64,
+    /// 64-bit little-endian PowerPC.
     Ppc64le,
+    /// 64-bit IBM Z.
     S390x,
 }
 
 impl Table {
+    /// The table of a runtime-spec architecture, if we have it.
     pub fn from_oci(a: Arch) -> Option<Table> {
         Some(match a {
             Arch::ScmpArchX86_64 => Table::X86_64,
@@ -70,6 +82,7 @@ impl Table {
         }
     }
 
+    /// Whether its syscalls take 64-bit arguments.
     pub fn is_64bit(self) -> bool {
         !matches!(self, Table::X86 | Table::Arm)
     }

@@ -72,10 +72,6 @@ impl Asm {
         self.items.push(Item::Jump { code, k, jt, jf });
     }
 
-    pub fn ja(&mut self, l: Label) {
-        self.items.push(Item::Ja(l));
-    }
-
     /// Resolves labels into a program. Every jump must go forward.
     pub fn finish(mut self) -> Result<Vec<sock_filter>, String> {
         loop {
@@ -165,6 +161,7 @@ impl Asm {
 }
 
 /// Runs a program on (arch, nr, args) as the kernel would: for tests.
+#[cfg(test)]
 pub fn run(prog: &[sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
     let mut data = [0u8; 64];
     data[0..4].copy_from_slice(&nr.to_le_bytes());

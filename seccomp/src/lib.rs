@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! `linux.seccomp` → a classic BPF program, installed with seccomp(2).
 //!
 //! The program checks the architecture, then finds the syscall by binary
@@ -7,7 +8,7 @@
 //! program, and installing does not force no_new_privs.
 
 mod arch;
-pub mod bpf;
+mod bpf;
 mod compile;
 
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -15,23 +16,35 @@ use std::os::fd::{FromRawFd, OwnedFd};
 pub use arch::Table;
 pub use compile::compile;
 
+/// Why a profile did not compile or install.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// An architecture the compiler has no table for.
     #[error("linux.seccomp: architecture {0} is not supported")]
     Arch(String),
+    /// The profile is not valid (an unknown action, a bad argument rule).
     #[error("linux.seccomp: {0}")]
     Invalid(String),
+    /// The program would be longer than the kernel takes.
     #[error("linux.seccomp: the program has {0} instructions, over the kernel's limit of 4096")]
     TooLong(usize),
-    #[error("install seccomp filter: {0}")]
-    Install(String),
+    /// seccomp(2) refused the program.
+    #[error("install seccomp filter: {source}")]
+    Install {
+        /// The kernel's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
+/// A result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// A compiled filter, ready to install.
 #[derive(Debug, Clone)]
 pub struct Filter {
+    /// The classic BPF instructions.
     pub program: Vec<libc::sock_filter>,
     /// SECCOMP_FILTER_FLAG_* to install with.
     pub flags: u32,
@@ -44,10 +57,15 @@ pub struct Filter {
     pub wait_killable_asked: bool,
 }
 
+/// SECCOMP_FILTER_FLAG_TSYNC: the filter goes on every thread.
 pub const FLAG_TSYNC: u32 = 1;
+/// SECCOMP_FILTER_FLAG_LOG: actions other than allow are logged.
 pub const FLAG_LOG: u32 = 2;
+/// SECCOMP_FILTER_FLAG_SPEC_ALLOW: no speculative store bypass mitigation.
 pub const FLAG_SPEC_ALLOW: u32 = 4;
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER: a notify descriptor is returned.
 pub const FLAG_NEW_LISTENER: u32 = 8;
+/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: a notified task waits killably.
 pub const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
 
 /// The seccomp flags the runtime-spec names, as `features` lists them.
@@ -126,19 +144,27 @@ impl Filter {
                 flags &= !FLAG_WAIT_KILLABLE_RECV;
                 continue;
             }
-            return Err(Error::Install(err.to_string()));
+            return Err(Error::Install { source: err });
         }
     }
 }
 
-/// SECCOMP_RET_* values.
+/// SECCOMP_RET_* values: what a filter returns for a syscall.
 pub mod ret {
+    /// Kill the whole process.
     pub const KILL_PROCESS: u32 = 0x8000_0000;
+    /// Kill the thread.
     pub const KILL_THREAD: u32 = 0x0000_0000;
+    /// Send SIGSYS.
     pub const TRAP: u32 = 0x0003_0000;
+    /// Fail with the errno in the low 16 bits.
     pub const ERRNO: u32 = 0x0005_0000;
+    /// Ask the listener.
     pub const USER_NOTIF: u32 = 0x7fc0_0000;
+    /// Tell a ptrace tracer.
     pub const TRACE: u32 = 0x7ff0_0000;
+    /// Allow, and log.
     pub const LOG: u32 = 0x7ffc_0000;
+    /// Allow.
     pub const ALLOW: u32 = 0x7fff_0000;
 }
