@@ -24,6 +24,21 @@ cargo clippy --all-targets -q -- -D warnings
 cargo build -q -p estiba
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/estiba-test.log
 cargo run -q -p estiba-core --example run_busybox
+# The library as a user's crate sees it: each published crate builds from
+# its packaged sources (cargo package verifies them together), and a program
+# outside the workspace builds against estiba-core and runs a container.
+lib_pass=0; lib_fail=0
+if cargo package -q -p estiba-seccomp -p estiba-cgroups -p estiba-core >/tmp/estiba-package.log 2>&1; then
+    lib_pass=$((lib_pass + 1))
+else
+    lib_fail=$((lib_fail + 1)); cat /tmp/estiba-package.log
+fi
+if (cd integration/embedder && CARGO_TARGET_DIR="$OLDPWD/target" cargo run -q); then
+    lib_pass=$((lib_pass + 1))
+else
+    lib_fail=$((lib_fail + 1))
+fi
+echo "library: $lib_pass passed, $lib_fail failed" | tee -a /tmp/estiba-test.log
 # cgroup v2: the cgroup and lifecycle tests again, in a qemu guest booted
 # cgroup_no_v1=all (this host is v1 hybrid). ESTIBA_SKIP_VM=1 leaves it out.
 # Then the systemd cgroup driver (and the cgroup tests again) in guests whose
@@ -48,7 +63,7 @@ integration/engines/podman.sh 2>&1 | tee -a /tmp/estiba-test.log
 integration/engines/docker.sh 2>&1 | tee -a /tmp/estiba-test.log
 # The summary line CI reads: cargo's per-binary results plus the engine checks.
 awk '/^test result:/ { p += $4; f += $6 }
-     /^(containerd|podman|docker): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(containerd|podman|docker|library): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      /^oci-conformance estiba: [0-9]+ passed, [0-9]+ failed/ { p += $3; f += $5 }
      /^oci-conformance estiba cgroup-v2: [0-9]+ passed, [0-9]+ failed/ { p += $4; f += $6 }
      /^validation: REGRESSION / { f += 1 }
