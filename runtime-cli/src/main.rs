@@ -272,8 +272,8 @@ fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
     opts.foreground = estiba_core::ForegroundOptions::runc_exec();
     opts.sub_cgroups = f.cgroup.clone();
     opts.pidfd_socket = f.pidfd_socket.clone();
-    if f.process.is_none() {
-        opts.user = f.user.clone();
+    if let (None, Some(u)) = (&f.process, &f.user) {
+        opts.user = Some(u.parse()?);
     }
     match c.exec(&opts)? {
         estiba_core::ExecOutcome::Detached(_) => Ok(0),

@@ -48,11 +48,10 @@ pub struct ExecOptions {
     /// container's to run in, `PATH` (every hierarchy) or
     /// `CONTROLLER[,CONTROLLER]:PATH` (v1, one per controller).
     pub sub_cgroups: Vec<String>,
-    /// `USER[:GROUP]` to run as, each a number or a name looked up in the
-    /// container's /etc/passwd and /etc/group (from inside its root). A
-    /// numeric user keeps the process's gid (runc); a named one without a
-    /// group takes its passwd entry's.
-    pub user: Option<String>,
+    /// Who to run as instead of the process's user: numbers, or names
+    /// looked up in the container's /etc/passwd and /etc/group (from
+    /// inside its root); parse `"USER[:GROUP]"` into one.
+    pub user: Option<crate::userdb::ExecUser>,
     /// A unix socket to send a pidfd of the process to (runc's
     /// `--pidfd-socket`), once it runs.
     pub pidfd_socket: Option<PathBuf>,
@@ -317,14 +316,14 @@ impl Container {
         let mut process = std::borrow::Cow::Borrowed(&opts.process);
         let mut user_names = None;
         if let Some(u) = &opts.user {
-            match crate::userdb::numeric_user(u, process.user().gid())? {
+            match u.numeric(process.user().gid()) {
                 Some((uid, gid)) => {
                     let mut user = process.user().clone();
                     user.set_uid(uid);
                     user.set_gid(gid);
                     process.to_mut().set_user(user);
                 }
-                None => user_names = Some(u.as_str()),
+                None => user_names = Some(u),
             }
         }
         let p: &Process = &process;
@@ -513,7 +512,7 @@ fn child(
     nss: &[(&'static str, CloneFlags, OwnedFd)],
     init_root: &OwnedFd,
     p: &Process,
-    user_names: Option<&str>,
+    user_names: Option<&crate::userdb::ExecUser>,
     caps: &CapSets,
     console: Option<(&UnixStream, Option<(u16, u16)>)>,
     seccomp: Option<&process::SeccompPlan>,
@@ -546,7 +545,7 @@ fn child(
         }
         let mut p = std::borrow::Cow::Borrowed(p);
         if let Some(spec) = user_names {
-            let (uid, gid) = crate::userdb::resolve_user(spec, p.user().gid())?;
+            let (uid, gid) = spec.resolve(p.user().gid())?;
             let mut user = p.user().clone();
             user.set_uid(uid);
             user.set_gid(gid);

@@ -79,6 +79,7 @@ mod stdio;
 mod sys;
 mod taskattr;
 mod userdb;
+pub use userdb::{ExecUser, Id as UserId};
 mod wait;
 
 /// The cgroup layer, whose error [`Error::Cgroup`] carries.

@@ -26,67 +26,101 @@ fn passwd() -> Option<String> {
     db("/etc/passwd")
 }
 
-/// `USER[:GROUP]` when both parts are numbers (no lookup needed): the
-/// uid, and the gid given or else `gid` (runc keeps the process's). None
-/// when a part is a name. Empty parts are refused.
-pub fn numeric_user(spec: &str, gid: u32) -> Result<Option<(u32, u32)>> {
-    let (u, g) = split_user(spec)?;
-    match (u.parse::<u32>(), g.map(str::parse::<u32>)) {
-        (Ok(uid), None) => Ok(Some((uid, gid))),
-        (Ok(uid), Some(Ok(gid))) => Ok(Some((uid, gid))),
-        _ => Ok(None),
+/// A user or group: a number, or a name in the container's database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Id {
+    /// A uid or gid.
+    Num(u32),
+    /// A name in the container's /etc/passwd or /etc/group.
+    Name(String),
+}
+
+impl Id {
+    fn parse(s: &str) -> Id {
+        s.parse().map(Id::Num).unwrap_or_else(|_| Id::Name(s.to_string()))
     }
 }
 
-fn split_user(spec: &str) -> Result<(&str, Option<&str>)> {
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    if u.is_empty() || g.is_some_and(str::is_empty) {
-        return Err(Error::Config(format!(
-            "--user {spec:?}: expected USER[:GROUP]"
-        )));
-    }
-    Ok((u, g))
+/// Who an exec'd process runs as (`exec -u USER[:GROUP]`). A numeric user
+/// without a group keeps the process's gid (runc); a named one takes its
+/// passwd entry's. Names are looked up inside the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecUser {
+    /// The user.
+    pub user: Id,
+    /// The group, if given.
+    pub group: Option<Id>,
 }
 
-/// `USER[:GROUP]` resolved in the container's own databases (run inside
-/// its root): a name must have an entry; a named user without a group
-/// takes its passwd gid, a numeric one keeps `gid`.
-pub fn resolve_user(spec: &str, gid: u32) -> Result<(u32, u32)> {
-    let (u, g) = split_user(spec)?;
-    let missing = |what: &str, name: &str| {
-        Error::Config(format!(
-            "--user {spec:?}: no {what} {name:?} in the container's /etc/{what_file}",
-            what_file = if what == "user" { "passwd" } else { "group" }
-        ))
-    };
-    let (uid, user_gid) = match u.parse::<u32>() {
-        Ok(uid) => (uid, gid),
-        Err(_) => {
-            let pw = passwd().unwrap_or_default();
-            let found = entries(&pw).find(|e| e.0 == u).map(|e| (e.1, e.2));
-            found.ok_or_else(|| missing("user", u))?
+impl ExecUser {
+    /// uid and gid as numbers.
+    pub fn ids(uid: u32, gid: Option<u32>) -> ExecUser {
+        ExecUser {
+            user: Id::Num(uid),
+            group: gid.map(Id::Num),
         }
-    };
-    let gid = match g {
-        None => user_gid,
-        Some(g) => match g.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => {
+    }
+
+    /// The uid and gid when both are numbers (no lookup needed): the gid
+    /// given or else `gid`.
+    pub(crate) fn numeric(&self, gid: u32) -> Option<(u32, u32)> {
+        match (&self.user, &self.group) {
+            (Id::Num(u), None) => Some((*u, gid)),
+            (Id::Num(u), Some(Id::Num(g))) => Some((*u, *g)),
+            _ => None,
+        }
+    }
+
+    /// uid and gid, names looked up in the container's databases (run
+    /// inside its root): a name must have an entry.
+    pub(crate) fn resolve(&self, gid: u32) -> Result<(u32, u32)> {
+        let missing = |what: &str, file: &str, name: &str| {
+            Error::Config(format!("--user: no {what} {name:?} in the container's /etc/{file}"))
+        };
+        let (uid, user_gid) = match &self.user {
+            Id::Num(u) => (*u, gid),
+            Id::Name(n) => {
+                let pw = passwd().unwrap_or_default();
+                let found = entries(&pw).find(|e| e.0 == n).map(|e| (e.1, e.2));
+                found.ok_or_else(|| missing("user", "passwd", n))?
+            }
+        };
+        let gid = match &self.group {
+            None => user_gid,
+            Some(Id::Num(g)) => *g,
+            Some(Id::Name(n)) => {
                 let gr = db("/etc/group").unwrap_or_default();
                 gr.lines()
                     .filter_map(|l| {
                         let f: Vec<&str> = l.split(':').collect();
-                        (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok())?
+                        (f.len() >= 3 && f[0] == n).then(|| f[2].parse::<u32>().ok())?
                     })
                     .next()
-                    .ok_or_else(|| missing("group", g))?
+                    .ok_or_else(|| missing("group", "group", n))?
             }
-        },
-    };
-    Ok((uid, gid))
+        };
+        Ok((uid, gid))
+    }
+}
+
+impl std::str::FromStr for ExecUser {
+    type Err = Error;
+
+    /// `USER[:GROUP]`, each a number or a name; empty parts are refused.
+    fn from_str(spec: &str) -> Result<ExecUser> {
+        let (u, g) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        if u.is_empty() || g.is_some_and(str::is_empty) {
+            return Err(Error::Config(format!("--user {spec:?}: expected USER[:GROUP]")));
+        }
+        Ok(ExecUser {
+            user: Id::parse(u),
+            group: g.map(Id::parse),
+        })
+    }
 }
 
 /// HOME for `uid`: its passwd entry's (the first match, empty included),
