@@ -319,6 +319,20 @@ impl World {
         (id, out)
     }
 
+    /// `create` with the current config must fail: exit code 1, `want` in
+    /// its one error line, and no state left behind.
+    pub fn create_refused(&mut self, suffix: &str, want: &str) {
+        let (id, out) = self.create(suffix, &[]);
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "accepted (want {want:?}): {err}"
+        );
+        assert!(err.contains(want), "want {want:?} in {err:?}");
+        assert!(!self.root.join(&id).exists(), "state left for {id}");
+    }
+
     pub fn state(&self, id: &str) -> Value {
         let out = self.estiba(&["state", id]);
         assert!(

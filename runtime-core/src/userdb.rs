@@ -37,7 +37,9 @@ pub enum Id {
 
 impl Id {
     fn parse(s: &str) -> Id {
-        s.parse().map(Id::Num).unwrap_or_else(|_| Id::Name(s.to_string()))
+        s.parse()
+            .map(Id::Num)
+            .unwrap_or_else(|_| Id::Name(s.to_string()))
     }
 }
 
@@ -76,7 +78,9 @@ impl ExecUser {
     /// inside its root): a name must have an entry.
     pub(crate) fn resolve(&self, gid: u32) -> Result<(u32, u32)> {
         let missing = |what: &str, file: &str, name: &str| {
-            Error::Config(format!("--user: no {what} {name:?} in the container's /etc/{file}"))
+            Error::Config(format!(
+                "--user: no {what} {name:?} in the container's /etc/{file}"
+            ))
         };
         let (uid, user_gid) = match &self.user {
             Id::Num(u) => (*u, gid),
@@ -114,7 +118,9 @@ impl std::str::FromStr for ExecUser {
             None => (spec, None),
         };
         if u.is_empty() || g.is_some_and(str::is_empty) {
-            return Err(Error::Config(format!("--user {spec:?}: expected USER[:GROUP]")));
+            return Err(Error::Config(format!(
+                "--user {spec:?}: expected USER[:GROUP]"
+            )));
         }
         Ok(ExecUser {
             user: Id::parse(u),
