@@ -288,3 +288,34 @@ fn exec_failure_after_start_is_reported_by_start() {
     assert!(text(&out.stderr).contains("exec"), "{}", text(&out.stderr));
     assert!(w.wait_status(&id, "stopped"));
 }
+
+/// `exec` uses the config as it was created, kept in the state dir: a
+/// bundle edited afterwards (its seccomp profile dropped) or removed
+/// changes nothing (runc keeps its config in its state too).
+#[test]
+fn exec_uses_the_config_as_created() {
+    if !can_run("exec_uses_the_config_as_created") {
+        return;
+    }
+    let mut w = World::new("execconfig");
+    w.config["root"]["readonly"] = serde_json::json!(false);
+    w.config["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    w.args(&["sleep", "1000"]);
+    let id = w.running("c");
+    // The bundle now says: no seccomp at all.
+    w.config["linux"].as_object_mut().unwrap().remove("seccomp");
+    w.write_config();
+    let out = w.estiba(&["exec", &id, "sh", "-c", "mkdir /tmp/x 2>&1 || echo denied"]);
+    assert!(
+        text(&out.stdout).contains("denied"),
+        "the edited bundle was used: {}",
+        text(&out.stdout)
+    );
+    // No config.json at all: exec still runs.
+    std::fs::remove_file(w.bundle.join("config.json")).unwrap();
+    let out = w.estiba(&["exec", &id, "true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
