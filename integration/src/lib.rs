@@ -379,6 +379,23 @@ impl Drop for World {
         self.bin = binary();
         for id in &self.ids {
             let _ = self.estiba(&["delete", "--force", id]);
+            // Whatever a failing test left of the container's cgroups goes
+            // too: its processes killed, the directories removed.
+            for dir in cgroup_dirs(id) {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                for _ in 0..100 {
+                    if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
         }
         if self.dir.join("runc-state").exists() {
             let listed = self.runc(&["list", "-q"]).map(|o| text(&o.stdout));

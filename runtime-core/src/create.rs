@@ -460,6 +460,12 @@ pub(crate) fn create_with_console(
     crate::log::debug!("create {}: cloning the init", opts.id);
     let pid = clone_init(&prepared, dir_fd, parent_chan.raw(), child_chan)?;
     cleanup.pid = Some(pid);
+    // Recorded before the init enters its cgroup: a create killed from
+    // here on leaves a pid that `delete --force` kills and waits for, so
+    // the cgroup is empty when it is removed.
+    saved.pid = pid;
+    saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
+    saved.save(&dir)?;
     // The init holds its own copies now.
     drop(prepared.console);
     drop(prepared.exec_listener);
@@ -480,8 +486,6 @@ pub(crate) fn create_with_console(
     }
     cgroup.apply(resources)?;
     crate::log::debug!("create {}: init {pid} in its cgroup", opts.id);
-    saved.pid = pid;
-    saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
     parent_chan.send(&Msg::Go(pid))?;
     loop {
         match parent_chan.recv()? {
