@@ -208,6 +208,34 @@ fn pids_limit_stops_a_fork_bomb() {
     assert!(current <= 10, "pids.current {current} above pids.max 10");
 }
 
+/// runtime-spec 1.3: a pids limit of 0 is a limit of zero, not "no
+/// limit" (runc before 1.4 read 0 as unset): the init runs, and nothing
+/// in the container can fork.
+#[test]
+fn pids_limit_zero_means_no_new_process() {
+    if !can_run("pids_limit_zero_means_no_new_process")
+        || skip_without("pids_limit_zero_means_no_new_process", &["pids"])
+    {
+        return;
+    }
+    let mut w = World::new("pidszero");
+    w.config["linux"]["resources"]["pids"] = json!({"limit": 0});
+    let f = if cgroup_v2() {
+        "/sys/fs/cgroup/pids.max"
+    } else {
+        "/sys/fs/cgroup/pids/pids.max"
+    };
+    // The echo is a program, not the builtin: the shell must fork for it,
+    // and busybox sh gives up when it cannot.
+    // (It is not the last command, which the shell would exec in place.)
+    w.script(&format!(
+        "read m < {f}; echo max=$m; /bin/echo forked; echo after"
+    ));
+    let out = w.run("c");
+    assert_eq!(text(&out.stdout).trim(), "max=0", "{}", text(&out.stderr));
+    assert!(!out.status.success(), "the shell forked");
+}
+
 #[test]
 fn update_with_flags_and_resources_json() {
     if !can_run("update_with_flags_and_resources_json")
