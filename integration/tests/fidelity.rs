@@ -707,6 +707,23 @@ fn refusals_carry_runcs_words() {
         1,
         "invalid container ID format",
     );
+    // A namespace type listed twice: runc refuses the config as malformed.
+    {
+        let mut w = sleeper("words-dupns");
+        w.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "uts"}));
+        w.write_config();
+        let bundle = w.bundle.to_string_lossy().into_owned();
+        let id = w.id("d");
+        both_refuse(
+            &w,
+            &["run", "-d", "--bundle", bundle.as_str(), id.as_str()],
+            1,
+            "duplicated ns",
+        );
+    }
     // A limit this host's cgroups cannot hold: runc calls it invalid.
     if !cgroup_v2() {
         let mut w = sleeper("words-unified");
