@@ -1,4 +1,6 @@
 #![deny(missing_docs)]
+// Every type a public item exposes can be named by users (issue 15).
+#![deny(unnameable_types)]
 //! estiba's cgroup layer.
 //!
 //! Placement — creating the container's cgroup in every hierarchy, moving

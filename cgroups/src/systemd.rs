@@ -168,7 +168,7 @@ fn is_error(e: &DbusError, name: &str) -> bool {
 
 /// The limits systemd knows, as unit properties: it writes them itself on
 /// every reload, so they must agree with what we write to the files.
-pub fn resource_properties(r: Option<&LinuxResources>, v2: bool) -> Vec<Value> {
+pub(crate) fn resource_properties(r: Option<&LinuxResources>, v2: bool) -> Vec<Value> {
     let mut props = vec![];
     let Some(r) = r else { return props };
     let u64_prop = |name: &str, v: u64| Value::property(name, Value::U64(v));

@@ -8,8 +8,10 @@ use nix::errno::Errno;
 
 /// An errno, displayed the way runc (Go's syscall package) prints it:
 /// "no such file or directory", not "No such file or directory (os error 2)".
+/// [`Os::errno`] gives the number; the field stays private so that `nix`'s
+/// type is not part of this crate's API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Os(pub Errno);
+pub struct Os(pub(crate) Errno);
 
 impl fmt::Display for Os {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -44,6 +46,11 @@ impl Os {
     /// The errno.
     pub fn errno(&self) -> i32 {
         self.0 as i32
+    }
+
+    /// The same errno as a `std::io::Error`.
+    pub fn io_error(&self) -> std::io::Error {
+        std::io::Error::from_raw_os_error(self.errno())
     }
 }
 

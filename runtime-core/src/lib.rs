@@ -1,4 +1,6 @@
 #![deny(missing_docs)]
+// Every type a public item exposes can be named by users (issue 15).
+#![deny(unnameable_types)]
 //! estiba-core: run OCI bundles as Linux containers.
 //!
 //! The lifecycle is a handful of calls, each taking plain options and
@@ -93,7 +95,7 @@ pub use serde_json;
 pub use bundle::{parse_process, parse_spec, Bundle};
 pub use container::{list, Container};
 pub use create::{create, write_pid_file, CreateOptions, Created};
-pub use error::{Error, Result};
+pub use error::{Error, Os, Result};
 pub use events::event;
 pub use exec::{process_from_flags, ExecOptions, ExecOutcome, ProcessFlags};
 pub use foreground::ForegroundOptions;

@@ -1,4 +1,6 @@
 #![deny(missing_docs)]
+// Every type a public item exposes can be named by users (issue 15).
+#![deny(unnameable_types)]
 //! `linux.seccomp` → a classic BPF program, installed with seccomp(2).
 //!
 //! The program checks the architecture, then finds the syscall by binary
