@@ -15,6 +15,8 @@ command -v crun >/dev/null 2>&1 || need="$need crun"
 # host's systemd booted in the qemu guests.
 command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus-daemon"
 [ -x /lib/systemd/systemd ] || need="$need systemd"
+# Rootless: newuidmap/newgidmap for accounts with subordinate ids.
+command -v newuidmap >/dev/null 2>&1 || need="$need uidmap"
 if [ -n "$need" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need

@@ -212,6 +212,15 @@ fn needs(r: &LinuxResources) -> Vec<Need> {
 }
 
 impl Cgroup {
+    /// The first field of `r` set for a controller this cgroup has no
+    /// directory for.
+    pub(crate) fn limit_without_cgroup(&self, r: &LinuxResources) -> Option<&'static str> {
+        needs(r)
+            .into_iter()
+            .find(|n| self.dir_of(n.controller).is_none())
+            .map(|n| n.field)
+    }
+
     /// Every field of `r` has a file in the container's cgroup (which
     /// exists by now): else the first that has none is refused.
     pub(crate) fn check_files(&self, r: &LinuxResources) -> Result<()> {

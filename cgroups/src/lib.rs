@@ -18,6 +18,7 @@ mod files;
 mod freezer;
 mod gaps;
 mod limits;
+mod rootless;
 /// The device programs attached to a v2 cgroup directory.
 pub use devfilter::attached as attached_device_programs;
 /// The statistics types `Cgroup::stats` returns (libcgroups').
@@ -75,16 +76,35 @@ pub enum Error {
     /// systemd refused or did not answer.
     #[error("systemd cgroup driver: {0}")]
     Systemd(String),
+    /// The kernel refused access to a cgroup file or directory (EACCES,
+    /// EPERM, EROFS): what a runtime without root meets where it owns no
+    /// cgroup.
+    #[error("cgroup {path:?}: {msg}")]
+    Denied {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed, with the errno.
+        msg: String,
+    },
 }
 
 /// A result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        msg: errno_text(&e),
+    let (path, msg) = (path.to_path_buf(), errno_text(&e));
+    if is_denial(&e) {
+        Error::Denied { path, msg }
+    } else {
+        Error::Io { path, msg }
     }
+}
+
+fn is_denial(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    )
 }
 
 /// "no such file or directory", as runc words errnos.
@@ -173,6 +193,9 @@ pub struct Cgroup {
     unified: bool,
     /// With the systemd driver: the unit that owns the cgroup.
     unit: Option<systemd::Unit>,
+    /// Made by a runtime without root: device rules it cannot apply are
+    /// left out (see `rootless.rs`).
+    rootless: bool,
 }
 
 impl Cgroup {
@@ -200,6 +223,7 @@ impl Cgroup {
             dirs,
             unified,
             unit,
+            rootless: false,
         })
     }
 
@@ -249,15 +273,22 @@ impl Cgroup {
         self.check_not_frozen()?;
         let mut made = vec![];
         for (h, dir) in &self.dirs {
-            let mut parents = vec![];
-            if h.v2 && self.unified {
-                parents = enable_controllers(&h.mount_point, dir)?;
-            }
-            parents.extend(create_dir(h, dir)?);
-            made.extend(parents.into_iter().rev());
-            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+            made.extend(self.enter_one(h, dir, pid)?);
         }
         Ok(made)
+    }
+
+    /// Makes the cgroup in one hierarchy and moves `pid` in; returns the
+    /// parents made, deepest first.
+    fn enter_one(&self, h: &Hierarchy, dir: &Path, pid: i32) -> Result<Vec<PathBuf>> {
+        let mut parents = vec![];
+        if h.v2 && self.unified {
+            parents = enable_controllers(&h.mount_point, dir)?;
+        }
+        parents.extend(create_dir(h, dir)?);
+        parents.reverse();
+        write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        Ok(parents)
     }
 
     /// Like [`Cgroup::enter`], but outside the freezer: for a process that
@@ -349,7 +380,11 @@ impl Cgroup {
 
     /// Freezes or thaws; returns once the kernel reports it done (bounded).
     pub fn freeze(&self, frozen: bool) -> Result<()> {
-        let dir = self.freezer_dir().ok_or(Error::NoHierarchy)?;
+        let dir = self.freezer_dir().ok_or_else(|| Error::Io {
+            path: self.path.clone(),
+            msg: "the container has no freezer cgroup (made without root where the user owns none)"
+                .into(),
+        })?;
         freezer::set(dir, self.unified, frozen)
     }
 
@@ -433,9 +468,16 @@ fn write(path: &Path, value: &str) -> Result<()> {
         .write(true)
         .open(path)
         .map_err(|e| io_err(path, e))?;
-    f.write_all(value.as_bytes()).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        msg: format!("write {value:?}: {}", errno_text(&e)),
+    f.write_all(value.as_bytes()).map_err(|e| {
+        let (path, msg) = (
+            path.to_path_buf(),
+            format!("write {value:?}: {}", errno_text(&e)),
+        );
+        if is_denial(&e) {
+            Error::Denied { path, msg }
+        } else {
+            Error::Io { path, msg }
+        }
     })
 }
 

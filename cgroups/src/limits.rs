@@ -113,6 +113,13 @@ impl Cgroup {
     }
 
     fn apply_devices(&self, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
+        // Without root there is no device rule to write (v1 devices.allow
+        // and v2 BPF programs need privilege over the host); what such a
+        // container can open is what its user may open on the host (runc
+        // leaves device rules out too).
+        if self.rootless {
+            return Ok(());
+        }
         let Some(dir) = self.dir_of("devices") else {
             return Ok(());
         };
@@ -126,6 +133,7 @@ impl Cgroup {
     /// `update`: applies only what `resources` holds (device rules only
     /// when it has some; runc's CLI never passes them).
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        self.check_rootless_limits(resources)?;
         self.check_files(resources)?;
         gaps::check_before_update(self, resources)?;
         if let Some(unit) = &self.unit {
@@ -197,6 +205,7 @@ impl Cgroup {
     /// Usage and limits, as libcgroups reads them.
     pub fn stats(&self) -> Result<libcgroups::stats::Stats> {
         use libcgroups::common::CgroupManager;
+        self.require_some_cgroup()?;
         let err = |msg: String| Error::Io {
             path: self.path.clone(),
             msg,

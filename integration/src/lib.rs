@@ -4,6 +4,8 @@
 //! or fail.
 
 pub mod bpfeval;
+mod plainuser;
+pub use plainuser::PlainUser;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -76,6 +78,11 @@ pub fn can_run(test: &str) -> bool {
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A number unique within this test process.
+pub fn next_seq() -> u32 {
+    SEQ.fetch_add(1, Ordering::SeqCst)
+}
 
 const APPLETS: &[&str] = &[
     "sh",

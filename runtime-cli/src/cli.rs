@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand};
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Root directory for container state
-    #[arg(long, global = true, default_value = estiba_core::DEFAULT_ROOT)]
+    /// Root directory for container state (root's /run/estiba, else $XDG_RUNTIME_DIR/estiba)
+    #[arg(long, global = true, default_value_os_t = estiba_core::default_root())]
     pub root: PathBuf,
     /// Log file (default: stderr)
     #[arg(long, global = true)]
@@ -28,7 +28,7 @@ pub struct Cli {
     /// Place containers through systemd: linux.cgroupsPath is slice:prefix:name, a transient scope unit
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: auto, true or false (accepted for compatibility)
+    /// Whether the cgroup layer may go without a cgroup it cannot make: auto (when not root, or root only in a user namespace), true or false
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", default_value = "auto")]
     pub rootless: String,
     /// Path to criu (accepted for compatibility; checkpointing is not supported)
@@ -39,6 +39,21 @@ pub struct Cli {
     pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// `--rootless`: None for auto; true and false as Go's ParseBool
+    /// spells them (runc's parser).
+    pub fn rootless(&self) -> Result<Option<bool>, String> {
+        match self.rootless.as_str() {
+            "auto" | "" => Ok(None),
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(Some(true)),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(Some(false)),
+            other => Err(format!(
+                "invalid value {other:?} for --rootless: auto, true or false"
+            )),
+        }
+    }
 }
 
 #[derive(Args, Clone)]

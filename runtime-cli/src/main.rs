@@ -112,8 +112,9 @@ impl From<estiba_core::Error> for Failure {
     }
 }
 
-fn create_options(cli: &Cli, f: &CreateFlags) -> CreateOptions {
+fn create_options(cli: &Cli, f: &CreateFlags) -> Result<CreateOptions, Failure> {
     let mut o = CreateOptions::new(f.id.clone(), f.bundle.clone());
+    o.rootless = cli.rootless()?;
     o.root = cli.root.clone();
     o.pid_file = f.pid_file.clone();
     o.console_socket = f.console_socket.clone();
@@ -123,7 +124,7 @@ fn create_options(cli: &Cli, f: &CreateFlags) -> CreateOptions {
     o.systemd_cgroup = cli.systemd_cgroup;
     o.pidfd_socket = f.pidfd_socket.clone();
     o.foreground = estiba_core::ForegroundOptions::runc_run();
-    o
+    Ok(o)
 }
 
 fn dispatch(cli: &Cli) -> Result<u8, Failure> {
@@ -132,7 +133,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
     };
     match cmd {
         Command::Create(f) => {
-            estiba_core::create(&create_options(cli, f))?;
+            estiba_core::create(&create_options(cli, f)?)?;
         }
         Command::Start { id } => Container::load(&cli.root, id).and_then(|c| c.start())?,
         Command::State { id } => {
@@ -161,7 +162,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             no_subreaper,
             flags,
         } => {
-            let mut opts = create_options(cli, flags);
+            let mut opts = create_options(cli, flags)?;
             opts.foreground.subreaper = !*no_subreaper;
             if *detach {
                 estiba_core::create(&opts)?;
@@ -201,7 +202,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         } => show::ps(cli, id, format, ps_args)?,
         Command::Spec { bundle } => {
             // `spec --rootless` arrives through the global --rootless flag.
-            let rootless = cli.rootless == "true";
+            let rootless = cli.rootless()? == Some(true);
             let path = bundle.join("config.json");
             if path.exists() {
                 return Err(format!("File {} exists. Remove it first", path.display()).into());

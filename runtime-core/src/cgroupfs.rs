@@ -23,18 +23,29 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
     if pure_v2 {
         let target = ctx.root.ensure(dest, false)?;
         let t = fd_path(&target);
-        if ctx.new_cgroupns {
-            mount(
+        let mounted = match ctx.new_cgroupns {
+            true => mount(
                 Some("cgroup2"),
                 t.as_str(),
                 Some("cgroup2"),
                 flags,
                 None::<&str>,
-            )
-            .map_err(|e| Error::sys(format!("mount cgroup2 on {dest:?}"), e))?;
-        } else {
-            let src = Path::new(&hierarchies[0].mount_point).join(rel);
-            bind(ctx, &src, &t, flags, dest)?;
+            ),
+            false => Err(nix::errno::Errno::EPERM),
+        };
+        match mounted {
+            Ok(()) => {}
+            // Without a cgroup namespace, or where a user namespace may not
+            // mount cgroup2 (runc falls back the same way): the container's
+            // own cgroup bound, or, for a rootless container that has
+            // none, the whole hierarchy (runc binds that).
+            Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY) => {
+                let top = Path::new(&hierarchies[0].mount_point);
+                let own = top.join(rel);
+                let src = if own.is_dir() { own } else { top.to_path_buf() };
+                bind(ctx, &src, &t, flags, dest)?;
+            }
+            Err(e) => return Err(Error::sys(format!("mount cgroup2 on {dest:?}"), e)),
         }
         return Ok(());
     }

@@ -207,9 +207,8 @@ impl Container {
         }
         let signal = signal.number();
         if all {
-            let cg =
-                estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup)?;
-            for pid in cg.pids()? {
+            let cg = self.cgroup()?;
+            for pid in self.pids_in(&cg)? {
                 let _ = crate::sys::kill(pid, signal);
             }
             if status == Status::Paused && signal == libc::SIGKILL {
@@ -265,10 +264,10 @@ impl Container {
         let mut pids = if self.status() == Status::Stopped {
             self.cgroup()
                 .ok()
-                .and_then(|c| c.pids().ok())
+                .and_then(|c| self.pids_in(&c).ok())
                 .unwrap_or_default()
         } else {
-            self.cgroup()?.pids()?
+            self.pids_in(&self.cgroup()?)?
         };
         pids.sort_unstable();
         pids.dedup();
@@ -286,15 +285,29 @@ impl Container {
         Ok(())
     }
 
+    /// The container's processes: its cgroup's, or, where a runtime
+    /// without root could make it none, those of its pid namespace (or
+    /// the init's descendants, without one).
+    fn pids_in(&self, cg: &estiba_cgroups::Cgroup) -> Result<Vec<i32>> {
+        if !cg.is_absent() {
+            return Ok(cg.pids()?);
+        }
+        Ok(if self.saved.init_alive() {
+            crate::rootless::processes_of(self.saved.pid, self.saved.own_pid_ns)
+        } else {
+            vec![]
+        })
+    }
+
     pub(crate) fn cgroup_handle(&self) -> Result<estiba_cgroups::Cgroup> {
         self.cgroup()
     }
 
     fn cgroup(&self) -> Result<estiba_cgroups::Cgroup> {
-        Ok(estiba_cgroups::Cgroup::open(
-            &self.saved.cgroup_path,
-            self.saved.systemd_cgroup,
-        )?)
+        Ok(
+            estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup)?
+                .leave_out(&self.saved.cgroup_left_out),
+        )
     }
 
     /// The container's config as it was created (kept in its state dir;
@@ -325,7 +338,7 @@ impl Container {
                 "cannot delete a container that is not stopped (use --force to kill it first)",
             ));
         }
-        let cg = estiba_cgroups::Cgroup::open(&c.saved.cgroup_path, c.saved.systemd_cgroup);
+        let cg = c.cgroup();
         if status != Status::Stopped {
             c.stop_everything(status, cg.as_ref().ok());
         }

@@ -60,17 +60,22 @@ pub struct CreateOptions {
     /// What [`crate::run_foreground`] may do to the calling process while
     /// it waits (nothing by default; the CLI asks for runc's `run`).
     pub foreground: crate::foreground::ForegroundOptions,
+    /// Whether the container may go without a cgroup the runtime cannot
+    /// make (no limits asked, no `cgroupsPath` given): `None` decides as
+    /// runc's `--rootless auto` (not root, or root only in a user
+    /// namespace).
+    pub rootless: Option<bool>,
 }
 
 impl CreateOptions {
     /// Options for container `id` from the bundle at `bundle`, everything
-    /// else as runc's defaults (state in [`crate::DEFAULT_ROOT`]).
+    /// else as runc's defaults (state in [`crate::default_root`]).
     pub fn new(id: impl Into<String>, bundle: impl Into<PathBuf>) -> Self {
         CreateOptions {
             id: id.into(),
             bundle: bundle.into(),
             spec: None,
-            root: PathBuf::from(crate::DEFAULT_ROOT),
+            root: crate::default_root(),
             pid_file: None,
             console_socket: None,
             return_pty: false,
@@ -81,6 +86,7 @@ impl CreateOptions {
             systemd_cgroup: false,
             pidfd_socket: None,
             foreground: Default::default(),
+            rootless: None,
         }
     }
 }
@@ -337,8 +343,18 @@ pub(crate) fn create_with_console(
         &opts.id,
         opts.systemd_cgroup,
     )?;
-    let cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, opts.systemd_cgroup)?;
+    let mut cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, opts.systemd_cgroup)?;
     cgroup.check(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+    // runc's rootless cgroup manager: a cgroup the user cannot make is
+    // gone without, but only at the default path (one asked for by
+    // cgroupsPath must be there).
+    let may_go_without_cgroup = opts.rootless.unwrap_or_else(crate::rootless::detect)
+        && !opts.systemd_cgroup
+        && spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .is_none_or(|p| p.as_os_str().is_empty());
 
     // Take the id: mkdir is the atomic claim.
     state::ensure_root(&opts.root)?;
@@ -388,6 +404,7 @@ pub(crate) fn create_with_console(
         cgroup_path: cgroup_path.clone(),
         systemd_cgroup: opts.systemd_cgroup,
         cgroup_parents_made: vec![],
+        cgroup_left_out: vec![],
         own_pid_ns: plan.new_pid,
         poststart: spec
             .hooks()
@@ -441,7 +458,7 @@ pub(crate) fn create_with_console(
         seccomp,
         attrs,
         stdio: opts.stdio.raw(),
-        setgroups_allowed: true,
+        setgroups_allowed: crate::rootless::setgroups_allowed(spec),
         bundle,
         plan,
         caps,
@@ -472,11 +489,17 @@ pub(crate) fn create_with_console(
     let spec = &prepared.bundle.spec;
 
     if prepared.plan.new_user {
-        namespaces::write_id_maps(pid, spec)?;
+        crate::rootless::write_id_maps(pid, spec)?;
     }
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     crate::taskattr::reset_affinity(pid, None)?;
-    cleanup.cgroup_parents_made = cgroup.create(pid, resources)?;
+    cleanup.cgroup_parents_made = if may_go_without_cgroup {
+        let made = cgroup.create_rootless(pid, resources)?;
+        saved.cgroup_left_out = cgroup.left_out();
+        made
+    } else {
+        cgroup.create(pid, resources)?
+    };
     saved.cgroup_parents_made = cleanup.cgroup_parents_made.clone();
     // What a killed create leaves is found from this: the cgroup and the
     // parents it made (the init dies with create until it is recorded).

@@ -246,16 +246,21 @@ fn open_namespaces(pid: i32) -> Result<Vec<(&'static str, CloneFlags, OwnedFd)>>
             Err(nix::errno::Errno::ENOENT) => continue,
             Err(e) => return Err(Error::sys(format!("open {theirs}"), e)),
         };
-        let their = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
-            .map_err(|e| Error::sys(format!("stat {theirs}"), e))?;
-        let ours = nix::sys::stat::stat(format!("/proc/self/ns/{name}").as_str())
-            .map_err(|e| Error::sys(format!("stat /proc/self/ns/{name}"), e))?;
-        if (their.st_dev, their.st_ino) == (ours.st_dev, ours.st_ino) {
+        if is_own_namespace(name, &fd)? {
             continue;
         }
         out.push((name, CloneFlags::from_bits_retain(flag), fd));
     }
     Ok(out)
+}
+
+/// Whether `fd` is this process's own namespace of type `name`.
+fn is_own_namespace(name: &str, fd: &OwnedFd) -> Result<bool> {
+    let their = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(fd))
+        .map_err(|e| Error::sys(format!("stat the container's {name} namespace"), e))?;
+    let ours = nix::sys::stat::stat(format!("/proc/self/ns/{name}").as_str())
+        .map_err(|e| Error::sys(format!("stat /proc/self/ns/{name}"), e))?;
+    Ok((their.st_dev, their.st_ino) == (ours.st_dev, ours.st_ino))
 }
 
 impl Container {
@@ -390,6 +395,10 @@ impl Container {
             });
         let init = self.saved.pid;
         let nss = open_namespaces(init)?;
+        // Where the container's user namespace denies setgroups (a
+        // rootless container mapping one gid), its processes cannot call it.
+        let setgroups_allowed = std::fs::read_to_string(format!("/proc/{init}/setgroups"))
+            .map_or(true, |s| s.trim() != "deny");
         // The init's root, taken before joining: after setns(mnt) the kernel
         // puts us at the namespace's original root, which is not the
         // container's pivoted root when the runtime itself runs chrooted.
@@ -417,7 +426,7 @@ impl Container {
                 &init_root,
                 p,
                 user_names,
-                &caps,
+                (&caps, setgroups_allowed),
                 console.as_ref().map(|c| (c, size)),
                 seccomp.as_ref(),
                 &attrs,
@@ -428,8 +437,7 @@ impl Container {
         drop(child_chan);
         drop(console);
         let result = (|| {
-            let cg =
-                estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup)?;
+            let cg = self.cgroup_handle()?;
             crate::taskattr::reset_affinity(pid, Some(p))?;
             // In a frozen cgroup the process could never get to exec.
             let paused = status == Status::Paused;
@@ -475,6 +483,12 @@ fn clone_into(
     nss: &[(&'static str, CloneFlags, OwnedFd)],
     child: impl FnOnce() -> Result<std::convert::Infallible>,
 ) -> Result<i32> {
+    // An unprivileged runtime has no say over the container's pid
+    // namespace until it is in the container's user namespace, which a
+    // process can enter only single-threaded and never leave.
+    if !nix::unistd::geteuid().is_root() && nss.iter().any(|(n, _, _)| *n == "user") {
+        return clone_through_userns(nss, child);
+    }
     let for_children: Vec<_> = nss
         .iter()
         .filter(|(n, _, _)| matches!(*n, "pid" | "time"))
@@ -505,6 +519,79 @@ fn clone_into(
     pid.map_err(|e| Error::sys("clone exec process", e))
 }
 
+/// How long the intermediate process of a rootless exec may take.
+const INTERMEDIATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The rootless form of [`clone_into`] (as runc's nsexec does it): an
+/// intermediate process joins the user namespace, then the pid and time
+/// namespaces, and clones the process as a sibling (CLONE_PARENT), so it
+/// is still this runtime's child; it sends back its pid and exits.
+fn clone_through_userns(
+    nss: &[(&'static str, CloneFlags, OwnedFd)],
+    child: impl FnOnce() -> Result<std::convert::Infallible>,
+) -> Result<i32> {
+    let (rx, tx) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    let mid = sys::clone_here(0).map_err(|e| Error::sys("clone exec process", e))?;
+    if mid == 0 {
+        drop(rx);
+        let joined = nss
+            .iter()
+            .filter(|(n, _, _)| matches!(*n, "user" | "pid" | "time"))
+            .try_for_each(|(_, flag, fd)| nix::sched::setns(fd.as_fd(), *flag));
+        if joined.is_err() {
+            sys::exit_now(1);
+        }
+        match sys::clone_here(libc::CLONE_PARENT) {
+            Ok(0) => {
+                drop(tx);
+                let code = match child() {
+                    Ok(never) => match never {},
+                    Err(_) => 1,
+                };
+                sys::exit_now(code);
+            }
+            Ok(pid) => {
+                let _ = nix::unistd::write(&tx, &pid.to_ne_bytes());
+                sys::exit_now(0);
+            }
+            Err(_) => sys::exit_now(1),
+        }
+    }
+    drop(tx);
+    let mut fds = [nix::poll::PollFd::new(
+        rx.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ready = nix::poll::poll(
+        &mut fds,
+        nix::poll::PollTimeout::try_from(INTERMEDIATE_TIMEOUT)
+            .unwrap_or(nix::poll::PollTimeout::MAX),
+    );
+    let mut buf = [0u8; 4];
+    let got = match ready {
+        Ok(n) if n > 0 => {
+            nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&rx), &mut buf).unwrap_or(0)
+        }
+        _ => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(mid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            0
+        }
+    };
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(mid), None);
+    if got != 4 {
+        return Err(Error::Init(format!(
+            "exec: could not join the container's user and pid namespaces (within {INTERMEDIATE_TIMEOUT:?})"
+        )));
+    }
+    let pid = i32::from_ne_bytes(buf);
+    crate::helper::cloned(pid);
+    Ok(pid)
+}
+
 /// In the clone: waits for the cgroup, joins the namespaces, sets the
 /// process up and execs. Failures go to the parent over `chan`.
 #[allow(clippy::too_many_arguments)]
@@ -513,7 +600,7 @@ fn child(
     init_root: &OwnedFd,
     p: &Process,
     user_names: Option<&crate::userdb::ExecUser>,
-    caps: &CapSets,
+    (caps, setgroups_allowed): (&CapSets, bool),
     console: Option<(&UnixStream, Option<(u16, u16)>)>,
     seccomp: Option<&process::SeccompPlan>,
     attrs: &crate::taskattr::ContainerAttrs,
@@ -530,8 +617,12 @@ fn child(
             Some(Msg::Go(_)) => {}
             _ => sys::exit_now(1),
         }
-        // User first: it decides what the others may do.
+        // User first: it decides what the others may do (a rootless exec
+        // is in it already).
         for (name, flag, fd) in nss.iter().filter(|(n, _, _)| !matches!(*n, "pid" | "time")) {
+            if *name == "user" && is_own_namespace(name, fd)? {
+                continue;
+            }
             nix::sched::setns(fd.as_fd(), *flag)
                 .map_err(|e| Error::sys(format!("join the container's {name} namespace"), e))?;
         }
@@ -559,7 +650,7 @@ fn child(
         let exec = process::ExecArgs::new(&program, args, &env)?;
         attrs.apply()?;
         crate::taskattr::apply_exec_affinity_final(p)?;
-        process::finalize(p, caps, true, preserve_fds, seccomp)?;
+        process::finalize(p, caps, setgroups_allowed, preserve_fds, seccomp)?;
         Ok(exec.exec())
     })();
     let err = match res {

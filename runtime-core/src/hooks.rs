@@ -38,6 +38,23 @@ fn run_all_with(
     Ok(())
 }
 
+/// Runs a helper program (`args[0]` its name) as a hook would run, with an
+/// empty environment and a bound: its output goes into the error.
+pub fn run_program(
+    path: &std::path::Path,
+    args: &[String],
+    timeout: Duration,
+) -> std::result::Result<(), String> {
+    let hook = oci_spec::runtime::HookBuilder::default()
+        .path(path)
+        .args(args.to_vec())
+        .env(Vec::<String>::new())
+        .timeout(timeout.as_secs().max(1) as i64)
+        .build()
+        .map_err(|e| e.to_string())?;
+    run(&hook, b"", None)
+}
+
 /// Runs every hook of a stage whose failures are warnings (poststop): a
 /// failing hook does not stop the ones after it.
 pub fn run_each_warn(stage: &str, hooks: &[Hook], state_json: &[u8]) {

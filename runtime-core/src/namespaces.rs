@@ -150,29 +150,6 @@ pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// Writes the init's uid and gid maps (from the parent, which holds
-/// CAP_SETUID/CAP_SETGID in the parent user namespace).
-pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
-    let uid = id_map_text(linux.uid_mappings().as_deref().unwrap_or_default());
-    let gid = id_map_text(linux.gid_mappings().as_deref().unwrap_or_default());
-    let proc = crate::procfs::ProcFs::open(std::path::Path::new("/proc"))?;
-    for (file, text) in [("uid_map", uid), ("gid_map", gid)] {
-        if text.is_empty() {
-            continue;
-        }
-        proc.write_named(
-            "id mappings",
-            &format!("{pid}/{file}"),
-            text.as_bytes(),
-            true,
-        )?;
-    }
-    Ok(())
-}
-
 /// Writes `linux.timeOffsets` for a time namespace the parent just made.
 pub fn write_time_offsets(spec: &Spec) -> Result<()> {
     let Some(offsets) = spec

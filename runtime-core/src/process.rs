@@ -159,14 +159,19 @@ pub fn apply_caps(sets: &CapSets) -> Result<()> {
 pub fn switch_user(process: &Process, allow_setgroups: bool) -> Result<()> {
     let user = process.user();
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).map_err(|e| Error::sys("prctl(PR_SET_KEEPCAPS)", e))?;
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     if allow_setgroups {
-        let gids: Vec<Gid> = user
-            .additional_gids()
-            .iter()
-            .flatten()
-            .map(|g| Gid::from_raw(*g))
-            .collect();
         nix::unistd::setgroups(&gids).map_err(|e| Error::sys("setgroups", e))?;
+    } else if !gids.is_empty() {
+        // runc's words: the user namespace denies setgroups.
+        return Err(Error::Init(
+            "cannot set any additional groups in a rootless container".into(),
+        ));
     }
     nix::unistd::setresgid(
         Gid::from_raw(user.gid()),

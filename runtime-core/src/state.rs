@@ -71,6 +71,10 @@ pub struct Saved {
     /// removes them once empty, and never one it found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroup_parents_made: Vec<PathBuf>,
+    /// The hierarchies (mount points) where a runtime without root could
+    /// make no cgroup for the container, which goes without one there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroup_left_out: Vec<PathBuf>,
     /// Whether the init has its own pid namespace: then killing it kills
     /// everything, else `delete` must sweep the cgroup.
     #[serde(default)]
@@ -319,6 +323,7 @@ mod tests {
             cgroup_path: "/x".into(),
             systemd_cgroup: false,
             cgroup_parents_made: vec![],
+            cgroup_left_out: vec![],
             own_pid_ns: true,
             poststart: vec![],
             poststop: vec![],

@@ -18,6 +18,16 @@ pub fn clone_fork(flags: libc::c_int) -> Result<libc::pid_t, Errno> {
         true => flags | libc::CLONE_PARENT,
         false => flags,
     };
+    let pid = clone_here(flags)?;
+    if pid > 0 {
+        crate::helper::cloned(pid);
+    }
+    Ok(pid)
+}
+
+/// [`clone_fork`] as asked, whoever the caller is: the child is this
+/// process's (or, with CLONE_PARENT, its parent's).
+pub fn clone_here(flags: libc::c_int) -> Result<libc::pid_t, Errno> {
     // SAFETY: a NULL stack makes the kernel reuse the caller's stack in the
     // child (copy-on-write), exactly as fork does; the process is
     // single-threaded (a multi-threaded caller's work runs in a helper) so
@@ -32,11 +42,7 @@ pub fn clone_fork(flags: libc::c_int) -> Result<libc::pid_t, Errno> {
             0 as libc::c_ulong,
         )
     };
-    let pid = Errno::result(ret).map(|r| r as libc::pid_t)?;
-    if pid > 0 {
-        crate::helper::cloned(pid);
-    }
-    Ok(pid)
+    Errno::result(ret).map(|r| r as libc::pid_t)
 }
 
 #[repr(C)]
