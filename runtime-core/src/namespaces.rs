@@ -134,6 +134,9 @@ impl Plan {
         // others may do.
         plan.joins
             .sort_by_key(|j| j.typ != LinuxNamespaceType::User);
+        // A runtime that is itself in a user namespace (rootless podman
+        // runs it so) has the same limits: no mknod, locked mount flags.
+        plan.in_userns |= crate::rootless::in_user_namespace();
         Ok(plan)
     }
 }
