@@ -20,6 +20,9 @@ pub struct PlainUser {
     /// The first subordinate uid and gid, and how many (65536 each).
     pub subids: (u32, u32, u32),
     home: PathBuf,
+    /// A cgroup v2 subtree given to the account ([`PlainUser::delegate_cgroup`])
+    /// and the leaf in it where its commands run.
+    delegated: Option<(PathBuf, PathBuf)>,
 }
 
 impl PlainUser {
@@ -36,7 +39,7 @@ impl PlainUser {
         }
         // Short (useradd takes 32 characters), unique to this process.
         let name = format!("esrl{}x{}", std::process::id(), crate::next_seq());
-        let ok = Command::new("useradd")
+        let ok = Command::new(sbin("useradd"))
             .args(["--create-home", "--shell", "/bin/sh", "--user-group", &name])
             .status()
             .is_ok_and(|s| s.success());
@@ -48,6 +51,7 @@ impl PlainUser {
             bin: PathBuf::new(),
             subids: (0, 0, 65536),
             home: PathBuf::from("/home").join(&name),
+            delegated: None,
             name,
         };
         user.runtime_dir = PathBuf::from(format!("/run/user/{}", user.uid));
@@ -93,7 +97,7 @@ impl PlainUser {
         };
         let start = end("/etc/subuid").max(end("/etc/subgid")).max(100000) as u32;
         let range = format!("{start}-{}", start + 65535);
-        let ok = Command::new("usermod")
+        let ok = Command::new(sbin("usermod"))
             .args(["--add-subuids", &range, "--add-subgids", &range, &self.name])
             .status()
             .is_ok_and(|s| s.success());
@@ -115,8 +119,21 @@ impl PlainUser {
     /// `sh -c SCRIPT` as the account, with the environment a login gives
     /// (HOME, USER, PATH, XDG_RUNTIME_DIR) and `$ESTIBA` naming the binary.
     pub fn sh(&self, script: &str) -> Output {
-        Command::new("setpriv")
-            .arg(format!("--reuid={}", self.uid))
+        // In a delegated subtree, root puts the shell in its leaf first.
+        let mut cmd = match &self.delegated {
+            Some((_, leaf)) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!(
+                        "echo $$ > {}/cgroup.procs && exec \"$@\"",
+                        leaf.display()
+                    ))
+                    .args(["sh", "setpriv"]);
+                c
+            }
+            None => Command::new("setpriv"),
+        };
+        cmd.arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .args(["--init-groups", "--", "env", "-i"])
             .arg(format!("HOME={}", self.home.display()))
@@ -128,6 +145,35 @@ impl PlainUser {
             .current_dir("/")
             .output()
             .expect("setpriv")
+    }
+
+    /// Gives the account a cgroup v2 subtree, as systemd's `Delegate=yes`
+    /// does (the directory and its cgroup.procs, cgroup.subtree_control and
+    /// cgroup.threads are the account's), with a leaf where its commands
+    /// run from now on; returns the subtree. None where the host is not
+    /// pure cgroup v2.
+    pub fn delegate_cgroup(&mut self) -> Option<PathBuf> {
+        let top = Path::new("/sys/fs/cgroup");
+        if !top.join("cgroup.subtree_control").exists() || top.join("memory").is_dir() {
+            return None;
+        }
+        let root = top.join(format!("{}-delegated", self.name));
+        let leaf = root.join("shell");
+        std::fs::create_dir_all(&leaf).expect("make the delegated cgroup");
+        for dir in [&root, &leaf] {
+            for f in [
+                "",
+                "cgroup.procs",
+                "cgroup.subtree_control",
+                "cgroup.threads",
+            ] {
+                let path = dir.join(f);
+                std::os::unix::fs::chown(&path, Some(self.uid), Some(self.gid))
+                    .unwrap_or_else(|e| panic!("chown {path:?}: {e}"));
+            }
+        }
+        self.delegated = Some((root.clone(), leaf));
+        Some(root)
     }
 
     /// The config `estiba spec --rootless` writes for the account.
@@ -189,8 +235,15 @@ impl Drop for PlainUser {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        if let Some((root, _)) = &self.delegated {
+            // Deepest first; cgroups go with rmdir only.
+            let _ = Command::new("find")
+                .arg(root)
+                .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
-        let _ = Command::new("userdel")
+        let _ = Command::new(sbin("userdel"))
             .args(["--remove", "--force", &self.name])
             .output();
         // userdel removes the subordinate ranges too; make sure.
@@ -209,6 +262,16 @@ impl Drop for PlainUser {
         }
         let _ = std::fs::remove_dir_all(&self.home);
     }
+}
+
+/// An administration tool by its full path: PATH may lack the sbin
+/// directories (the qemu guest's has only /bin).
+fn sbin(tool: &str) -> PathBuf {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(tool))
 }
 
 fn id_of(name: &str, flag: &str) -> u32 {

@@ -217,3 +217,60 @@ fn limits_without_a_cgroup_are_refused() {
     );
     assert!(user.estiba_ok(&["list", "-q"]).trim().is_empty());
 }
+
+/// cgroup v2 with a subtree delegated to the account (as systemd's
+/// `Delegate=yes` gives one): the container's cgroup is made in it with
+/// its limits, seen from inside; pause and resume freeze it; update
+/// changes a limit; delete removes it.
+#[test]
+fn a_delegated_cgroup_holds_the_limits() {
+    if !cgroup_v2() {
+        skip!("a_delegated_cgroup_holds_the_limits: needs a cgroup v2 host (the v2 guest runs it)");
+        return;
+    }
+    let Some(mut user) = needs_root_and_user("a_delegated_cgroup_holds_the_limits") else {
+        return;
+    };
+    let Some(deleg) = user.delegate_cgroup() else {
+        skip!(
+            "a_delegated_cgroup_holds_the_limits: the cgroup v2 hierarchy is not at /sys/fs/cgroup"
+        );
+        return;
+    };
+    let mut w = rootless_world(&user, "rl-deleg", "sleep 100");
+    w.args(&["sleep", "100"]);
+    w.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 20}});
+    hand_over(&user, &w);
+    let id = w.id("c");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let out = user.estiba_detached(&["create", "--bundle", &bundle, &id]);
+    assert!(out.status.success(), "create: {}", text(&out.stderr));
+    let cg = deleg.join(&id);
+    let read = |f: &str| {
+        std::fs::read_to_string(cg.join(f))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|e| format!("{f}: {e}"))
+    };
+    assert_eq!(read("memory.max"), "67108864");
+    assert_eq!(read("pids.max"), "20");
+    user.estiba_ok(&["start", &id]);
+    assert_eq!(
+        user.estiba_ok(&["exec", &id, "cat", "/sys/fs/cgroup/memory.max"])
+            .trim(),
+        "67108864"
+    );
+    user.estiba_ok(&["pause", &id]);
+    assert!(text(&user.estiba(&["state", &id]).stdout).contains("\"paused\""));
+    assert_eq!(read("cgroup.freeze"), "1");
+    user.estiba_ok(&["resume", &id]);
+    assert_eq!(read("cgroup.freeze"), "0");
+    user.estiba_ok(&["update", "--memory", "96m", &id]);
+    assert_eq!(read("memory.max"), "100663296");
+    let state: serde_json::Value =
+        serde_json::from_str(&user.estiba_ok(&["state", &id])).expect("state JSON");
+    let ps: Vec<i64> =
+        serde_json::from_str(&user.estiba_ok(&["ps", "--format", "json", &id])).expect("ps JSON");
+    assert_eq!(ps, [state["pid"].as_i64().unwrap()]);
+    user.estiba_ok(&["delete", "--force", &id]);
+    assert!(!cg.exists(), "{cg:?} left by delete");
+}

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Runs the cgroup, lifecycle and exec integration tests on cgroup v2: inside a
+# Runs the cgroup, lifecycle, exec and rootless integration tests on cgroup v2: inside a
 # qemu guest booted with Debian's kernel and cgroup_no_v1=all
 # (integration/vm/run.sh). The test binaries are built here, on the host.
 set -euo pipefail
@@ -8,7 +8,7 @@ cargo build -q -p estiba
 # The guests run the release (static) binary: under emulation the debug
 # one takes twice as long to start, and a guest starts it thousands of times.
 estiba=$(integration/build-release.sh)
-bins=$(cargo test -q -p estiba-integration --test cgroups --test resources --test lifecycle --test exec --test devices --no-run --message-format=json 2>/dev/null \
+bins=$(cargo test -q -p estiba-integration --test cgroups --test resources --test lifecycle --test exec --test devices --test rootless --no-run --message-format=json 2>/dev/null \
     | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | grep '/deps/')
 [ -n "$bins" ] || { echo "no test binaries built" >&2; exit 1; }
 # Every binary runs even when one fails; the guest's exit says whether any did.

@@ -336,25 +336,27 @@ pub(crate) fn create_with_console(
         env.push("LISTEN_PID=1".into());
     }
     crate::log::debug!("create {}: bundle loaded and checked", opts.id);
+    let asked = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref())
+        .filter(|p| !p.as_os_str().is_empty());
+    // runc's rootless cgroup manager: a cgroup the user cannot make is
+    // gone without, but only at the default path (one asked for by
+    // cgroupsPath must be there). That default is the container's id
+    // under the runtime's own cgroup (its parent on v2), where a user's
+    // delegated subtree is.
+    let may_go_without_cgroup = opts.rootless.unwrap_or_else(crate::rootless::detect)
+        && !opts.systemd_cgroup
+        && asked.is_none();
+    let relative_id = Path::new(&opts.id);
     let cgroup_path = estiba_cgroups::cgroup_path(
-        spec.linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_deref()),
+        asked.or(may_go_without_cgroup.then_some(relative_id)),
         &opts.id,
         opts.systemd_cgroup,
     )?;
     let mut cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, opts.systemd_cgroup)?;
     cgroup.check(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
-    // runc's rootless cgroup manager: a cgroup the user cannot make is
-    // gone without, but only at the default path (one asked for by
-    // cgroupsPath must be there).
-    let may_go_without_cgroup = opts.rootless.unwrap_or_else(crate::rootless::detect)
-        && !opts.systemd_cgroup
-        && spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_ref())
-            .is_none_or(|p| p.as_os_str().is_empty());
 
     // Take the id: mkdir is the atomic claim.
     state::ensure_root(&opts.root)?;
