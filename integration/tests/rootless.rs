@@ -274,3 +274,48 @@ fn a_delegated_cgroup_holds_the_limits() {
     user.estiba_ok(&["delete", "--force", &id]);
     assert!(!cg.exists(), "{cg:?} left by delete");
 }
+
+/// `--rootless` as runc takes it: `false` makes a cgroup the account
+/// cannot make an error (the cgroup is required); `true` and `auto` let
+/// the container go without; anything else is refused.
+#[test]
+fn the_rootless_flag_takes_runcs_values() {
+    let Some(user) = needs_root_and_user("the_rootless_flag_takes_runcs_values") else {
+        return;
+    };
+    let w = rootless_world(&user, "rl-flag", "true");
+    hand_over(&user, &w);
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let mut w = w;
+    for (value, ok) in [
+        ("true", true),
+        ("auto", true),
+        ("1", true),
+        ("false", false),
+    ] {
+        let id = w.id(&format!("f{value}"));
+        let out = user.estiba(&["--rootless", value, "run", "--bundle", &bundle, &id]);
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "--rootless {value}: {}",
+            text(&out.stderr)
+        );
+        if !ok {
+            assert!(
+                text(&out.stderr).contains("permission denied"),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+    }
+    let id = w.id("bogus");
+    let out = user.estiba(&["--rootless", "maybe", "run", "--bundle", &bundle, &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--rootless"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(user.estiba_ok(&["list", "-q"]).trim().is_empty());
+}
