@@ -266,6 +266,13 @@ fn a_delegated_cgroup_holds_the_limits() {
     assert_eq!(read("cgroup.freeze"), "0");
     user.estiba_ok(&["update", "--memory", "96m", &id]);
     assert_eq!(read("memory.max"), "100663296");
+    let stats: serde_json::Value =
+        serde_json::from_str(&user.estiba_ok(&["events", "--stats", &id])).expect("events JSON");
+    assert_eq!(stats["type"], "stats");
+    assert_eq!(
+        stats["data"]["memory"]["usage"]["limit"], 100663296,
+        "{stats}"
+    );
     let state: serde_json::Value =
         serde_json::from_str(&user.estiba_ok(&["state", &id])).expect("state JSON");
     let ps: Vec<i64> =
@@ -318,4 +325,35 @@ fn the_rootless_flag_takes_runcs_values() {
         text(&out.stderr)
     );
     assert!(user.estiba_ok(&["list", "-q"]).trim().is_empty());
+}
+
+/// Another user's containers are out of reach: root's container, in a
+/// state root the account names itself, can be neither read, signalled,
+/// entered nor deleted by it, and runs on.
+#[test]
+fn another_users_containers_are_out_of_reach() {
+    let Some(user) = needs_root_and_user("another_users_containers_are_out_of_reach") else {
+        return;
+    };
+    let mut w = World::new("rl-theirs");
+    w.args(&["sleep", "100"]);
+    let id = w.running("c");
+    let root = w.root.to_string_lossy().into_owned();
+    for args in [
+        vec!["state", id.as_str()],
+        vec!["kill", id.as_str(), "KILL"],
+        vec!["exec", id.as_str(), "true"],
+        vec!["delete", "--force", id.as_str()],
+    ] {
+        let mut all = vec!["--root", root.as_str()];
+        all.extend(args.iter());
+        let out = user.estiba(&all);
+        assert!(!out.status.success(), "{args:?} as the account succeeded");
+        assert!(
+            text(&out.stderr).contains("permission denied"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(w.status(&id), "running");
 }

@@ -29,13 +29,20 @@ impl Container {
     pub fn load(root: &Path, id: &str) -> Result<Self> {
         id::validate(id)?;
         let dir = state::container_dir(root, id);
-        if !dir.is_dir() {
-            return Err(Error::NotFound(id.to_string()));
+        // Not there, or not ours to look at (another user's state root):
+        // the second is said as it is, as runc says it.
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(Error::NotFound(id.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.to_string()))
+            }
+            Err(e) => return Err(Error::path("stat", &dir, &e)),
         }
         let saved = match Saved::load(&dir) {
             Ok(s) => s,
             // A create killed before its first write: nothing but the dir.
-            Err(_) if !dir.join(state::STATE_FILE).exists() => {
+            Err(_) if matches!(dir.join(state::STATE_FILE).try_exists(), Ok(false)) => {
                 return Err(Error::NotFound(id.to_string()))
             }
             Err(e) => return Err(e),
