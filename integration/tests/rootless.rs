@@ -357,3 +357,30 @@ fn another_users_containers_are_out_of_reach() {
     }
     assert_eq!(w.status(&id), "running");
 }
+
+/// A sysfs mount (runc's root config has one) where the container has no
+/// network namespace of its own cannot be made in a user namespace: the
+/// host's /sys is bound read-only instead (runc's fallback), and the
+/// container runs.
+#[test]
+fn sysfs_without_a_network_namespace_is_bound() {
+    let Some(user) = needs_root_and_user("sysfs_without_a_network_namespace_is_bound") else {
+        return;
+    };
+    let mut w = rootless_world(
+        &user,
+        "rl-sysfs",
+        "test -d /sys/kernel && echo kernel; touch /sys/x 2>/dev/null || echo ro",
+    );
+    for m in w.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                        "options": ["nosuid", "noexec", "nodev", "ro"]});
+        }
+    }
+    hand_over(&user, &w);
+    let id = w.id("c");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let out = user.estiba_ok(&["run", "--bundle", &bundle, &id]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["kernel", "ro"], "{out}");
+}
