@@ -30,6 +30,11 @@ cargo run -q -p estiba-core --example run_busybox
 # its packaged sources (cargo package verifies them together), and a program
 # outside the workspace builds against estiba-core and runs a container.
 lib_pass=0; lib_fail=0
+# cargo package verifies each crate against the others unpacked from its
+# local registry, and keeps those copies in CARGO_HOME (keyed by the
+# checkout's path) for reuse while the version stays the same: a copy left
+# by an earlier run would be verified instead of this tree.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/estiba-*
 if cargo package -q -p estiba-seccomp -p estiba-cgroups -p estiba-core >/tmp/estiba-package.log 2>&1; then
     lib_pass=$((lib_pass + 1))
 else
