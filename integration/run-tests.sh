@@ -30,12 +30,12 @@ cargo run -q -p estiba-core --example run_busybox
 # its packaged sources (cargo package verifies them together), and a program
 # outside the workspace builds against estiba-core and runs a container.
 lib_pass=0; lib_fail=0
-# cargo package verifies each crate against the others unpacked from its
-# local registry, and keeps those copies in CARGO_HOME (keyed by the
-# checkout's path) for reuse while the version stays the same: a copy left
-# by an earlier run would be verified instead of this tree.
-rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/estiba-*
-if cargo package -q -p estiba-seccomp -p estiba-cgroups -p estiba-core >/tmp/estiba-package.log 2>&1; then
+# cargo package verifies each crate against the others through a local
+# registry, whose unpacked copies (in CARGO_HOME) and builds (in the target
+# dir) it reuses while the version stays the same: copies left by an earlier
+# run would be verified instead of this tree. So both start empty.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/estiba-* target/package-verify
+if cargo package -q --target-dir target/package-verify -p estiba-seccomp -p estiba-cgroups -p estiba-core >/tmp/estiba-package.log 2>&1; then
     lib_pass=$((lib_pass + 1))
 else
     lib_fail=$((lib_fail + 1)); cat /tmp/estiba-package.log
