@@ -247,8 +247,8 @@ fn exec_cpu_affinity_initial_and_final() {
 type ConfigEdit = Box<dyn Fn(&mut serde_json::Value)>;
 
 /// Fields with no meaning here are refused, naming them: personality
-/// flags (the spec defines none), mount id-mappings without id-mapped
-/// mount support.
+/// flags (the spec defines none). Mount id-mappings that cannot be
+/// honoured: tests/idmap.rs.
 #[test]
 fn fields_that_cannot_be_honoured_are_refused() {
     if !can_run("fields_that_cannot_be_honoured_are_refused") {
@@ -256,21 +256,10 @@ fn fields_that_cannot_be_honoured_are_refused() {
     }
     let mut w = World::new("refused13");
     let base = w.config.clone();
-    let cases: Vec<(ConfigEdit, &str)> = vec![
-        (
-            Box::new(|c| c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["X"]})),
-            "personality.flags",
-        ),
-        (
-            Box::new(|c| {
-                c["mounts"].as_array_mut().unwrap().push(json!({
-                    "destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind"],
-                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]
-                }))
-            }),
-            "uidMappings",
-        ),
-    ];
+    let cases: Vec<(ConfigEdit, &str)> = vec![(
+        Box::new(|c| c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["X"]})),
+        "personality.flags",
+    )];
     for (edit, want) in cases {
         w.config = base.clone();
         edit(&mut w.config);
@@ -334,6 +323,12 @@ fn features_match_what_containers_do() {
             "bind" | "rbind" => {
                 json!({"destination": "/t", "type": "bind", "source": shared, "options": [o]})
             }
+            // Id-mapped: a bind with mappings (tests/idmap.rs checks the ids).
+            "idmap" | "ridmap" => {
+                let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                json!({"destination": "/t", "type": "bind", "source": shared,
+                       "options": ["rbind", o], "uidMappings": map, "gidMappings": map})
+            }
             _ => json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": [o]}),
         };
         w.config["mounts"].as_array_mut().unwrap().push(m);
@@ -385,15 +380,12 @@ fn features_match_what_containers_do() {
     }
     // Said not to be supported: refused.
     assert_eq!(f["linux"]["intelRdt"]["enabled"], false);
-    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+    // Id-mapped mounts: tests/idmap.rs.
+    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
     // netDevices: net_devices_move_into_the_container.
     assert_eq!(f["linux"]["netDevices"]["enabled"], true);
     let refused: Vec<(serde_json::Value, &str)> = vec![
         (json!({"linux": {"intelRdt": {"closID": "x"}}}), "intelRdt"),
-        (
-            json!({"mounts": [{"destination": "/t", "type": "bind", "source": shared, "options": ["rbind", "idmap"]}]}),
-            "idmap",
-        ),
         (json!({"ociVersion": "1.4.0"}), "newer"),
     ];
     for (edit, want) in refused {

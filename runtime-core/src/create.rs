@@ -123,6 +123,8 @@ pub(crate) struct Prepared {
     pub preserved_fds: u32,
     pub setgroups_allowed: bool,
     pub seccomp: Option<crate::process::SeccompPlan>,
+    /// Id-mapped mounts, made by the runtime for the init to attach.
+    pub idmapped: crate::idmap::Prepared,
 }
 
 /// The container's seccomp filter, compiled (and its listener connected)
@@ -456,7 +458,10 @@ pub(crate) fn create_with_console(
         || !hooks.create_runtime.is_empty()
         || !hooks.create_container.is_empty()
         || !net_devices.is_empty();
+    // Before clone: only the runtime (root on the host) may id-map.
+    let idmapped = crate::idmap::prepare(spec, &bundle.dir)?;
     let prepared = Prepared {
+        idmapped,
         seccomp,
         attrs,
         stdio: opts.stdio.raw(),
@@ -488,6 +493,7 @@ pub(crate) fn create_with_console(
     // The init holds its own copies now.
     drop(prepared.console);
     drop(prepared.exec_listener);
+    drop(prepared.idmapped);
     let spec = &prepared.bundle.spec;
 
     if prepared.plan.new_user {

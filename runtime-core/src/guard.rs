@@ -162,15 +162,8 @@ pub fn check_mounts(spec: &Spec) -> Result<()> {
                 "mounts: {dest:?}: tmpcopyup is for a tmpfs mount"
             )));
         }
-        // runtime-spec 1.2: mappings on a mount make it id-mapped, which
-        // needs the idmap option; without it they would be ignored.
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(Error::Unsupported(format!(
-                "mounts: {dest:?}: uidMappings/gidMappings (id-mapped mounts) are not supported yet"
-            )));
-        }
     }
-    Ok(())
+    crate::idmap::check(spec)
 }
 
 /// runc's rule: the rootfs, inside the (resolved) bundle, must not be or

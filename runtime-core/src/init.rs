@@ -29,6 +29,7 @@ pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
     keep.extend(p.plan.joins.iter().map(|j| j.fd.as_raw_fd()));
     keep.extend(p.console.as_ref().map(|c| c.as_raw_fd()));
     keep.extend(crate::log::kept_fd());
+    keep.extend(p.idmapped.iter().map(|(_, fd)| fd.as_raw_fd()));
     keep.extend(
         p.seccomp
             .as_ref()
@@ -110,6 +111,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
             .as_ref()
             .and_then(|l| l.mount_label().as_deref())
             .filter(|l| !l.is_empty() && crate::lsm::selinux_enabled()),
+        idmapped: &p.idmapped,
     };
     if plan.new_mount {
         rootfs::prepare(spec, rootfs_path)?;

@@ -61,6 +61,7 @@ mod guard;
 mod helper;
 mod hooks;
 mod id;
+mod idmap;
 mod init;
 pub mod log;
 mod lsm;

@@ -20,6 +20,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -43,6 +44,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -88,6 +90,8 @@ pub struct MountOptions {
     pub rec_clr: u64,
     /// `tmpcopyup`: the tmpfs starts with the content it covers.
     pub copyup: bool,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)): an id-mapped bind.
+    pub idmap: Option<bool>,
 }
 
 impl Default for MountOptions {
@@ -100,6 +104,7 @@ impl Default for MountOptions {
             rec_set: 0,
             rec_clr: 0,
             copyup: false,
+            idmap: None,
         }
     }
 }
@@ -160,10 +165,14 @@ impl MountOptions {
                 }
                 "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
                 "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
-                "idmap" | "ridmap" => {
-                    return Err(Error::Unsupported(format!(
-                        "mount option {opt:?} (id-mapped mounts) is not supported yet"
-                    )))
+                // Id-mapped (idmap.rs); ridmap maps every mount of an rbind.
+                "idmap" => {
+                    o.idmap = Some(o.idmap.unwrap_or(false));
+                    continue;
+                }
+                "ridmap" => {
+                    o.idmap = Some(true);
+                    continue;
                 }
                 _ => {
                     o.data.push(opt.to_string());
@@ -255,10 +264,12 @@ pub struct MountContext<'a> {
     /// `linux.mountLabel`, where the host has SELinux (without it the
     /// label has nothing to apply to, as with runc).
     pub mount_label: Option<&'a str>,
+    /// The id-mapped mounts the runtime prepared, by index in `mounts[]`.
+    pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
 }
 
-/// Mounts one entry of `mounts[]` inside the rootfs.
-pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
+/// Mounts entry `index` of `mounts[]` inside the rootfs.
+pub fn mount_entry(ctx: &MountContext, index: usize, m: &Mount) -> Result<()> {
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
@@ -268,7 +279,8 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
     }
     if bind {
         opts.check_bind(dest)?;
-        return bind_mount(ctx, m, &opts);
+        let prepared = ctx.idmapped.iter().find(|(i, _)| *i == index);
+        return bind_mount(ctx, m, &opts, prepared.map(|(_, fd)| fd));
     }
     let target = ctx.root.ensure(dest, false)?;
     check_target(ctx, typ, dest, &target, m.source().as_deref())?;
@@ -442,7 +454,14 @@ fn check_target(
     Ok(())
 }
 
-fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> {
+/// A bind mount; `idmapped` is the runtime's prepared (detached,
+/// id-mapped) copy of the source, attached instead of a bind.
+fn bind_mount(
+    ctx: &MountContext,
+    m: &Mount,
+    opts: &MountOptions,
+    idmapped: Option<&std::os::fd::OwnedFd>,
+) -> Result<()> {
     let dest = m.destination();
     let Some(source) = m.source() else {
         return Err(Error::Config(format!(
@@ -459,23 +478,33 @@ fn bind_mount(ctx: &MountContext, m: &Mount, opts: &MountOptions) -> Result<()> 
     let target = ctx.root.ensure(dest, !meta.is_dir())?;
     check_target(ctx, "bind", dest, &target, Some(&source))?;
     let target_path = fd_path(&target);
-    // Open the source too, so what we bind is what we checked.
-    let src_fd = nix::fcntl::open(
-        &source,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::path("open bind source", &source, e))?;
-    let src_fd = crate::sys::own_fd(src_fd);
-    let rec = opts.flags & MsFlags::MS_REC;
-    mount(
-        Some(fd_path(&src_fd).as_str()),
-        target_path.as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | rec,
-        None::<&str>,
-    )
-    .map_err(|e| Error::sys(format!("bind mount {source:?} on {dest:?}"), e))?;
+    if let Some(tree) = idmapped {
+        use std::os::fd::AsFd;
+        crate::sys::move_mount_fd(tree.as_fd(), target.as_fd()).map_err(|e| {
+            Error::sys(
+                format!("attach id-mapped mount of {source:?} on {dest:?}"),
+                e,
+            )
+        })?;
+    } else {
+        // Open the source too, so what we bind is what we checked.
+        let src_fd = nix::fcntl::open(
+            &source,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::path("open bind source", &source, e))?;
+        let src_fd = crate::sys::own_fd(src_fd);
+        let rec = opts.flags & MsFlags::MS_REC;
+        mount(
+            Some(fd_path(&src_fd).as_str()),
+            target_path.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .map_err(|e| Error::sys(format!("bind mount {source:?} on {dest:?}"), e))?;
+    }
     drop(target);
     let extra = without(
         opts.flags,
@@ -614,13 +643,21 @@ mod tests {
             let p = MountOptions::parse(&[o]).unwrap_or_else(|e| panic!("{o}: {e}"));
             assert!(p.data.is_empty(), "{o} would be passed on as data");
         }
-        // Data options and id-mapping are not mount options of ours.
-        assert!(!KNOWN_OPTIONS.contains(&"idmap"));
+        // Data options are not mount options of ours.
         assert!(MountOptions::parse(&["size=1k"]).unwrap().data == ["size=1k"]);
     }
 
     #[test]
-    fn idmap_is_refused_not_ignored() {
-        assert!(MountOptions::parse(&["idmap"]).is_err());
+    fn ridmap_wins_over_idmap() {
+        assert_eq!(MountOptions::parse(&["idmap"]).unwrap().idmap, Some(false));
+        assert_eq!(
+            MountOptions::parse(&["ridmap", "idmap"]).unwrap().idmap,
+            Some(true)
+        );
+        assert_eq!(
+            MountOptions::parse(&["idmap", "ridmap"]).unwrap().idmap,
+            Some(true)
+        );
+        assert_eq!(MountOptions::parse(&["bind"]).unwrap().idmap, None);
     }
 }

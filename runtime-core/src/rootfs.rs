@@ -66,8 +66,8 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
 }
 
 pub fn mount_all(ctx: &MountContext, spec: &Spec) -> Result<()> {
-    for m in spec.mounts().iter().flatten() {
-        mounts::mount_entry(ctx, m)?;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        mounts::mount_entry(ctx, i, m)?;
     }
     Ok(())
 }

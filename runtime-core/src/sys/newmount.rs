@@ -81,6 +81,42 @@ pub(super) fn mount_setattr(
     Errno::result(r).map(drop)
 }
 
+/// mount_setattr's MOUNT_ATTR_IDMAP.
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// Id-maps the detached mount `fd` (with `recursive`, every mount below it
+/// too) on the user namespace `userns`.
+pub fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    userns: BorrowedFd<'_>,
+) -> Result<(), Errno> {
+    let mut attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let flags = if recursive {
+        libc::AT_RECURSIVE as libc::c_uint
+    } else {
+        0
+    };
+    // SAFETY: fd is open; the path is an empty C string; attr is a valid
+    // mount_attr of the size passed, naming an open user namespace.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | flags,
+            &mut attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
 /// `mount_setattr` on one mount.
 pub fn mount_setattr_one(fd: BorrowedFd<'_>, set: u64, clr: u64) -> Result<(), Errno> {
     mount_setattr(fd, 0, set, clr)
