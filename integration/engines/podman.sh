@@ -68,6 +68,19 @@ d1_restart_checks
 $R -d --name k1 "$img" sleep 1000 >/dev/null
 kill_checks k1
 
+# An id-mapped volume (podman passes `idmap` with no mappings: the
+# container's own). A host file of uid 1000 is 1000's inside a container
+# whose root is host 100000, and the container root's file is host root's;
+# without :idmap the file is nobody's.
+idmap_volume() {
+    local v="$t/idmap-vol" u="--uidmap 0:100000:65536 --gidmap 0:100000:65536"
+    mkdir -p "$v" && echo x > "$v/file" && chown -R 1000:1000 "$v" || return 1
+    [ "$($R --rm $u -v "$v:/vol:idmap" "$img" sh -c 'stat -c "%u %g" /vol/file; touch /vol/made')" = "1000 1000" ] &&
+        [ "$(stat -c '%u %g' "$v/made")" = "0 0" ] &&
+        [ "$($R --rm $u -v "$v:/vol" "$img" stat -c '%u' /vol/file)" = 65534 ]
+}
+check "an :idmap volume keeps the host's ids in a user-namespaced container" idmap_volume
+
 runc_run="$R --runtime $(command -v runc || echo runc)"
 ending_checks
 
