@@ -64,15 +64,18 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 "target/$host/release/oci-conformance" validation --runtime "$PWD/target/debug/estiba" \
     --ledger oci-conformance/validation-ledger.tsv 2>&1 | tee -a /tmp/estiba-test.log
 # Real engines running containers through estiba: containerd (with its runc
-# shim), podman (with conmon) as root and as an ordinary account (rootless),
-# docker (dockerd with its containerd).
+# shim, through ctr and through its CRI plugin), podman (with conmon) as root
+# and as an ordinary account (rootless), docker (dockerd with its containerd).
 integration/engines/containerd.sh 2>&1 | tee -a /tmp/estiba-test.log
+# Kubernetes' path: containerd's CRI plugin driven by a CRI client, pods on
+# a CNI bridge.
+integration/engines/cri.sh 2>&1 | tee -a /tmp/estiba-test.log
 integration/engines/podman.sh 2>&1 | tee -a /tmp/estiba-test.log
 integration/engines/podman-rootless.sh 2>&1 | tee -a /tmp/estiba-test.log
 integration/engines/docker.sh 2>&1 | tee -a /tmp/estiba-test.log
 # The summary line CI reads: cargo's per-binary results plus the engine checks.
 awk '/^test result:/ { p += $4; f += $6 }
-     /^(containerd|podman|podman-rootless|docker|library): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(containerd|cri|podman|podman-rootless|docker|library): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      /^oci-conformance estiba: [0-9]+ passed, [0-9]+ failed/ { p += $3; f += $5 }
      /^oci-conformance estiba cgroup-v2: [0-9]+ passed, [0-9]+ failed/ { p += $4; f += $6 }
      /^validation: REGRESSION / { f += 1 }

@@ -1,32 +1,15 @@
 #!/bin/bash
 # busybox-image.sh OUT.tar [NAME [oci|docker]]: an image of Debian's
-# busybox-static, built by hand (no registry is reachable here): an OCI
-# layout tarball, or with `docker` the archive `docker load` (20.10) reads.
+# busybox-static, built by hand (image-tar.sh says the formats).
 set -euo pipefail
 out=$1; name=${2:-localhost/busybox:latest}; format=${3:-oci}
-d=$(mktemp -d /tmp/estiba-img.XXXXXX)
-trap 'rm -rf "$d"' EXIT
-mkdir -p "$d/rootfs/bin" "$d/rootfs/etc" "$d/rootfs/tmp" "$d/rootfs/proc" "$d/rootfs/sys" "$d/rootfs/dev" "$d/blobs/sha256"
-cp /bin/busybox "$d/rootfs/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$d/rootfs/bin/$a"; done
-echo "root:x:0:0:root:/root:/bin/sh" > "$d/rootfs/etc/passwd"
-echo "root:x:0:" > "$d/rootfs/etc/group"
-echo "nonexec" > "$d/rootfs/bin/notexec"
-chmod 644 "$d/rootfs/bin/notexec"
-tar -C "$d/rootfs" --owner=0 --group=0 -cf "$d/layer.tar" .
-gzip -n -c "$d/layer.tar" > "$d/layer.tar.gz"
-blob() { local s; s=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$d/blobs/sha256/$s"; echo "$s $(stat -c %s "$1")"; }
-read -r lsha lsize < <(blob "$d/layer.tar.gz")
-diffid=$(sha256sum "$d/layer.tar" | cut -d' ' -f1)
-printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$diffid" > "$d/config.json"
-if [ "$format" = docker ]; then
-    printf '[{"Config":"config.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "$name" > "$d/manifest.json"
-    tar -C "$d" -cf "$out" manifest.json config.json layer.tar
-    exit 0
-fi
-read -r csha csize < <(blob "$d/config.json")
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' "$csha" "$csize" "$lsha" "$lsize" > "$d/manifest.json"
-read -r msha msize < <(blob "$d/manifest.json")
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"latest","io.containerd.image.name":"%s"}}]}' "$msha" "$msize" "$name" > "$d/index.json"
-echo '{"imageLayoutVersion":"1.0.0"}' > "$d/oci-layout"
-tar -C "$d" -cf "$out" oci-layout index.json blobs
+r=$(mktemp -d /tmp/estiba-rootfs.XXXXXX)
+trap 'rm -rf "$r"' EXIT
+mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev"
+cp /bin/busybox "$r/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$r/bin/$a"; done
+echo "root:x:0:0:root:/root:/bin/sh" > "$r/etc/passwd"
+echo "root:x:0:" > "$r/etc/group"
+echo "nonexec" > "$r/bin/notexec"
+chmod 644 "$r/bin/notexec"
+"$(dirname "$0")/image-tar.sh" "$r" "$out" "$name" "$format" '["sh"]'
