@@ -5,6 +5,7 @@ set -euo pipefail
 out=$1; name=${2:-localhost/busybox:latest}; format=${3:-oci}
 r=$(mktemp -d /tmp/estiba-rootfs.XXXXXX)
 trap 'rm -rf "$r"' EXIT
+chmod 755 "$r"
 mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev"
 cp /bin/busybox "$r/bin/"
 for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$r/bin/$a"; done

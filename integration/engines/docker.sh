@@ -58,6 +58,34 @@ check "bridge network: the libnetwork-setkey prestart hook gives eth0 an address
 check "bridge network: docker's sysctl is set" sh -c "$D exec k1 cat /proc/sys/net/ipv4/ip_unprivileged_port_start | grep -qx 0"
 kill_checks k1
 
+# The networks users run, all inside dockerd's namespace ($N runs a command
+# there, as on the node): a busybox httpd serves "hello from NAME".
+N="nsenter --net=/proc/$dpid/ns/net"
+serve() { echo "mkdir -p /www && echo hello from $1 > /www/index.html && exec httpd -f -p 80 -h /www"; }
+# fetch URL: from the node, retried while the server starts (bounded).
+# (Debian's static busybox 1.35 wget crashes with -T: timeout bounds it.)
+fetch() { for _ in $(seq 50); do $N timeout 5 busybox wget -q -O- "$1" 2>/dev/null && return; sleep 0.1; done; return 1; }
+$D run --runtime estiba -d --name web1 -p 127.0.0.1:18080:80 "$img" sh -c "$(serve web1)" >/dev/null
+check "bridge network, -p 127.0.0.1:18080:80: the published port answers from the node" \
+    sh -c "$(declare -f fetch); N='$N'; fetch http://127.0.0.1:18080/ | grep -qx 'hello from web1'"
+$D network create --subnet 10.123.0.0/24 estnet >/dev/null
+$D run --runtime estiba -d --name srv --network estnet "$img" sh -c "$(serve srv)" >/dev/null
+check "user-defined bridge: a container reaches another by name (docker's DNS)" \
+    sh -c "$D run --rm --runtime estiba --network estnet $img sh -c 'for i in \$(seq 50); do timeout 5 wget -q -O- http://srv/ && break; sleep 0.1; done' | grep -qx 'hello from srv'"
+# macvlan on a parent the test makes in dockerd's namespace: one end of a
+# veth pair (this kernel has no dummy driver).
+$N ip link add estmac0 type veth peer name estmac1 && $N ip link set estmac0 up && $N ip link set estmac1 up
+$D network create -d macvlan --subnet 10.124.0.0/24 -o parent=estmac0 estmac >/dev/null
+$D run --runtime estiba -d --name mac1 --network estmac --ip 10.124.0.10 "$img" sh -c "$(serve mac1)" >/dev/null
+check "macvlan: a container reaches another on the macvlan network" \
+    sh -c "$D run --rm --runtime estiba --network estmac $img sh -c 'for i in \$(seq 50); do timeout 5 wget -q -O- http://10.124.0.10/ && break; sleep 0.1; done' | grep -qx 'hello from mac1'"
+check "macvlan: the container's interface is a macvlan of the parent" \
+    sh -c "nsenter --net=/proc/\$($D inspect -f '{{.State.Pid}}' mac1)/ns/net ip -d link show eth0 | grep -q 'macvlan mode bridge'"
+check "host network: the container is in the node's network namespace" \
+    sh -c "test \"\$($D run --rm --runtime estiba --network host $img readlink /proc/self/ns/net)\" = \"\$(readlink /proc/$dpid/ns/net)\""
+$D rm -f web1 srv mac1 >/dev/null
+$D network rm estnet estmac >/dev/null
+
 $R -d --name r1 --restart on-failure:2 "$img" sh -c 'exit 1' >/dev/null
 for _ in $(seq 100); do [ "$($D inspect -f '{{.State.Status}}' r1)" = exited ] && [ "$($D inspect -f '{{.RestartCount}}' r1)" = 2 ] && break; sleep 0.1; done
 check "restart policy on-failure:2: restarted twice, then exited 1" sh -c "$D inspect -f '{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}' r1 | grep -qx '2 exited 1'"
