@@ -11,8 +11,10 @@ cd "$(dirname "$0")/../.."
 engine_setup dockerd docker.io docker
 # dockerd gets a network namespace of its own (loopback only): its bridge,
 # iptables rules and container networks exist there, never on the host.
-unshare --net -- sh -c 'ip link set lo up 2>/dev/null; exec "$@"' sh \
-    dockerd --data-root "$t/data" --exec-root "$t/exec" --pidfile "$t/dockerd.pid" -H "unix://$t/docker.sock" \
+# Its default bridge is the test's own: estdocker0 on 10.126.0.0/24.
+unshare --net -- sh -c 'ip link set lo up && ip link add estdocker0 type bridge &&
+        ip addr add 10.126.0.1/24 dev estdocker0 && ip link set estdocker0 up && exec "$@"' sh \
+    dockerd --bridge estdocker0 --data-root "$t/data" --exec-root "$t/exec" --pidfile "$t/dockerd.pid" -H "unix://$t/docker.sock" \
     --storage-driver vfs --exec-opt native.cgroupdriver=cgroupfs --add-runtime "estiba=$estiba" > "$t/dockerd.log" 2>&1 &
 dpid=$!
 D="$bounded 120 docker -H unix://$t/docker.sock"
@@ -54,7 +56,7 @@ d1_restart_checks
 # libnetwork-setkey prestart hook configures eth0; its sysctl is applied.
 $D run --runtime estiba -d --name k1 "$img" sleep 1000 >/dev/null
 kid=$($D inspect -f '{{.Id}}' k1)
-check "bridge network: the libnetwork-setkey prestart hook gives eth0 an address" sh -c "grep -q libnetwork-setkey $t/exec/containerd/daemon/io.containerd.runtime.v2.task/moby/$kid/config.json && $D exec k1 ip -4 addr show eth0 | grep -q 'inet 172\\.'"
+check "bridge network: the libnetwork-setkey prestart hook gives eth0 an address" sh -c "grep -q libnetwork-setkey $t/exec/containerd/daemon/io.containerd.runtime.v2.task/moby/$kid/config.json && $D exec k1 ip -4 addr show eth0 | grep -q 'inet 10\\.126\\.0\\.'"
 check "bridge network: docker's sysctl is set" sh -c "$D exec k1 cat /proc/sys/net/ipv4/ip_unprivileged_port_start | grep -qx 0"
 kill_checks k1
 

@@ -26,22 +26,30 @@ events_logfile_path = "$t/events.log"
 tmp_dir = "$t/tmp"
 [engine.runtimes]
 estiba = ["$estiba"]
+[network]
+network_config_dir = "$t/networks"
 TOML
 export CONTAINERS_CONF="$t/containers.conf"
 # (conmon, with any runtime, writes a file "oom" into its working directory
 # when the OOM killer strikes: podman runs in $t, not in the checkout.)
 P="$bounded 120 env -C $t podman --root $t/storage --runroot $t/runroot --storage-driver vfs"
+# netavark keeps its run state (IPAM, aardvark-dns) in this fixed dir.
+netrun=/run/containers/networks
+[ -e $netrun ] && netrun_made=false || netrun_made=true
 cleanup() {
+    [ -n "${holder:-}" ] && kill "$holder" 2>/dev/null
     $P rm -af -t 0 >/dev/null 2>&1
     $P system reset -f >/dev/null 2>&1
     grep -q " $t" /proc/self/mountinfo && awk -v t="$t" '$5 ~ "^"t { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
     rm -rf "$t"
     # A just-removed child cgroup can keep its parent busy for a moment.
     for _ in $(seq 50); do
-        find /sys/fs/cgroup -maxdepth 2 -type d -name libpod_parent -exec sh -c 'find "$1" -depth -type d -exec rmdir {} \;' _ {} \; 2>/dev/null
+        find /sys/fs/cgroup -mindepth 2 -maxdepth 5 -depth -type d -path '*/libpod_parent*' -exec rmdir {} \; 2>/dev/null
         ls -d /sys/fs/cgroup/*/libpod_parent >/dev/null 2>&1 || break
         sleep 0.1
     done
+    # (after podman's last command, which makes it again)
+    $netrun_made && rm -rf $netrun
 }
 trap cleanup EXIT
 integration/engines/busybox-image.sh "$t/busybox.tar"
@@ -80,6 +88,29 @@ idmap_volume() {
         [ "$($R --rm $u -v "$v:/vol" "$img" stat -c '%u' /vol/file)" = 65534 ]
 }
 check "an :idmap volume keeps the host's ids in a user-namespaced container" idmap_volume
+
+# The networks users run, with podman's netavark in a network namespace the
+# test holds open (its bridge, firewall rules and forwarding sysctl exist
+# only there; $N runs a command there, as on the node).
+unshare --net -- sh -c 'ip link set lo up; exec sleep 600' &
+holder=$!
+N="nsenter --net=/proc/$holder/ns/net"
+PN="$bounded 120 $N env -C $t podman --root $t/storage --runroot $t/runroot --storage-driver vfs"
+serve() { echo "mkdir -p /www && echo hello from $1 > /www/index.html && exec httpd -f -p 80 -h /www"; }
+# (Debian's static busybox 1.35 wget crashes with -T: timeout bounds it.)
+fetch() { for _ in $(seq 50); do $N timeout 5 busybox wget -q -O- "$1" 2>/dev/null && return; sleep 0.1; done; return 1; }
+$PN run -d --name web1 -p 127.0.0.1:18081:80 "$img" sh -c "$(serve web1)" >/dev/null
+check "bridge network, -p 127.0.0.1:18081:80: the published port answers from the node" \
+    sh -c "$(declare -f fetch); N='$N'; fetch http://127.0.0.1:18081/ | grep -qx 'hello from web1'"
+$PN network create --subnet 10.125.0.0/24 estnet >/dev/null
+$PN run -d --name srv --network estnet "$img" sh -c "$(serve srv)" >/dev/null
+check "user-defined network: a container reaches another by name (aardvark-dns)" \
+    sh -c "$PN run --rm --network estnet $img sh -c 'for i in \$(seq 50); do timeout 5 wget -q -O- http://srv/ && break; sleep 0.1; done' | grep -qx 'hello from srv'"
+check "host network: the container is in the node's network namespace" \
+    sh -c "test \"\$($PN run --rm --network host $img readlink /proc/self/ns/net)\" = \"\$(readlink /proc/$holder/ns/net)\""
+$PN rm -f -t 0 web1 srv >/dev/null
+$PN network rm estnet >/dev/null
+kill $holder; wait $holder 2>/dev/null
 
 runc_run="$R --runtime $(command -v runc || echo runc)"
 ending_checks
