@@ -191,16 +191,29 @@ fn listen_fds() -> u32 {
         .unwrap_or(0)
 }
 
-/// Undoes a half-made container when create fails.
-struct Cleanup {
+/// Undoes a half-made container when create (or restore) fails.
+pub(crate) struct Cleanup {
     dir: PathBuf,
-    cgroup: Option<estiba_cgroups::Cgroup>,
-    cgroup_parents_made: Vec<PathBuf>,
-    pid: Option<i32>,
-    armed: bool,
+    pub(crate) cgroup: Option<estiba_cgroups::Cgroup>,
+    pub(crate) cgroup_parents_made: Vec<PathBuf>,
+    pub(crate) pid: Option<i32>,
+    pub(crate) armed: bool,
     /// Set once create-time hooks may have run: a failure from then on
     /// continues the lifecycle at "destroy", then poststop (runtime.md).
     poststop: Option<(Vec<oci_spec::runtime::Hook>, Vec<u8>)>,
+}
+
+impl Cleanup {
+    pub(crate) fn new(dir: &Path) -> Cleanup {
+        Cleanup {
+            dir: dir.to_path_buf(),
+            cgroup: None,
+            cgroup_parents_made: vec![],
+            pid: None,
+            armed: true,
+            poststop: None,
+        }
+    }
 }
 
 impl Drop for Cleanup {
@@ -338,98 +351,22 @@ pub(crate) fn create_with_console(
         env.push("LISTEN_PID=1".into());
     }
     crate::log::debug!("create {}: bundle loaded and checked", opts.id);
-    let asked = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_deref())
-        .filter(|p| !p.as_os_str().is_empty());
-    // runc's rootless cgroup manager: a cgroup the user cannot make is
-    // gone without, but only at the default path (one asked for by
-    // cgroupsPath must be there). That default is the container's id
-    // under the runtime's own cgroup (its parent on v2), where a user's
-    // delegated subtree is.
-    let may_go_without_cgroup = opts.rootless.unwrap_or_else(crate::rootless::detect)
-        && !opts.systemd_cgroup
-        && asked.is_none();
-    let relative_id = Path::new(&opts.id);
-    let cgroup_path = estiba_cgroups::cgroup_path(
-        asked.or(may_go_without_cgroup.then_some(relative_id)),
-        &opts.id,
-        opts.systemd_cgroup,
-    )?;
+    let (cgroup_path, may_go_without_cgroup) =
+        cgroup_plan(spec, &opts.id, opts.rootless, opts.systemd_cgroup)?;
     let mut cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, opts.systemd_cgroup)?;
     cgroup.check(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
 
-    // Take the id: mkdir is the atomic claim.
-    state::ensure_root(&opts.root)?;
-    let dir = state::container_dir(&opts.root, &opts.id);
-    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::Exists(opts.id.clone()))
-        }
-        Err(e) => return Err(Error::path("create state dir", &dir, &e)),
-    }
-    let mut cleanup = Cleanup {
-        dir: dir.clone(),
-        cgroup: None,
-        cgroup_parents_made: vec![],
-        pid: None,
-        armed: true,
-        poststop: None,
-    };
-    let dir_fd = sys::own_fd(
-        nix::fcntl::open(
-            &dir,
-            nix::fcntl::OFlag::O_RDONLY
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| Error::path("open state dir", &dir, e))?,
+    let (dir, dir_fd) = claim_id(&opts.root, &opts.id)?;
+    let mut cleanup = Cleanup::new(&dir);
+    let mut saved = first_state(
+        &opts.id,
+        &bundle,
+        &cgroup_path,
+        opts.systemd_cgroup,
+        plan.new_pid,
     );
-    sys::flock_exclusive(std::os::fd::AsFd::as_fd(&dir_fd))
-        .map_err(|e| Error::path("lock state dir", &dir, e))?;
-    #[allow(deprecated)]
-    let mut saved = Saved {
-        id: opts.id.clone(),
-        pid: 0,
-        pid_start: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: state::now_rfc3339(),
-        owner: owner_name(),
-        annotations: spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        cgroup_path: cgroup_path.clone(),
-        systemd_cgroup: opts.systemd_cgroup,
-        cgroup_parents_made: vec![],
-        cgroup_left_out: vec![],
-        own_pid_ns: plan.new_pid,
-        poststart: spec
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.poststart().clone())
-            .unwrap_or_default(),
-        poststop: spec
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.poststop().clone())
-            .unwrap_or_default(),
-        oci_version: spec.version().clone(),
-        created_done: false,
-        no_process: process.is_none(),
-    };
     saved.save(&dir)?;
-    // The config as created: exec and `spec()` read this copy, never the
-    // bundle again (an edited or removed bundle changes nothing).
-    let copy = dir.join(state::CONFIG_COPY);
-    std::fs::write(&copy, serde_json::to_vec(spec).unwrap_or_default())
-        .map_err(|e| Error::path("write", &copy, &e))?;
+    save_config_copy(&dir, spec)?;
     // A systemd unit is ours to stop only once we started it (a unit of
     // that name may belong to another container).
     if !opts.systemd_cgroup {
@@ -577,6 +514,114 @@ pub(crate) fn create_with_console(
         state_dir: dir,
         pty,
     })
+}
+
+/// The cgroup a container of `spec` gets, and whether it may go without
+/// one: runc's rootless cgroup manager does without a cgroup the user
+/// cannot make, but only at the default path (one asked for by
+/// cgroupsPath must be there). That default is the container's id under
+/// the runtime's own cgroup (its parent on v2), where a user's delegated
+/// subtree is.
+pub(crate) fn cgroup_plan(
+    spec: &oci_spec::runtime::Spec,
+    id: &str,
+    rootless: Option<bool>,
+    systemd: bool,
+) -> Result<(PathBuf, bool)> {
+    let asked = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref())
+        .filter(|p| !p.as_os_str().is_empty());
+    let may_go_without =
+        rootless.unwrap_or_else(crate::rootless::detect) && !systemd && asked.is_none();
+    let path = estiba_cgroups::cgroup_path(
+        asked.or(may_go_without.then_some(Path::new(id))),
+        id,
+        systemd,
+    )?;
+    Ok((path, may_go_without))
+}
+
+/// Takes the id (mkdir is the atomic claim) and locks its state dir.
+pub(crate) fn claim_id(root: &Path, id: &str) -> Result<(PathBuf, OwnedFd)> {
+    state::ensure_root(root)?;
+    let dir = state::container_dir(root, id);
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::Exists(id.to_string()))
+        }
+        Err(e) => return Err(Error::path("create state dir", &dir, &e)),
+    }
+    let opened = nix::fcntl::open(
+        &dir,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    );
+    let dir_fd = match opened {
+        Ok(fd) => sys::own_fd(fd),
+        Err(e) => {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(Error::path("open state dir", &dir, e));
+        }
+    };
+    if let Err(e) = sys::flock_exclusive(std::os::fd::AsFd::as_fd(&dir_fd)) {
+        let _ = std::fs::remove_dir(&dir);
+        return Err(Error::path("lock state dir", &dir, e));
+    }
+    Ok((dir, dir_fd))
+}
+
+/// The state of a container of `bundle` before it has an init.
+pub(crate) fn first_state(
+    id: &str,
+    bundle: &Bundle,
+    cgroup_path: &Path,
+    systemd: bool,
+    own_pid_ns: bool,
+) -> Saved {
+    let spec = &bundle.spec;
+    let hooks = |f: fn(&oci_spec::runtime::Hooks) -> &Option<Vec<Hook>>| {
+        spec.hooks()
+            .as_ref()
+            .and_then(|h| f(h).clone())
+            .unwrap_or_default()
+    };
+    #[allow(deprecated)]
+    Saved {
+        id: id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: owner_name(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup_path: cgroup_path.to_path_buf(),
+        systemd_cgroup: systemd,
+        cgroup_parents_made: vec![],
+        cgroup_left_out: vec![],
+        own_pid_ns,
+        poststart: hooks(|h| h.poststart()),
+        poststop: hooks(|h| h.poststop()),
+        oci_version: spec.version().clone(),
+        created_done: false,
+        no_process: spec.process().is_none(),
+    }
+}
+
+/// The config as created: exec and `spec()` read this copy, never the
+/// bundle again (an edited or removed bundle changes nothing).
+pub(crate) fn save_config_copy(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let copy = dir.join(state::CONFIG_COPY);
+    std::fs::write(&copy, serde_json::to_vec(spec).unwrap_or_default())
+        .map_err(|e| Error::path("write", &copy, &e))
 }
 
 /// The exec socket `start` connects to; bound through the state dir's fd so

@@ -60,14 +60,18 @@ pub(super) fn mount_setattr(
     set: u64,
     clr: u64,
 ) -> Result<(), Errno> {
-    let mut attr = MountAttr {
+    let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
         propagation: 0,
         userns_fd: 0,
     };
+    setattr(fd, flags, attr)
+}
+
+fn setattr(fd: BorrowedFd<'_>, flags: libc::c_uint, mut attr: MountAttr) -> Result<(), Errno> {
     // SAFETY: fd is open; the path is an empty C string; attr is a valid
-    // mount_attr of the size passed.
+    // mount_attr of the size passed (a userns_fd in it is open).
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -91,30 +95,18 @@ pub fn mount_setattr_idmap(
     recursive: bool,
     userns: BorrowedFd<'_>,
 ) -> Result<(), Errno> {
-    let mut attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
     let flags = if recursive {
         libc::AT_RECURSIVE as libc::c_uint
     } else {
         0
     };
-    // SAFETY: fd is open; the path is an empty C string; attr is a valid
-    // mount_attr of the size passed, naming an open user namespace.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | flags,
-            &mut attr as *mut MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
     };
-    Errno::result(r).map(drop)
+    setattr(fd, flags, attr)
 }
 
 /// `mount_setattr` on one mount.
