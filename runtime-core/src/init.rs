@@ -149,6 +149,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         } else {
             rootfs::pivot(rootfs_path)?;
         }
+        rootfs::reopen_dev_null()?;
         // Sysctls before readonlyPaths turns /proc/sys read-only.
         rootfs::apply_system(spec)?;
         rootfs::finalize(spec, plan.in_userns, nulls)?;

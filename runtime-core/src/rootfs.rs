@@ -336,3 +336,33 @@ pub fn apply_system(spec: &Spec) -> Result<()> {
     }
     Ok(())
 }
+
+/// runc's reopening of /dev/null (after pivot): a standard stream that is
+/// the host's /dev/null (as engines give a detached container's stdin)
+/// becomes the container's own, so nothing of the container points at the
+/// host's /dev and criu can checkpoint it. A container without a
+/// /dev/null of its own keeps what it was given.
+pub fn reopen_dev_null() -> Result<()> {
+    use nix::sys::stat::{fstat, stat, SFlag};
+    let Ok(ours) = stat("/dev/null") else {
+        return Ok(());
+    };
+    for fd in 0..3 {
+        let Ok(st) = fstat(fd) else { continue };
+        let chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+        let same = (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino);
+        if !chr || st.st_rdev != ours.st_rdev || same {
+            continue;
+        }
+        let null = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::sys("open the container's /dev/null", e))?;
+        let null = crate::sys::own_fd(null);
+        nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd)
+            .map_err(|e| Error::sys(format!("reopen /dev/null as fd {fd}"), e))?;
+    }
+    Ok(())
+}
