@@ -17,6 +17,8 @@ command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus-daemon"
 [ -x /lib/systemd/systemd ] || need="$need systemd"
 # Rootless: newuidmap/newgidmap for accounts with subordinate ids.
 command -v newuidmap >/dev/null 2>&1 || need="$need uidmap"
+# Checkpoint/restore (the guest runs the host's criu).
+[ -x /usr/sbin/criu ] || need="$need criu"
 if [ -n "$need" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
@@ -56,6 +58,9 @@ if [ "${ESTIBA_SKIP_VM:-0}" = 1 ]; then
 else
     { integration/vm/cgroup-v2-tests.sh 2>&1 || echo "vm-tests cgroup-v2: exit $?"; } | tee -a /tmp/estiba-test.log
     { integration/vm/systemd-tests.sh 2>&1 || echo "vm-tests systemd: exit $?"; } | tee -a /tmp/estiba-test.log
+    # Checkpoint/restore: CRIU 3.17 runs on Debian's kernel, not on every
+    # host's (this one's 6.18 fails its vdso check).
+    { integration/vm/criu-tests.sh 2>&1 || echo "vm-tests criu: exit $?"; } | tee -a /tmp/estiba-test.log
 fi
 # The spec conformance suite against estiba, runc and crun, side by side;
 # then the runtime-tools validation programs if OCI_VALIDATION_DIR names a build.
@@ -75,7 +80,7 @@ integration/engines/podman-rootless.sh 2>&1 | tee -a /tmp/estiba-test.log
 integration/engines/docker.sh 2>&1 | tee -a /tmp/estiba-test.log
 # The summary line CI reads: cargo's per-binary results plus the engine checks.
 awk '/^test result:/ { p += $4; f += $6 }
-     /^(containerd|cri|podman|podman-rootless|docker|library): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(containerd|cri|podman|podman-rootless|podman-criu|docker|library): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      /^oci-conformance estiba: [0-9]+ passed, [0-9]+ failed/ { p += $3; f += $5 }
      /^oci-conformance estiba cgroup-v2: [0-9]+ passed, [0-9]+ failed/ { p += $4; f += $6 }
      /^validation: REGRESSION / { f += 1 }

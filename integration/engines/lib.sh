@@ -76,3 +76,31 @@ none() {
     out=$("$@" 2>/dev/null)
     [ -z "$out" ] || { printf 'left by the test (%s): %s\n' "$*" "$out"; return 1; }
 }
+
+# podman_conf DIR ESTIBA: a private podman's containers.conf in DIR (its
+# tmp dir, events file and network configs there too), exported as
+# CONTAINERS_CONF. What README tells users: estiba as the runtime, its JSON
+# log format, and no default rlimits above this host's hard limits (root
+# lacks CAP_SYS_RESOURCE).
+podman_conf() {
+    mkdir -p "$1/tmp"
+    cat > "$1/containers.conf" <<TOML
+[containers]
+default_ulimits = []
+# conmon stays in the test's cgroup: podman would otherwise leave a
+# libpod_parent/conmon cgroup behind that outlives the test.
+cgroups = "no-conmon"
+[engine]
+runtime = "estiba"
+runtime_supports_json = ["estiba", "crun", "runc"]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$1/events.log"
+tmp_dir = "$1/tmp"
+[engine.runtimes]
+estiba = ["$2"]
+[network]
+network_config_dir = "$1/networks"
+TOML
+    export CONTAINERS_CONF="$1/containers.conf"
+}

@@ -8,28 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 . integration/engines/lib.sh
 engine_setup podman podman podman
-mkdir -p "$t/tmp"
-# What README tells users: estiba as the runtime, its JSON log format, and
-# no default rlimits above this host's hard limits (root lacks CAP_SYS_RESOURCE).
-cat > "$t/containers.conf" <<TOML
-[containers]
-default_ulimits = []
-# conmon stays in the test's cgroup: podman would otherwise leave a
-# libpod_parent/conmon cgroup behind that outlives the test.
-cgroups = "no-conmon"
-[engine]
-runtime = "estiba"
-runtime_supports_json = ["estiba", "crun", "runc"]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$t/events.log"
-tmp_dir = "$t/tmp"
-[engine.runtimes]
-estiba = ["$estiba"]
-[network]
-network_config_dir = "$t/networks"
-TOML
-export CONTAINERS_CONF="$t/containers.conf"
+podman_conf "$t" "$estiba"
 # (conmon, with any runtime, writes a file "oom" into its working directory
 # when the OOM killer strikes: podman runs in $t, not in the checkout.)
 P="$bounded 120 env -C $t podman --root $t/storage --runroot $t/runroot --storage-driver vfs"

@@ -45,6 +45,14 @@ for m in virtio_pci 9pnet_virtio 9p overlay virtio_blk; do
     [ -n "$rel" ] || { echo "build.sh: module $m not in $kver" >&2; exit 1; }
     add "$rel"
 done
+# What CRIU's checks and dumps use (the checkpoint tests): nftables (its
+# kernel-feature probe, with the crc32c it needs), conntrack over netlink
+# (a network namespace's dump), veth and tun (its
+# checks) and the socket diagnostics, where they are modules.
+for m in crc32c_generic libcrc32c nf_tables nf_conntrack_netlink veth tun unix_diag inet_diag tcp_diag udp_diag netlink_diag packet_diag af_packet_diag; do
+    rel=$(grep -E "/${m}\.ko(\.xz)?:" "$mods/modules.dep" | head -1 | cut -d: -f1) || true
+    [ -z "$rel" ] || add "$rel"
+done
 root="$work/initrd"
 mkdir -p "$root"/{bin,dev,proc,sys,mods,newroot,host,rw}
 cp /bin/busybox "$root/bin/busybox"

@@ -31,9 +31,9 @@ pub struct Cli {
     /// Whether the cgroup layer may go without a cgroup it cannot make: auto (when not root, or root only in a user namespace), true or false
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", default_value = "auto")]
     pub rootless: String,
-    /// Path to criu (accepted for compatibility; checkpointing is not supported)
-    #[arg(long, global = true, hide = true)]
-    pub criu: Option<String>,
+    /// Path to criu, for checkpoint and restore (default: criu on PATH)
+    #[arg(long, global = true)]
+    pub criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -79,6 +79,100 @@ pub struct CreateFlags {
     /// Pass N more fds (3..3+N) to the container
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    pub id: String,
+}
+
+/// The criu flags `checkpoint` and `restore` share (runc's).
+#[derive(Args, Clone)]
+pub struct CriuFlags {
+    /// Where the criu images are
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Where criu's log and work files go (default: the image path)
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// cgroups mode: soft (default), full, strict or ignore
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Make this namespace empty instead of restoring it (network)
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory images
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// Restore memory lazily (userfaultfd)
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct CheckpointFlags {
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// Images of a previous pre-dump (relative to the image path)
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Skip in-flight TCP connections
+    #[arg(long = "tcp-skip-in-flight")]
+    pub tcp_skip_in_flight: bool,
+    /// Link unlinked files back when possible
+    #[arg(long = "link-remap")]
+    pub link_remap: bool,
+    /// Dump memory only, leaving the container running
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// criu's page server (not supported)
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// For --lazy-pages (not supported)
+    #[arg(long = "status-fd")]
+    pub status_fd: Option<i32>,
+    pub id: String,
+}
+
+#[derive(Args, Clone)]
+pub struct RestoreFlags {
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Return once the container is restored
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the restored init's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket for the pty master (not supported for restore yet)
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Do not become a subreaper while waiting
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// Accepted as runc's (criu restores the mounts)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// AppArmor profile or SELinux label of the restored process (as in the images)
+    #[arg(long = "lsm-profile")]
+    pub lsm_profile: Option<String>,
+    /// SELinux mount context (as in the images)
+    #[arg(long = "lsm-mount-context")]
+    pub lsm_mount_context: Option<String>,
     pub id: String,
 }
 
@@ -280,7 +374,11 @@ pub enum Command {
         interval: String,
         id: String,
     },
-    /// Not supported yet: checkpoint, restore
+    /// Checkpoint a running container with criu
+    Checkpoint(CheckpointFlags),
+    /// Restore a container from a checkpoint with criu
+    Restore(RestoreFlags),
+    /// Any other command: refused by name
     #[command(external_subcommand)]
     Other(Vec<String>),
 }

@@ -16,6 +16,7 @@ macro_rules! out {
 }
 
 mod cli;
+mod criu;
 mod logging;
 mod show;
 mod update;
@@ -90,7 +91,7 @@ fn main() -> ExitCode {
 }
 
 /// Why a command failed.
-enum Failure {
+pub(crate) enum Failure {
     Msg(String),
 }
 
@@ -224,6 +225,8 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
                 serde_json::to_string_pretty(&estiba_core::features()).map_err(|x| x.to_string())?
             );
         }
+        Command::Checkpoint(f) => return criu::checkpoint(cli, f),
+        Command::Restore(f) => return criu::restore(cli, f),
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
             return Err(

@@ -138,6 +138,10 @@ pub enum Error {
     /// A field or feature this runtime does not implement.
     #[error("{0}")]
     Unsupported(String),
+
+    /// criu failed, with the end of its log.
+    #[error("{0}")]
+    Criu(String),
     /// The calling program runs from a writable executable, which a
     /// container process could reach (CVE-2019-5736): call
     /// [`crate::selfprotect::ensure_protected`] first thing in `main`.

@@ -514,6 +514,24 @@ pub fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clr: u64) -> Result<(), E
 mod newmount;
 pub use newmount::*;
 
+/// Reads one byte from `fd`: whether the byte came (not EOF or error).
+/// For a forked child waiting for its parent's word; async-signal-safe.
+pub fn read_one(fd: RawFd) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: the buffer is valid for one byte for the duration of the call.
+    unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) == 1 }
+}
+
+/// `close(2)` of a descriptor this process owns by number (in a forked
+/// child, before exec).
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: closing a number owns nothing in Rust's view; the caller
+    // names a descriptor it no longer uses.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
 /// Brings `lo` up in the current network namespace (runc does for a
 /// network namespace it creates).
 pub fn loopback_up() -> Result<(), Errno> {
