@@ -379,3 +379,109 @@ fn a_host_dev_null_stream_becomes_the_containers_own() {
         None => skip!("a_host_dev_null_stream_becomes_the_containers_own: no runc to compare"),
     }
 }
+
+/// A process the test holds in a network namespace of its own; killed on
+/// drop, pass or fail.
+struct NetnsHolder(std::process::Child);
+
+impl Drop for NetnsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A container that joins a network namespace by path (as a pod's
+/// containers join the sandbox's) is restored into that same namespace,
+/// not a new one: criu is told it is external, as runc tells it.
+#[test]
+fn a_joined_network_namespace_is_joined_again_on_restore() {
+    if !criu_works("a_joined_network_namespace_is_joined_again_on_restore") {
+        return;
+    }
+    let holder = NetnsHolder(
+        Command::new("unshare")
+            .args(["--net", "sleep", "1000"])
+            .spawn()
+            .expect("unshare"),
+    );
+    let ns = format!("/proc/{}/ns/net", holder.0.id());
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_link(&ns).map(|l| l == ours).unwrap_or(true) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let want = std::fs::read_link(&ns).expect("the holder's namespace");
+    let mut w = World::new("criu-ns");
+    w.without_namespace("network");
+    w.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "network", "path": ns}));
+    let Counting { id, bundle, rx, .. } = counting(&mut w);
+    latest(&rx, Duration::from_secs(1)).expect("counting");
+    let img = w.dir.join("img").to_string_lossy().into_owned();
+    ok(
+        &w.estiba(&["checkpoint", "--image-path", &img, &id]),
+        "checkpoint",
+    );
+    let rx2 = piped(
+        &w,
+        &[
+            "restore",
+            "-d",
+            "--image-path",
+            &img,
+            "--bundle",
+            &bundle,
+            &id,
+        ],
+    );
+    rx2.recv_timeout(Duration::from_secs(10))
+        .expect("counting after restore");
+    let pid = w.state(&id)["pid"].as_i64().unwrap();
+    let got = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(got, want, "the restored init's network namespace");
+    ok(&w.estiba(&["delete", "-f", &id]), "delete");
+}
+
+/// Without a cgroup namespace, a container's /sys/fs/cgroup (v2) is its
+/// own cgroup bound from the host: named to criu as external, and bound
+/// from the new cgroup on restore, where it shows the config's limit.
+#[test]
+fn a_container_without_a_cgroup_namespace_is_restored() {
+    if !criu_works("a_container_without_a_cgroup_namespace_is_restored") {
+        return;
+    }
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        skip!("a_container_without_a_cgroup_namespace_is_restored: not a cgroup v2 host");
+        return;
+    }
+    let mut w = World::new("criu-nocgns");
+    w.without_namespace("cgroup");
+    let Counting { id, bundle, rx, .. } = counting(&mut w);
+    latest(&rx, Duration::from_secs(1)).expect("counting");
+    let img = w.dir.join("img").to_string_lossy().into_owned();
+    ok(
+        &w.estiba(&["checkpoint", "--image-path", &img, &id]),
+        "checkpoint",
+    );
+    let rx2 = piped(
+        &w,
+        &[
+            "restore",
+            "-d",
+            "--image-path",
+            &img,
+            "--bundle",
+            &bundle,
+            &id,
+        ],
+    );
+    rx2.recv_timeout(Duration::from_secs(10))
+        .expect("counting after restore");
+    let o = w.estiba(&["exec", &id, "cat", "/sys/fs/cgroup/memory.max"]);
+    ok(&o, "exec");
+    assert_eq!(text(&o.stdout).trim(), "67108864");
+    ok(&w.estiba(&["delete", "-f", &id]), "delete");
+}

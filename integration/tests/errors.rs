@@ -241,11 +241,11 @@ fn unsupported_things_say_so() {
         assert!(!w.root.join(&id).exists());
         assert!(cgroup_dirs(&id).is_empty(), "left: {:?}", cgroup_dirs(&id));
     }
-    // Commands estiba does not have yet say so.
-    let out = w.estiba(&["checkpoint", &id]);
+    // A command estiba does not have says so, by name.
+    let out = w.estiba(&["frobnicate", &id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("not supported"),
+        text(&out.stderr).contains("command \"frobnicate\" is not supported"),
         "{}",
         text(&out.stderr)
     );

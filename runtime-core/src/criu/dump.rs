@@ -61,6 +61,22 @@ impl Container {
             args.push("--external".into());
             args.push(format!("mnt[{}]:{}", dest.display(), dest.display()).into());
         }
+        if let Some(dest) = criu::cgroup_bind(&spec) {
+            args.push("--external".into());
+            args.push(format!("mnt[{}]:{}", dest.display(), dest.display()).into());
+        }
+        for (kind, key, path) in criu::joined_namespaces(&spec) {
+            let ino = std::fs::metadata(&path)
+                .map_err(|e| Error::path("stat the joined namespace", &path, &e))?;
+            args.push("--external".into());
+            args.push(
+                format!(
+                    "{kind}[{}]:{key}",
+                    std::os::unix::fs::MetadataExt::ino(&ino)
+                )
+                .into(),
+            );
+        }
         for file in masked_files(&spec, self.saved.pid) {
             args.push("--external".into());
             args.push(format!("mnt[{file}]:{}", criu::MASKED).into());

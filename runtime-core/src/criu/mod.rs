@@ -140,6 +140,52 @@ pub(crate) fn external_binds(spec: &Spec) -> Vec<(PathBuf, PathBuf)> {
     out
 }
 
+/// Where a container without a cgroup namespace of its own has the
+/// cgroup v2 hierarchy: a bind of its own cgroup from the host (mounts.rs),
+/// so an external mount for criu. (v1 hybrid hosts: not handled.)
+pub(crate) fn cgroup_bind(spec: &Spec) -> Option<PathBuf> {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    let own_ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == T::Cgroup && n.path().is_none())
+        });
+    if own_ns || !estiba_cgroups::hierarchy::is_unified(&estiba_cgroups::hierarchy::host()) {
+        return None;
+    }
+    spec.mounts()
+        .iter()
+        .flatten()
+        .find(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")))
+        .map(|m| m.destination().clone())
+}
+
+/// The namespaces the container joins by path that criu must not dump but
+/// name (runc's keys): `(criu's name for the type, key, path)`. A pod's
+/// containers join the sandbox's network namespace this way.
+pub(crate) fn joined_namespaces(spec: &Spec) -> Vec<(&'static str, &'static str, PathBuf)> {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    namespaces
+        .into_iter()
+        .filter_map(|n| {
+            let (kind, key) = match n.typ() {
+                T::Network => ("net", "extRootNetNS"),
+                T::Pid => ("pid", "extRootPidNS"),
+                _ => return None,
+            };
+            n.path().clone().map(|p| (kind, key, p))
+        })
+        .collect()
+}
+
 /// The name masked files go by in the images (each is /dev/null bound).
 pub(crate) const MASKED: &str = "/dev/null";
 

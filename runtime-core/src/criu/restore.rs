@@ -119,7 +119,27 @@ pub fn restore(opts: &RestoreOptions) -> Result<i32> {
     criu::ensure_dir(&work)?;
     let pid_file = work.join("restore.pid");
     let _ = std::fs::remove_file(&pid_file);
-    let args = restore_args(opts, &bundle, &root.0, &work, &pid_file)?;
+    let mut args = restore_args(opts, &bundle, &root.0, &work, &pid_file)?;
+    if let (Some(dest), Some(dir)) = (criu::cgroup_bind(spec), cgroup.dir_of("memory")) {
+        // The container's new cgroup, made before criu restores anything.
+        args.push("--external".into());
+        args.push(format!("mnt[{}]:{}", dest.display(), dir.display()).into());
+    }
+    // Namespaces joined by path are handed to criu open, under runc's keys;
+    // these descriptors are inherited (no CLOEXEC) and closed after.
+    let mut joined = vec![];
+    for (_, key, path) in criu::joined_namespaces(spec) {
+        let fd = nix::fcntl::open(
+            &path,
+            nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::path("open the joined namespace", &path, e))?;
+        let fd = crate::sys::own_fd(fd);
+        args.push("--inherit-fd".into());
+        args.push(format!("fd[{}]:{key}", fd.as_raw_fd()).into());
+        joined.push(fd);
+    }
 
     let (hold_rx, hold_tx) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
@@ -136,6 +156,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<i32> {
     };
     let hold = Some((hold_rx.as_raw_fd(), hold_tx.as_raw_fd()));
     let result = criu::run(&criu_bin, &args, &work, "restore.log", hold, placed);
+    drop(joined);
     cleanup.cgroup = Some(cgroup.clone());
     cleanup.cgroup_parents_made = parents.clone();
     result?;
