@@ -71,6 +71,17 @@ fn counting(w: &mut World) -> Counting {
     }
 }
 
+/// `restore -d` of `id` from `img`, its stdout a new pipe; the first
+/// number the restored counter writes there.
+fn restore(w: &World, bundle: &str, id: &str, img: &str) -> u64 {
+    let rx = piped(
+        w,
+        &["restore", "-d", "--image-path", img, "--bundle", bundle, id],
+    );
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("counting after restore")
+}
+
 /// Runs `estiba ARGS` with stdin and stdout pipes the container inherits;
 /// its stdout's lines come through the receiver.
 fn piped(w: &World, args: &[&str]) -> Receiver<u64> {
@@ -166,21 +177,7 @@ fn a_restored_container_goes_on_counting() {
         "still counting after checkpoint"
     );
     assert!(stopped_at >= before, "{stopped_at} < {before}");
-    let rx2 = piped(
-        &w,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            &img,
-            "--bundle",
-            &bundle,
-            &id,
-        ],
-    );
-    let first = rx2
-        .recv_timeout(Duration::from_secs(10))
-        .expect("counting after restore");
+    let first = restore(&w, &bundle, &id, &img);
     assert!(
         first > before && first <= stopped_at + 5,
         "after restore the count went on from {first}: before {before}, stopped at {stopped_at}"
@@ -263,21 +260,7 @@ fn leave_running_and_pre_dump() {
         "dump after pre-dump",
     );
     let stopped_at = count_in(&data);
-    let rx2 = piped(
-        &w,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            &img2,
-            "--bundle",
-            &bundle,
-            &id,
-        ],
-    );
-    let first = rx2
-        .recv_timeout(Duration::from_secs(10))
-        .expect("counting after restore");
+    let first = restore(&w, &bundle, &id, &img2);
     assert!(
         first <= stopped_at + 5 && first + 5 >= stopped_at,
         "{first} vs {stopped_at}"
@@ -425,20 +408,7 @@ fn a_joined_network_namespace_is_joined_again_on_restore() {
         &w.estiba(&["checkpoint", "--image-path", &img, &id]),
         "checkpoint",
     );
-    let rx2 = piped(
-        &w,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            &img,
-            "--bundle",
-            &bundle,
-            &id,
-        ],
-    );
-    rx2.recv_timeout(Duration::from_secs(10))
-        .expect("counting after restore");
+    restore(&w, &bundle, &id, &img);
     let pid = w.state(&id)["pid"].as_i64().unwrap();
     let got = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
     assert_eq!(got, want, "the restored init's network namespace");
@@ -466,20 +436,7 @@ fn a_container_without_a_cgroup_namespace_is_restored() {
         &w.estiba(&["checkpoint", "--image-path", &img, &id]),
         "checkpoint",
     );
-    let rx2 = piped(
-        &w,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            &img,
-            "--bundle",
-            &bundle,
-            &id,
-        ],
-    );
-    rx2.recv_timeout(Duration::from_secs(10))
-        .expect("counting after restore");
+    restore(&w, &bundle, &id, &img);
     let o = w.estiba(&["exec", &id, "cat", "/sys/fs/cgroup/memory.max"]);
     ok(&o, "exec");
     assert_eq!(text(&o.stdout).trim(), "67108864");

@@ -351,22 +351,21 @@ pub(crate) fn create_with_console(
         env.push("LISTEN_PID=1".into());
     }
     crate::log::debug!("create {}: bundle loaded and checked", opts.id);
-    let (cgroup_path, may_go_without_cgroup) =
-        cgroup_plan(spec, &opts.id, opts.rootless, opts.systemd_cgroup)?;
-    let mut cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, opts.systemd_cgroup)?;
-    cgroup.check(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
-
-    let (dir, dir_fd) = claim_id(&opts.root, &opts.id)?;
-    let mut cleanup = Cleanup::new(&dir);
-    let mut saved = first_state(
+    let Claimed {
+        dir,
+        dir_fd,
+        mut cleanup,
+        mut saved,
+        mut cgroup,
+        may_go_without_cgroup,
+    } = claim(
+        &opts.root,
         &opts.id,
         &bundle,
-        &cgroup_path,
+        opts.rootless,
         opts.systemd_cgroup,
         plan.new_pid,
-    );
-    saved.save(&dir)?;
-    save_config_copy(&dir, spec)?;
+    )?;
     // A systemd unit is ours to stop only once we started it (a unit of
     // that name may belong to another container).
     if !opts.systemd_cgroup {
@@ -516,13 +515,53 @@ pub(crate) fn create_with_console(
     })
 }
 
+/// What making a container starts with, shared by create and restore: its
+/// cgroup planned, opened and checked against the config's resources, its
+/// id claimed (a locked state dir), its first state and config copy
+/// written. The cleanup undoes it all unless disarmed.
+pub(crate) struct Claimed {
+    pub(crate) dir: PathBuf,
+    pub(crate) dir_fd: OwnedFd,
+    pub(crate) cleanup: Cleanup,
+    pub(crate) saved: Saved,
+    pub(crate) cgroup: estiba_cgroups::Cgroup,
+    pub(crate) may_go_without_cgroup: bool,
+}
+
+pub(crate) fn claim(
+    root: &Path,
+    id: &str,
+    bundle: &Bundle,
+    rootless: Option<bool>,
+    systemd: bool,
+    own_pid_ns: bool,
+) -> Result<Claimed> {
+    let spec = &bundle.spec;
+    let (cgroup_path, may_go_without_cgroup) = cgroup_plan(spec, id, rootless, systemd)?;
+    let cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, systemd)?;
+    cgroup.check(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+    let (dir, dir_fd) = claim_id(root, id)?;
+    let cleanup = Cleanup::new(&dir);
+    let saved = first_state(id, bundle, &cgroup_path, systemd, own_pid_ns);
+    saved.save(&dir)?;
+    save_config_copy(&dir, spec)?;
+    Ok(Claimed {
+        dir,
+        dir_fd,
+        cleanup,
+        saved,
+        cgroup,
+        may_go_without_cgroup,
+    })
+}
+
 /// The cgroup a container of `spec` gets, and whether it may go without
 /// one: runc's rootless cgroup manager does without a cgroup the user
 /// cannot make, but only at the default path (one asked for by
 /// cgroupsPath must be there). That default is the container's id under
 /// the runtime's own cgroup (its parent on v2), where a user's delegated
 /// subtree is.
-pub(crate) fn cgroup_plan(
+fn cgroup_plan(
     spec: &oci_spec::runtime::Spec,
     id: &str,
     rootless: Option<bool>,
@@ -544,7 +583,7 @@ pub(crate) fn cgroup_plan(
 }
 
 /// Takes the id (mkdir is the atomic claim) and locks its state dir.
-pub(crate) fn claim_id(root: &Path, id: &str) -> Result<(PathBuf, OwnedFd)> {
+fn claim_id(root: &Path, id: &str) -> Result<(PathBuf, OwnedFd)> {
     state::ensure_root(root)?;
     let dir = state::container_dir(root, id);
     match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
@@ -574,7 +613,7 @@ pub(crate) fn claim_id(root: &Path, id: &str) -> Result<(PathBuf, OwnedFd)> {
 }
 
 /// The state of a container of `bundle` before it has an init.
-pub(crate) fn first_state(
+fn first_state(
     id: &str,
     bundle: &Bundle,
     cgroup_path: &Path,
@@ -618,7 +657,7 @@ pub(crate) fn first_state(
 
 /// The config as created: exec and `spec()` read this copy, never the
 /// bundle again (an edited or removed bundle changes nothing).
-pub(crate) fn save_config_copy(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+fn save_config_copy(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
     let copy = dir.join(state::CONFIG_COPY);
     std::fs::write(&copy, serde_json::to_vec(spec).unwrap_or_default())
         .map_err(|e| Error::path("write", &copy, &e))

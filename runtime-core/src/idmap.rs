@@ -131,16 +131,7 @@ pub fn prepare(spec: &Spec, bundle_dir: &Path) -> Result<Prepared> {
                 fd.map_err(|e| Error::path("dup", "user namespace of an id-mapped mount", &e))?
             }
         };
-        let Some(source) = m.source() else {
-            return Err(Error::Config(format!(
-                "mounts: bind mount on {dest:?} has no source"
-            )));
-        };
-        let source = if source.is_absolute() {
-            source.clone()
-        } else {
-            bundle_dir.join(source)
-        };
+        let source = crate::mounts::bind_source(m, bundle_dir)?;
         let recursive_tree = opts.flags.contains(nix::mount::MsFlags::MS_REC);
         let c = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::Config(format!("mounts: {dest:?}: source has a NUL byte")))?;

@@ -454,6 +454,18 @@ fn check_target(
     Ok(())
 }
 
+/// A bind mount's source: as given when absolute, else relative to the
+/// bundle (runc). (`join` keeps an absolute path as it is.)
+pub(crate) fn bind_source(m: &Mount, bundle: &Path) -> Result<PathBuf> {
+    match m.source() {
+        Some(source) => Ok(bundle.join(source)),
+        None => Err(Error::Config(format!(
+            "mounts: bind mount on {:?} has no source",
+            m.destination()
+        ))),
+    }
+}
+
 /// A bind mount; `idmapped` is the runtime's prepared (detached,
 /// id-mapped) copy of the source, attached instead of a bind.
 fn bind_mount(
@@ -463,16 +475,7 @@ fn bind_mount(
     idmapped: Option<&std::os::fd::OwnedFd>,
 ) -> Result<()> {
     let dest = m.destination();
-    let Some(source) = m.source() else {
-        return Err(Error::Config(format!(
-            "mounts: bind mount on {dest:?} has no source"
-        )));
-    };
-    let source = if source.is_absolute() {
-        source.clone()
-    } else {
-        ctx.bundle.join(source)
-    };
+    let source = bind_source(m, ctx.bundle)?;
     let meta =
         std::fs::metadata(&source).map_err(|e| Error::path("bind mount source", &source, &e))?;
     let target = ctx.root.ensure(dest, !meta.is_dir())?;

@@ -57,7 +57,7 @@ impl Container {
             args.push("--prev-images-dir".into());
             args.push(parent.clone().into());
         }
-        for (dest, _) in criu::external_binds(&spec) {
+        for (dest, _) in criu::external_binds(&spec, &self.saved.bundle) {
             args.push("--external".into());
             args.push(format!("mnt[{}]:{}", dest.display(), dest.display()).into());
         }

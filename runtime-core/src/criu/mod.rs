@@ -125,20 +125,24 @@ impl CriuOptions {
 }
 
 /// The bind mounts criu must be told are not the container's own, as
-/// `(destination in the container, source on the host)`. (Masked files,
-/// bound from /dev/null, are found at dump: dump.rs.)
-pub(crate) fn external_binds(spec: &Spec) -> Vec<(PathBuf, PathBuf)> {
+/// `(destination in the container, source on the host)`, sources relative
+/// to `bundle` resolved. (Masked files, bound from /dev/null, are found at
+/// dump: dump.rs.)
+pub(crate) fn external_binds(spec: &Spec, bundle: &Path) -> Vec<(PathBuf, PathBuf)> {
     let mut out = vec![];
     for m in spec.mounts().iter().flatten() {
         let opts = m.options().as_deref().unwrap_or_default();
         let bind =
             m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
-        if let (true, Some(src)) = (bind, m.source()) {
-            out.push((m.destination().clone(), src.clone()));
+        if let (true, Ok(src)) = (bind, crate::mounts::bind_source(m, bundle)) {
+            out.push((m.destination().clone(), src));
         }
     }
     out
 }
+
+/// The name masked files go by in the images (each is /dev/null bound).
+pub(crate) const MASKED: &str = "/dev/null";
 
 /// Where a container without a cgroup namespace of its own has the
 /// cgroup v2 hierarchy: a bind of its own cgroup from the host (mounts.rs),
@@ -185,9 +189,6 @@ pub(crate) fn joined_namespaces(spec: &Spec) -> Vec<(&'static str, &'static str,
         })
         .collect()
 }
-
-/// The name masked files go by in the images (each is /dev/null bound).
-pub(crate) const MASKED: &str = "/dev/null";
 
 /// Runs criu with `args` (its log `log` in `work`), bounded; a failure
 /// carries criu's errors from its log. With `hold`, the forked criu waits

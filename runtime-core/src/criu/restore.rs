@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::bundle::Bundle;
-use crate::create::{cgroup_plan, claim_id, first_state, save_config_copy, Cleanup};
+use crate::create::{claim, Claimed};
 use crate::criu::{self, CriuOptions};
 use crate::error::{Error, Result};
 use crate::{id, state};
@@ -94,22 +94,22 @@ pub fn restore(opts: &RestoreOptions) -> Result<i32> {
     let bundle = Bundle::load(&opts.bundle)?;
     let spec = &bundle.spec;
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    let (cgroup_path, without) = cgroup_plan(spec, &opts.id, opts.rootless, opts.systemd_cgroup)?;
-    let mut cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, opts.systemd_cgroup)?;
-    cgroup.check(resources)?;
     let own_pid_ns = crate::namespaces::Plan::from_spec(spec)?.new_pid;
-
-    let (dir, _lock) = claim_id(&opts.root, &opts.id)?;
-    let mut cleanup = Cleanup::new(&dir);
-    let mut saved = first_state(
+    let Claimed {
+        dir,
+        dir_fd: _lock,
+        mut cleanup,
+        mut saved,
+        mut cgroup,
+        may_go_without_cgroup: without,
+    } = claim(
+        &opts.root,
         &opts.id,
         &bundle,
-        &cgroup_path,
+        opts.rootless,
         opts.systemd_cgroup,
         own_pid_ns,
-    );
-    saved.save(&dir)?;
-    save_config_copy(&dir, spec)?;
+    )?;
     make_mount_points(&bundle)?;
     let root = CriuRoot::bind(&bundle.rootfs, &dir)?;
     let work = opts
@@ -203,12 +203,7 @@ fn restore_args(
         "--evasive-devices".into(),
     ];
     opts.criu.args(&mut args)?;
-    for (dest, source) in criu::external_binds(&bundle.spec) {
-        let source = if source.is_absolute() {
-            source
-        } else {
-            bundle.dir.join(source)
-        };
+    for (dest, source) in criu::external_binds(&bundle.spec, &bundle.dir) {
         args.push("--external".into());
         args.push(format!("mnt[{}]:{}", dest.display(), source.display()).into());
     }
@@ -232,12 +227,7 @@ fn restore_args(
 /// following the image's symlinks) as create would.
 fn make_mount_points(bundle: &Bundle) -> Result<()> {
     let root = crate::safepath::Root::open(&bundle.rootfs)?;
-    for (dest, source) in criu::external_binds(&bundle.spec) {
-        let source = if source.is_absolute() {
-            source
-        } else {
-            bundle.dir.join(&source)
-        };
+    for (dest, source) in criu::external_binds(&bundle.spec, &bundle.dir) {
         let file = std::fs::metadata(&source).is_ok_and(|m| !m.is_dir());
         root.ensure(&dest, file)?;
     }
