@@ -624,6 +624,61 @@ fn privileged_container_cannot_overwrite_the_runtime_either() {
     assert!(!hits.contains("estiba-copy"), "{hits}");
 }
 
+/// The protection without a second start of the runtime: `exec` (like
+/// create and run) moves its running image onto the read-only clone of
+/// its binary in place. Seen from the host while an exec waits for its
+/// process: its exe is on a read-only mount, no mapping names the
+/// binary's own (writable) path, and it never executed itself again (a
+/// re-exec leaves its mark in the environment).
+#[test]
+fn the_runtime_runs_from_its_read_only_clone_without_executing_again() {
+    if !can_run("the_runtime_runs_from_its_read_only_clone_without_executing_again") {
+        return;
+    }
+    let mut w = sleeper("inplace");
+    let id = w.running("c");
+    let bin = std::fs::canonicalize(&w.bin).unwrap();
+    let mut child = Command::new(&bin)
+        .arg("--root")
+        .arg(&w.root)
+        .args(["exec", &id, "sleep", "3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Until the exec's process runs (its parent then only waits).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let sleeping = || {
+        std::fs::read_to_string(proc_dir.join("task").join(pid.to_string()).join("children"))
+            .is_ok_and(|c| !c.trim().is_empty())
+    };
+    while !sleeping() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let exe = std::fs::File::open(proc_dir.join("exe"));
+    let maps = std::fs::read_to_string(proc_dir.join("maps")).unwrap_or_default();
+    let environ = std::fs::read(proc_dir.join("environ")).unwrap_or_default();
+    let _ = child.wait();
+    let exe = exe.expect("open the exec's /proc/<pid>/exe");
+    let ro = nix::sys::statvfs::fstatvfs(&exe)
+        .unwrap()
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
+    assert!(ro, "the running runtime's executable is writable");
+    let named = bin.to_string_lossy().to_string();
+    assert!(
+        !maps.lines().any(|l| l.ends_with(&named)),
+        "the binary's writable path is still mapped:\n{maps}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("_ESTIBA_PROTECTED_EXEC="),
+        "the runtime executed itself again to be protected"
+    );
+}
+
 #[test]
 fn apparmor_profile_without_apparmor_is_an_error() {
     if !can_run("apparmor_profile_without_apparmor_is_an_error") {

@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         }
     };
     logging::init(cli.log.clone(), cli.log_format, cli.debug);
+    log::debug!(target: "estiba", "command line parsed");
     if cli.version {
         out!(
             "estiba version {}\nspec: {}",

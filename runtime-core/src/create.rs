@@ -371,6 +371,7 @@ pub(crate) fn create_with_console(
     if !opts.systemd_cgroup {
         cleanup.cgroup = Some(cgroup.clone());
     }
+    crate::log::debug!("create {}: id claimed, first state written", opts.id);
 
     let exec_listener = listen_socket(&dir_fd, &dir)?;
     let console = match (&opts.console_socket, console) {
@@ -420,6 +421,7 @@ pub(crate) fn create_with_console(
     crate::log::debug!("create {}: cloning the init", opts.id);
     let pid = clone_init(&prepared, dir_fd, parent_chan.raw(), child_chan)?;
     cleanup.pid = Some(pid);
+    crate::log::debug!("create {}: init {pid} cloned", opts.id);
     // Recorded before the init enters its cgroup: a create killed from
     // here on leaves a pid that `delete --force` kills and waits for, so
     // the cgroup is empty when it is removed.
@@ -457,6 +459,7 @@ pub(crate) fn create_with_console(
     loop {
         match parent_chan.recv()? {
             Some(Msg::MountsDone) => {
+                crate::log::debug!("create {}: init's mounts done, hooks next", opts.id);
                 // Before the hooks: a CNI prestart hook sees the devices.
                 crate::netdev::move_all(&net_devices, pid)?;
                 if !saved.poststop.is_empty() {
@@ -499,6 +502,7 @@ pub(crate) fn create_with_console(
             "unexpected message {other:?} from init"
         )));
     }
+    crate::log::debug!("create {}: recorded", opts.id);
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }

@@ -70,6 +70,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         None => return Ok(None),
         Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
     };
+    crate::log::debug!("init: go");
     let plan = &p.plan;
     for j in &plan.joins {
         namespaces::setns(j)?;
@@ -124,6 +125,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
             root.mkdir_all(process.cwd())?;
         }
     }
+    crate::log::debug!("init: mounts done");
     // Hooks run after the environment exists (lifecycle step 2 is done).
     let mut state = p.saved.oci(crate::state::Status::Created);
     state.pid = host_pid;
@@ -149,6 +151,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         } else {
             rootfs::pivot(rootfs_path)?;
         }
+        crate::log::debug!("init: pivoted");
         rootfs::reopen_dev_null()?;
         // Sysctls before readonlyPaths turns /proc/sys read-only.
         rootfs::apply_system(spec)?;
@@ -159,6 +162,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
         rootfs::apply_system(spec)?;
     }
+    crate::log::debug!("init: system set up");
     // The spec lets `create` go without a process; `start` then refuses.
     let Some(process) = spec.process() else {
         chan.send(&Msg::Ready)?;
@@ -183,6 +187,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
     let env = crate::userdb::with_home(&p.env, process.user().uid());
     let program = process::look_path(&args[0], &env)?;
     let exec = process::ExecArgs::new(&program, args, &env)?;
+    crate::log::debug!("init: program found");
     become_the_process(p, process, &state)?;
     // The user switch cleared the parent-death signal; create has not
     // recorded the init yet.
@@ -225,6 +230,7 @@ fn wait_start_and_exec(p: &Prepared, exec: Option<process::ExecArgs>, host_pid: 
             Err(_) => sys::exit_now(1),
         }
     };
+    crate::log::debug!("init: started");
     let err = match (finish(p, host_pid), exec) {
         (Ok(()), Some(exec)) => exec.exec(),
         (Ok(()), None) => Error::Config("process: not set, nothing to start".into()),

@@ -41,13 +41,16 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
     let created = create_anywhere(opts, size, proxy)?;
     let result = (|| {
         Container::load(&opts.root, &opts.id)?.start()?;
+        crate::log::debug!("run {}: started", opts.id);
         fg.wait(created.pid, created.pty)
     })();
+    crate::log::debug!("run {}: exited", opts.id);
     drop(fg);
     if after == AfterRun::Keep && result.is_ok() {
         return result;
     }
     let cleanup = Container::load(&opts.root, &opts.id).and_then(|c| c.delete(true));
+    crate::log::debug!("run {}: deleted", opts.id);
     let code = result?;
     cleanup?;
     Ok(code)

@@ -6,12 +6,16 @@
 //!
 //! The protection is always on: a process that puts anything into a
 //! container must run from an executable that cannot be opened for
-//! writing, whoever holds it. The cheap way is a private, detached,
+//! writing, whoever holds it. That executable is a private, detached,
 //! read-only bind mount of the binary (open_tree + mount_setattr: no copy,
-//! the page cache is shared), executed through its descriptor; the
-//! fallback, where the mount API is not allowed, is a sealed memfd copy.
-//! Either way `/proc/self/exe` then names a file whose every reopen for
-//! writing fails (EROFS, or EPERM on the seals).
+//! the page cache is shared). The running image moves onto it in place
+//! (`sys::remap_from` + `sys::set_exe_file`: the same bytes at the same
+//! addresses, `/proc/self/exe` switched), which costs a few syscalls;
+//! where the kernel refuses that (no CAP_SYS_ADMIN, as for a rootless
+//! runtime), the program is executed again through the mount; where the
+//! mount API is refused too, from a sealed memfd copy. Either way
+//! `/proc/self/exe` then names a file whose every reopen for writing fails
+//! (EROFS, or EPERM on the seals).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
@@ -37,12 +41,17 @@ pub fn exe_is_protected() -> bool {
     sys::on_readonly_mount(exe.as_fd())
 }
 
-/// Re-executes this program (same arguments and environment) from a
-/// protected executable unless it already runs from one. For a program's
-/// `main`, before it has threads or state: the process is replaced.
+/// Makes this process run from a protected executable unless it already
+/// does: moved onto one in place, or else re-executed (same arguments and
+/// environment) from one. For a program's `main`, before it has threads.
 pub fn ensure_protected() -> Result<()> {
     if exe_is_protected() {
         return Ok(());
+    }
+    match move_onto_readonly_clone() {
+        Ok(()) if exe_is_protected() => return Ok(()),
+        Ok(()) => crate::log::debug!("moved onto the read-only clone, yet still writable"),
+        Err(e) => crate::log::debug!("cannot move onto the read-only runtime clone: {e}"),
     }
     if std::env::var_os(REEXEC_MARK).is_some() {
         return Err(Error::Sys(
@@ -79,6 +88,35 @@ fn reexec_protected() -> Result<std::convert::Infallible> {
         .map_err(|e| Error::sys("copy the runtime into a sealed memfd", e))?;
     let err = sys::fexecve(memfd.as_fd(), &argv_ref, &envp_ref);
     Err(Error::sys("exec the sealed runtime copy", err))
+}
+
+/// Moves the running image onto the read-only clone of its binary: every
+/// mapping of the binary replaced by the clone's same bytes, then the
+/// clone made the process's executable. The kernel itself checks that no
+/// mapping of the writable path is left.
+fn move_onto_readonly_clone() -> std::result::Result<(), nix::errno::Errno> {
+    use nix::errno::Errno;
+    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let tree = readonly_clone_of_self()?;
+    // A readable descriptor through the clone (the tree's is O_PATH).
+    let file = std::fs::File::open(format!("/proc/self/fd/{}", tree.as_raw_fd())).map_err(io)?;
+    drop(tree);
+    let meta = file.metadata().map_err(io)?;
+    let maps = std::fs::read_to_string("/proc/self/maps").map_err(io)?;
+    let mine = sys::mappings_of(
+        &maps,
+        std::os::unix::fs::MetadataExt::dev(&meta),
+        std::os::unix::fs::MetadataExt::ino(&meta),
+    );
+    if mine.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(io)?;
+    let layout = sys::parse_stat_layout(&stat).ok_or(Errno::EINVAL)?;
+    let written = sys::writable_segments();
+    // From here to the prctl nothing allocates (see remap_from).
+    sys::remap_from(file.as_fd(), &mine, &written)?;
+    sys::set_exe_file(file.as_fd(), &layout)
 }
 
 /// A descriptor of this program's executable through a private, detached,

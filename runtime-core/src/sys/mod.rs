@@ -317,44 +317,6 @@ pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
-/// A sealed in-memory copy of `/proc/self/exe`: nothing can write to it,
-/// so a container that reaches `/proc/<pid>/exe` of a runtime process
-/// running from it cannot modify the runtime on disk.
-pub fn sealed_copy_of_self() -> Result<OwnedFd, Errno> {
-    use std::io::Read;
-    const MFD_CLOEXEC: libc::c_uint = 1;
-    const MFD_ALLOW_SEALING: libc::c_uint = 2;
-    // SAFETY: the name is a NUL-terminated literal; the kernel returns a
-    // new descriptor.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_memfd_create,
-            c"estiba".as_ptr(),
-            MFD_CLOEXEC | MFD_ALLOW_SEALING,
-        )
-    };
-    let memfd = own_fd(Errno::result(fd)? as RawFd);
-    let mut exe = std::fs::File::open("/proc/self/exe")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let mut out = std::fs::File::from(memfd);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = exe
-            .read(&mut buf)
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        if n == 0 {
-            break;
-        }
-        std::io::Write::write_all(&mut out, &buf[..n])
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    }
-    let memfd = OwnedFd::from(out);
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: F_ADD_SEALS takes an integer argument.
-    Errno::result(unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
-    Ok(memfd)
-}
-
 /// `fexecve(2)`: replaces the process with the program in `fd`.
 pub fn fexecve(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> Errno {
     nix::unistd::fexecve(fd.as_raw_fd(), argv, envp)
@@ -513,6 +475,8 @@ pub fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clr: u64) -> Result<(), E
 
 mod newmount;
 pub use newmount::*;
+mod selfexe;
+pub use selfexe::*;
 
 /// Reads one byte from `fd`: whether the byte came (not EOF or error).
 /// For a forked child waiting for its parent's word; async-signal-safe.
