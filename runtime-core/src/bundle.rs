@@ -60,9 +60,6 @@ pub fn parse_spec(text: &[u8]) -> Result<Spec> {
         what: "config.json".into(),
         source,
     };
-    if !mentions_sched_flags(text) {
-        return serde_json::from_slice(text).map_err(err);
-    }
     let mut v: serde_json::Value = serde_json::from_slice(text).map_err(err)?;
     if let Some(flags) = v.pointer_mut("/process/scheduler/flags") {
         respell_sched_flags(flags);
@@ -76,18 +73,11 @@ pub fn parse_process(text: &[u8]) -> Result<oci_spec::runtime::Process> {
         what: "process".into(),
         source,
     };
-    if !mentions_sched_flags(text) {
-        return serde_json::from_slice(text).map_err(err);
-    }
     let mut v: serde_json::Value = serde_json::from_slice(text).map_err(err)?;
     if let Some(flags) = v.pointer_mut("/scheduler/flags") {
         respell_sched_flags(flags);
     }
     serde_json::from_value(v).map_err(err)
-}
-
-fn mentions_sched_flags(text: &[u8]) -> bool {
-    text.windows(11).any(|w| w == b"SCHED_FLAG_")
 }
 
 /// oci-spec 0.10 spells two of the spec's scheduler flags its own way

@@ -136,6 +136,11 @@ pub(crate) fn compile_seccomp(
         return Ok(None);
     };
     let filter = estiba_seccomp::compile(s).map_err(|e| Error::Config(e.to_string()))?;
+    for arch in &filter.foreign {
+        crate::log::debug!(
+            "linux.seccomp: {arch:?} programs cannot run on this machine; no rules for them"
+        );
+    }
     for (arch, name) in &filter.skipped {
         crate::log::debug!("linux.seccomp: {arch:?} has no syscall {name:?}; skipped");
     }

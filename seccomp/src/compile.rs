@@ -54,10 +54,16 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     }
     let default = action(s.default_action(), s.default_errno_ret())?;
     let mut tables = vec![Table::native()];
+    let mut foreign = vec![];
     for a in s.architectures().iter().flatten() {
         let t = Table::from_oci(*a).ok_or_else(|| Error::Arch(format!("{a:?}")))?;
-        if !tables.contains(&t) {
-            tables.push(t);
+        let list = if t.runs_here() {
+            &mut tables
+        } else {
+            &mut foreign
+        };
+        if !list.contains(&t) {
+            list.push(t);
         }
     }
     let mut notify = false;
@@ -201,6 +207,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         flags,
         notify,
         skipped,
+        foreign,
         wait_killable_asked,
     })
 }
@@ -434,6 +441,32 @@ mod tests {
         assert_eq!(run(&f.program, 110, 0xC000_00B7, [0; 6]), ret::KILL_THREAD);
         assert_eq!(
             run(&f.program, 110 | X32_BIT, X86_64, [0; 6]),
+            ret::KILL_THREAD
+        );
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn architectures_this_kernel_cannot_run_add_nothing() {
+        let rules = r#""syscalls":[{"names":["getppid"],"action":"SCMP_ACT_ALLOW"}]"#;
+        let mixed = profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_AARCH64","SCMP_ARCH_S390X","SCMP_ARCH_AARCH64"],{rules}}}"#
+        ));
+        let native = profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64"],{rules}}}"#
+        ));
+        assert_eq!(mixed.foreign, vec![Table::Aarch64, Table::S390x]);
+        assert!(native.foreign.is_empty());
+        let code = |f: &Filter| {
+            f.program
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(code(&mixed), code(&native));
+        // The aarch64 token (which this kernel never reports) is unlisted.
+        assert_eq!(
+            run(&mixed.program, 173, 0xC000_00B7, [0; 6]),
             ret::KILL_THREAD
         );
     }

@@ -55,6 +55,10 @@ pub struct Filter {
     /// Syscall names an architecture of the filter does not have, skipped
     /// there (as runc skips them), for the caller to log.
     pub skipped: Vec<(Table, String)>,
+    /// Architectures of the profile this machine's kernel cannot run: no
+    /// syscall of theirs ever reaches the filter, so it has no branch for
+    /// them (and the binary no table). For the caller to log.
+    pub foreign: Vec<Table>,
     /// WAIT_KILLABLE_RECV was asked for by the profile: never dropped.
     pub wait_killable_asked: bool,
 }
