@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""report.py WORK RUNS: the table of lifecycle.sh from the files timings.sh
+left in WORK: medians per runtime and estiba's ratio to each other one
+(below 1: estiba is faster or smaller)."""
+import csv
+import os
+import sys
+
+work, runs = sys.argv[1], sys.argv[2]
+names = [line.split()[0] for line in open(os.path.join(work, "runtimes"))]
+bins = dict(line.split(maxsplit=1) for line in open(os.path.join(work, "runtimes")))
+others = [n for n in names if n != "estiba"]
+
+
+def medians(name):
+    """Command name -> median seconds, from a hyperfine CSV export."""
+    with open(os.path.join(work, name + ".csv")) as f:
+        return {row["command"]: float(row["median"]) for row in csv.DictReader(f)}
+
+
+def kib(name):
+    with open(os.path.join(work, name + ".txt")) as f:
+        return {k: float(v) for k, v in (line.split() for line in f)}
+
+
+rows = []  # (title, unit, {runtime: value})
+for title, file in [
+    ("run /bin/true", "run"),
+    ("create", "create"),
+    ("start", "start"),
+    ("delete", "delete"),
+    ("create+start+delete", "csd"),
+    ("exec /bin/true", "exec"),
+    ("state (20 containers)", "state"),
+    ("list (20 containers)", "list"),
+]:
+    rows.append((title, "ms", {k: v * 1000 for k, v in medians(file).items()}))
+rows.append(("50 runs, 8 in flight", "s", medians("par")))
+rows.append(("peak RSS of run", "MiB", {k: v / 1024 for k, v in kib("rss-run").items()}))
+rows.append(("peak RSS of create", "MiB", {k: v / 1024 for k, v in kib("rss-create").items()}))
+for what in ("create", "exec"):
+    m = medians("prot-" + what)
+    rows.append(
+        (f"protection per {what}", "ms", {n: (m[n] - m[n + "-sealed"]) * 1000 for n in names})
+    )
+sizes = {}
+for n in names:
+    path = bins[n].strip()
+    sizes[n] = os.path.getsize(path) / 1e6
+rows.append(("binary (file)", "MB", sizes))
+
+head = ["path"] + names + [f"estiba/{o}" for o in others]
+print(f"median of {runs} runs each (50 runs: of {max(3, (int(runs) + 9) // 10)}), "
+      "same bundle, same mount namespace")
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+for title, unit, v in rows:
+    cells = [title]
+    for n in names:
+        x = v.get(n)
+        cells.append("-" if x is None else f"{x:.3f} {unit}" if abs(x) < 10 else f"{x:.1f} {unit}")
+    for o in others:
+        a, b = v.get("estiba"), v.get(o)
+        cells.append(f"{a / b:.2f}" if a is not None and b and b > 0 else "-")
+    print("| " + " | ".join(cells) + " |")
+print("binaries: " + ", ".join(f"{n} {bins[n].strip()}" for n in names))
