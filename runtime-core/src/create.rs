@@ -244,18 +244,31 @@ impl Drop for Cleanup {
 /// nothing behind), then the init is made in its namespaces and cgroup and
 /// set up; it waits for [`crate::Container::start`].
 pub fn create(opts: &CreateOptions) -> Result<Created> {
-    create_anywhere(opts, None, opts.return_pty)
+    create_anywhere(opts, None, None, opts.return_pty)
+}
+
+/// The bundle of `opts`: its config.json, or the config given instead.
+pub(crate) fn load_bundle(opts: &CreateOptions) -> Result<Bundle> {
+    match &opts.spec {
+        Some(spec) => {
+            let dir = std::fs::canonicalize(&opts.bundle)
+                .map_err(|e| Error::path("bundle", &opts.bundle, &e))?;
+            Bundle::from_spec(dir, spec.clone())
+        }
+        None => Bundle::load(&opts.bundle),
+    }
 }
 
 /// `create_with_console`, in a helper when the caller is multi-threaded
 /// (see helper.rs).
 pub(crate) fn create_anywhere(
     opts: &CreateOptions,
+    loaded: Option<Bundle>,
     console_size: Option<(u16, u16)>,
     return_pty: bool,
 ) -> Result<Created> {
     crate::helper::run(
-        || create_with_console(opts, console_size, return_pty),
+        || create_with_console(opts, loaded, console_size, return_pty),
         |c| crate::helper::Wire {
             body: serde_json::json!({"id": c.id, "pid": c.pid, "dir": c.state_dir, "pty": c.pty.is_some()}),
             fds: c.pty.into_iter().collect(),
@@ -277,20 +290,18 @@ pub(crate) fn create_anywhere(
 
 /// `create` where the pty gets `console_size` (rows, columns) before the
 /// program runs (the caller's terminal's, for a foreground `run -t`), and
-/// is returned when `return_pty`.
+/// is returned when `return_pty`. `loaded`: the bundle of `opts`, when the
+/// caller has read it already.
 pub(crate) fn create_with_console(
     opts: &CreateOptions,
+    loaded: Option<Bundle>,
     console_size: Option<(u16, u16)>,
     return_pty: bool,
 ) -> Result<Created> {
     id::validate(&opts.id)?;
-    let bundle = match &opts.spec {
-        Some(spec) => {
-            let dir = std::fs::canonicalize(&opts.bundle)
-                .map_err(|e| Error::path("bundle", &opts.bundle, &e))?;
-            Bundle::from_spec(dir, spec.clone())?
-        }
-        None => Bundle::load(&opts.bundle)?,
+    let bundle = match loaded {
+        Some(b) => b,
+        None => load_bundle(opts)?,
     };
     let spec = &bundle.spec;
     crate::selfprotect::require_protected()?;

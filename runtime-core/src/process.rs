@@ -70,26 +70,41 @@ fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> Result<HashSet<caps
     Ok(out)
 }
 
-/// Capabilities the running kernel knows; newer names in a spec are dropped
-/// from the sets (with a debug line) rather than failing, as runc does.
-/// The capabilities this process can hand on: known to the kernel and in
-/// our own bounding set. The spec (1.1+): one that cannot be granted is a
-/// warning, not a failure (a restricted host, e.g. without CAP_SYS_RESOURCE).
-fn grantable(set: HashSet<caps::Capability>, set_name: &str) -> HashSet<caps::Capability> {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<u8>().ok())
-        .unwrap_or(40);
-    let ours = caps::read(None, caps::CapSet::Bounding).ok();
-    set.into_iter()
-        .filter(|c| {
-            let ok = c.index() <= last && ours.as_ref().is_none_or(|b| b.contains(c));
-            if !ok {
-                crate::log::warn!("{set_name} capability {c} cannot be granted here; skipped");
-            }
-            ok
-        })
-        .collect()
+/// What this process can hand on: capabilities the running kernel knows
+/// (up to cap_last_cap) that are in our own bounding set. Read once per
+/// create or exec.
+struct Grantable {
+    last: u8,
+    ours: Option<HashSet<caps::Capability>>,
+}
+
+impl Grantable {
+    fn here() -> Self {
+        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<u8>().ok())
+            .unwrap_or(40);
+        Grantable {
+            last,
+            ours: caps::read(None, caps::CapSet::Bounding).ok(),
+        }
+    }
+
+    /// `set` without what cannot be granted here. The spec (1.1+): a
+    /// capability that cannot be granted is a warning, not a failure (a
+    /// restricted host, e.g. without CAP_SYS_RESOURCE); newer names than
+    /// the kernel knows are dropped as runc does.
+    fn filter(&self, set: HashSet<caps::Capability>, set_name: &str) -> HashSet<caps::Capability> {
+        set.into_iter()
+            .filter(|c| {
+                let ok = c.index() <= self.last && self.ours.as_ref().is_none_or(|b| b.contains(c));
+                if !ok {
+                    crate::log::warn!("{set_name} capability {c} cannot be granted here; skipped");
+                }
+                ok
+            })
+            .collect()
+    }
 }
 
 /// The five capability sets, parsed and checked before any process exists.
@@ -107,24 +122,29 @@ impl CapSets {
         let Some(c) = c else {
             return Ok(Self::default());
         };
+        let here = Grantable::here();
         Ok(CapSets {
-            bounding: grantable(to_caps(c.bounding())?, "bounding"),
-            effective: grantable(to_caps(c.effective())?, "effective"),
-            inheritable: grantable(to_caps(c.inheritable())?, "inheritable"),
-            permitted: grantable(to_caps(c.permitted())?, "permitted"),
-            ambient: grantable(to_caps(c.ambient())?, "ambient"),
+            bounding: here.filter(to_caps(c.bounding())?, "bounding"),
+            effective: here.filter(to_caps(c.effective())?, "effective"),
+            inheritable: here.filter(to_caps(c.inheritable())?, "inheritable"),
+            permitted: here.filter(to_caps(c.permitted())?, "permitted"),
+            ambient: here.filter(to_caps(c.ambient())?, "ambient"),
         })
     }
 }
 
 /// Drops the bounding set first (needs CAP_SETPCAP, which we still have).
+/// Dropping one that is not there succeeds, so nothing is read first; one
+/// the kernel does not know (past cap_last_cap) is not in the set anyway.
 pub fn drop_bounding(sets: &CapSets) -> Result<()> {
     for cap in caps::all() {
-        if !sets.bounding.contains(&cap)
-            && caps::has_cap(None, caps::CapSet::Bounding, cap).unwrap_or(false)
-        {
-            caps::drop(None, caps::CapSet::Bounding, cap)
-                .map_err(|e| Error::Init(format!("drop bounding capability {cap}: {e}")))?;
+        if sets.bounding.contains(&cap) {
+            continue;
+        }
+        match caps::drop(None, caps::CapSet::Bounding, cap) {
+            Ok(()) => {}
+            Err(_) if !caps::runtime::thread_all_supported().contains(&cap) => {}
+            Err(e) => return Err(Error::Init(format!("drop bounding capability {cap}: {e}"))),
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 //! socket, the runtime holds the pty itself and proxies the caller's tty.
 
 use crate::container::Container;
-use crate::create::{create_anywhere, CreateOptions};
+use crate::create::{create_anywhere, load_bundle, CreateOptions};
 use crate::error::Result;
 use crate::foreground::Foreground;
 
@@ -22,15 +22,14 @@ pub enum AfterRun {
 /// fails is deleted whatever `after` says.
 pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
     crate::selfprotect::require_protected()?;
-    let terminal = match &opts.spec {
-        Some(spec) => spec.process().as_ref().and_then(|p| p.terminal()),
-        None => crate::bundle::Bundle::load(&opts.bundle)?
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal()),
-    }
-    .unwrap_or(false);
+    // Read once: create takes it as it is.
+    let bundle = load_bundle(opts)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     // Without a console socket the pty is ours to proxy.
     let proxy = terminal && opts.console_socket.is_none();
     let fg = Foreground::begin(opts.foreground)?;
@@ -38,7 +37,7 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
         .then(|| crate::sys::get_winsize(0))
         .flatten()
         .map(|w| (w.ws_row, w.ws_col));
-    let created = create_anywhere(opts, size, proxy)?;
+    let created = create_anywhere(opts, Some(bundle), size, proxy)?;
     let result = (|| {
         Container::load(&opts.root, &opts.id)?.start()?;
         crate::log::debug!("run {}: started", opts.id);

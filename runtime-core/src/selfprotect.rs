@@ -30,6 +30,17 @@ const REEXEC_MARK: &str = "_ESTIBA_PROTECTED_EXEC";
 /// Whether this process's executable can never be opened for writing:
 /// a fully sealed memfd, or a file on a read-only mount.
 pub fn exe_is_protected() -> bool {
+    // Once protected, always: nothing makes the executable writable again.
+    static PROTECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if PROTECTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
+    let yes = exe_is_protected_now();
+    PROTECTED.store(yes, std::sync::atomic::Ordering::Relaxed);
+    yes
+}
+
+fn exe_is_protected_now() -> bool {
     let Ok(exe) = std::fs::File::open("/proc/self/exe") else {
         return false;
     };
