@@ -28,6 +28,7 @@ mod sys;
 pub mod systemd;
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -241,6 +242,34 @@ impl Cgroup {
             });
         }
         self.enter_making(pid)
+    }
+
+    /// On cgroup v2 with the cgroupfs driver: makes the cgroup before its
+    /// first process exists and opens its directory, for clone3's
+    /// CLONE_INTO_CGROUP (the init is born inside it: no migration, whose
+    /// write lock costs a synchronize_rcu). Returns the directory and the
+    /// parents made (as [`Cgroup::create`]); `None` where a process must be
+    /// moved in afterwards anyway (v1 hierarchies, systemd, rootless).
+    pub fn make_for_clone(&self) -> Result<Option<(std::fs::File, Vec<PathBuf>)>> {
+        if !self.unified || self.unit.is_some() || self.rootless {
+            return Ok(None);
+        }
+        let Some((h, dir)) = self.dirs.iter().find(|(h, _)| h.v2) else {
+            return Ok(None);
+        };
+        self.check_not_frozen()?;
+        let mut parents = enable_controllers(&h.mount_point, dir)?;
+        parents.extend(create_dir(h, dir)?);
+        parents.reverse();
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|e| Error::Io {
+                path: dir.clone(),
+                msg: format!("open: {e}"),
+            })?;
+        Ok(Some((opened, parents)))
     }
 
     /// The cgroup path (relative to each hierarchy's root).

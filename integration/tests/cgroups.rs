@@ -88,6 +88,50 @@ fn memory_cpu_pids_limits() {
     assert!(cgroup_dirs(&id).is_empty(), "left: {:?}", cgroup_dirs(&id));
 }
 
+/// cgroup v2: the init is born in its cgroup (clone3's CLONE_INTO_CGROUP),
+/// already limited, instead of being moved in after clone (a move takes
+/// the kernel's cgroup-wide write lock). Create's debug log says which
+/// way it went; the limit and the membership are as for any container.
+#[test]
+fn on_cgroup_v2_the_init_is_born_in_its_limited_cgroup() {
+    const NAME: &str = "on_cgroup_v2_the_init_is_born_in_its_limited_cgroup";
+    if !can_run(NAME) || skip_without(NAME, &["pids"]) {
+        return;
+    }
+    if !cgroup_v2() {
+        skip!("{NAME}: this host's cgroups are v1 (a v1 hierarchy needs the move); runs in the cgroup v2 guest");
+        return;
+    }
+    let mut w = World::new("cgborn");
+    w.config["linux"]["resources"]["pids"] = json!({"limit": 42});
+    w.args(&["sleep", "100"]);
+    w.write_config();
+    let id = w.id("c");
+    let log = w.dir.join("debug.log");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let log_arg = log.to_string_lossy().into_owned();
+    let out = w.estiba(&[
+        "--debug", "--log", &log_arg, "create", "--bundle", &bundle, &id,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let debug = std::fs::read_to_string(&log).unwrap_or_default();
+    let path = format!("/{id}");
+    let pid = w.state(&id)["pid"].as_i64().unwrap().to_string();
+    let procs = cgroup_file(&path, "pids", "cgroup.procs", "cgroup.procs").unwrap_or_default();
+    let max = cgroup_file(&path, "pids", "pids.max", "pids.max");
+    assert!(w.estiba(&["delete", "--force", &id]).status.success());
+    assert!(
+        debug.contains(&format!("init {pid} cloned into its cgroup")),
+        "the init was moved into its cgroup after clone:\n{debug}"
+    );
+    assert!(
+        procs.lines().any(|l| l == pid),
+        "init not in its cgroup: {procs:?}"
+    );
+    assert_eq!(max.as_deref(), Some("42"));
+    assert!(cgroup_dirs(&id).is_empty(), "left: {:?}", cgroup_dirs(&id));
+}
+
 #[test]
 fn limits_seen_from_inside_through_cgroup_namespace() {
     if !can_run("limits_seen_from_inside_through_cgroup_namespace")

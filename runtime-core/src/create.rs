@@ -434,10 +434,39 @@ pub(crate) fn create_with_console(
         preserved_fds: preserved,
     };
 
+    let resources = prepared
+        .bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref());
+    // cgroup v2: made and limited before the init exists, which is born in
+    // it (no migration afterwards). Elsewhere it is moved in after clone.
+    let born_in = match may_go_without_cgroup {
+        true => None,
+        false => cgroup.make_for_clone()?,
+    };
+    if let Some((_, made)) = &born_in {
+        cleanup.cgroup_parents_made = made.clone();
+        saved.cgroup_parents_made = made.clone();
+        cgroup.apply(resources)?;
+    }
     crate::log::debug!("create {}: cloning the init", opts.id);
-    let pid = clone_init(&prepared, dir_fd, parent_chan.raw(), child_chan)?;
+    let (pid, in_cgroup) = clone_init(
+        &prepared,
+        dir_fd,
+        parent_chan.raw(),
+        child_chan,
+        born_in
+            .as_ref()
+            .map(|(dir, _)| std::os::fd::AsFd::as_fd(dir)),
+    )?;
     cleanup.pid = Some(pid);
-    crate::log::debug!("create {}: init {pid} cloned", opts.id);
+    crate::log::debug!(
+        "create {}: init {pid} cloned{}",
+        opts.id,
+        if in_cgroup { " into its cgroup" } else { "" }
+    );
     // Recorded before the init enters its cgroup: a create killed from
     // here on leaves a pid that `delete --force` kills and waits for, so
     // the cgroup is empty when it is removed.
@@ -449,27 +478,34 @@ pub(crate) fn create_with_console(
     drop(prepared.exec_listener);
     drop(prepared.idmapped);
     let spec = &prepared.bundle.spec;
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
 
     if prepared.plan.new_user {
         crate::rootless::write_id_maps(pid, spec)?;
     }
-    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     crate::taskattr::reset_affinity(pid, None)?;
-    cleanup.cgroup_parents_made = if may_go_without_cgroup {
-        let made = cgroup.create_rootless(pid, resources)?;
-        saved.cgroup_left_out = cgroup.left_out();
-        made
-    } else {
-        cgroup.create(pid, resources)?
-    };
-    saved.cgroup_parents_made = cleanup.cgroup_parents_made.clone();
-    // What a killed create leaves is found from this: the cgroup and the
-    // parents it made (the init dies with create until it is recorded).
-    saved.save(&dir)?;
-    if opts.systemd_cgroup {
-        cleanup.cgroup = Some(cgroup.clone());
+    if !in_cgroup {
+        cleanup.cgroup_parents_made = if may_go_without_cgroup {
+            let made = cgroup.create_rootless(pid, resources)?;
+            saved.cgroup_left_out = cgroup.left_out();
+            made
+        } else {
+            let mut made = cgroup.create(pid, resources)?;
+            // Made before a clone3 the kernel refused.
+            made.extend(saved.cgroup_parents_made.iter().cloned());
+            made
+        };
+        saved.cgroup_parents_made = cleanup.cgroup_parents_made.clone();
+        // What a killed create leaves is found from this: the cgroup and the
+        // parents it made (the init dies with create until it is recorded).
+        saved.save(&dir)?;
+        if opts.systemd_cgroup {
+            cleanup.cgroup = Some(cgroup.clone());
+        }
+        if born_in.is_none() {
+            cgroup.apply(resources)?;
+        }
     }
-    cgroup.apply(resources)?;
     crate::log::debug!("create {}: init {pid} in its cgroup", opts.id);
     parent_chan.send(&Msg::Go(pid))?;
     loop {
@@ -695,12 +731,15 @@ fn listen_socket(dir_fd: &OwnedFd, dir: &Path) -> Result<OwnedFd> {
 
 /// Joins the pid/time namespaces that only apply to children, clones the
 /// init, and returns to the runtime's own namespaces.
+/// With `cgroup` (a v2 directory) the init is born in that cgroup where
+/// the kernel allows it; the flag says whether it was.
 fn clone_init(
     p: &Prepared,
     dir_fd: OwnedFd,
     parent_end: i32,
     child_chan: channel::Channel,
-) -> Result<i32> {
+    cgroup: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<(i32, bool)> {
     let restore: Vec<(OwnedFd, nix::sched::CloneFlags)> =
         if p.plan.parent_joins.is_empty() && !p.plan.new_time {
             vec![]
@@ -733,8 +772,20 @@ fn clone_init(
         .map_err(|e| Error::sys("unshare time namespace", e))?;
         namespaces::write_time_offsets(&p.bundle.spec)?;
     }
-    let pid = sys::clone_fork(p.plan.clone_flags.bits())
-        .map_err(|e| Error::sys("clone container init", e))?;
+    let flags = p.plan.clone_flags.bits();
+    let into = cgroup.and_then(|fd| match sys::clone_into_cgroup(flags, fd) {
+        Ok(pid) => Some(pid),
+        Err(e) => {
+            // Kernels before 5.7, or a clone3 filtered: moved in after.
+            crate::log::debug!("clone3 into the cgroup: {e}; cloning, then moving the init");
+            None
+        }
+    });
+    let in_cgroup = into.is_some();
+    let pid = match into {
+        Some(pid) => pid,
+        None => sys::clone_fork(flags).map_err(|e| Error::sys("clone container init", e))?,
+    };
     if pid == 0 {
         // In the init. Drop what belongs to the parent: its channel end,
         // and the state-dir lock, which `start` must be able to take.
@@ -746,7 +797,7 @@ fn clone_init(
     for (fd, flag) in &restore {
         let _ = nix::sched::setns(fd, *flag);
     }
-    Ok(pid)
+    Ok((pid, in_cgroup))
 }
 
 fn init_died(pid: i32, cgroup: &estiba_cgroups::Cgroup) -> String {
