@@ -23,7 +23,6 @@ mod update;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cli::{Cli, Command, CreateFlags, ExecFlags};
 use estiba_core::{Container, CreateOptions};
 
@@ -43,7 +42,7 @@ fn main() -> ExitCode {
     if may_enter_a_container() {
         let _ = estiba_core::selfprotect::ensure_protected();
     }
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -89,6 +88,23 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The command line. clap's command tree and matches are left to the
+/// process's exit: freeing them costs more than all the rest of `state`.
+fn parse() -> Result<Cli, clap::Error> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let parsed = match command.try_get_matches_from_mut(std::env::args_os()) {
+        Ok(mut m) => {
+            let cli = <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut m)
+                .map_err(|e| e.format(&mut command));
+            std::mem::forget(m);
+            cli
+        }
+        Err(e) => Err(e),
+    };
+    std::mem::forget(command);
+    parsed
 }
 
 /// Why a command failed.

@@ -38,17 +38,26 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
         .flatten()
         .map(|w| (w.ws_row, w.ws_col));
     let created = create_anywhere(opts, Some(bundle), size, proxy)?;
-    let result = (|| {
-        Container::load(&opts.root, &opts.id)?.start()?;
-        crate::log::debug!("run {}: started", opts.id);
-        fg.wait(created.pid, created.pty)
-    })();
+    // Loaded once for start and delete (its status is derived, never stored).
+    let (container, result) = match Container::load(&opts.root, &opts.id) {
+        Ok(c) => {
+            let waited = c.start().and_then(|()| {
+                crate::log::debug!("run {}: started", opts.id);
+                fg.wait(created.pid, created.pty)
+            });
+            (Some(c), waited)
+        }
+        Err(e) => (None, Err(e)),
+    };
     crate::log::debug!("run {}: exited", opts.id);
     drop(fg);
     if after == AfterRun::Keep && result.is_ok() {
         return result;
     }
-    let cleanup = Container::load(&opts.root, &opts.id).and_then(|c| c.delete(true));
+    let cleanup = match container {
+        Some(c) => c.delete(true),
+        None => Container::load(&opts.root, &opts.id).and_then(|c| c.delete(true)),
+    };
     crate::log::debug!("run {}: deleted", opts.id);
     let code = result?;
     cleanup?;
