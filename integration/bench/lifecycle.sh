@@ -35,8 +35,11 @@ if command -v youki >/dev/null 2>&1; then names+=(youki); bin[youki]=$(command -
 for kv in ${BENCH_RUNTIMES:-}; do names+=("${kv%%=*}"); bin[${kv%%=*}]=${kv#*=}; done
 # Whatever happens, no container of the bench outlives it.
 cleanup() {
+    # Every step, whatever fails (a container of a runtime that hung).
+    set +e
     for r in "${names[@]}"; do
-        for id in $("${bin[$r]}" --root "$work/root-$r" list -q 2>/dev/null); do
+        # (youki 0.7 prints its table for `list -q`: first column, no header.)
+        for id in $("${bin[$r]}" --root "$work/root-$r" list -q 2>/dev/null | awk '$1 != "ID" { print $1 }'); do
             "${bin[$r]}" --root "$work/root-$r" delete --force "$id" >/dev/null 2>&1
         done
     done
@@ -48,5 +51,6 @@ ESTIBA=$estiba integration/make-bundle.sh "$work/bundle" /bin/true
 ESTIBA=$estiba integration/make-bundle.sh "$work/sleeper" /bin/sleep 1000
 for r in "${names[@]}"; do echo "$r ${bin[$r]}"; done > "$work/runtimes"
 export work runs
-unshare -m --propagation private bash -euo pipefail integration/bench/timings.sh
+# Bounded as a whole: a runtime that hangs ends the benchmark, not CI.
+timeout -k 10 1200 unshare -m --propagation private bash -euo pipefail integration/bench/timings.sh
 python3 integration/bench/report.py "$work" "$runs"

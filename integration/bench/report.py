@@ -13,7 +13,8 @@ others = [n for n in names if n != "estiba"]
 
 
 def medians(name):
-    """Command name -> median seconds, from a hyperfine CSV export."""
+    """Command name -> median seconds, from a hyperfine CSV export (a
+    runtime that did not finish a path has no row: "-" in the table)."""
     with open(os.path.join(work, name + ".csv")) as f:
         return {row["command"]: float(row["median"]) for row in csv.DictReader(f)}
 
