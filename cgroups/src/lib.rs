@@ -258,9 +258,7 @@ impl Cgroup {
             return Ok(None);
         };
         self.check_not_frozen()?;
-        let mut parents = enable_controllers(&h.mount_point, dir)?;
-        parents.extend(create_dir(h, dir)?);
-        parents.reverse();
+        let parents = self.make_one(h, dir)?;
         let opened = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -310,13 +308,20 @@ impl Cgroup {
     /// Makes the cgroup in one hierarchy and moves `pid` in; returns the
     /// parents made, deepest first.
     fn enter_one(&self, h: &Hierarchy, dir: &Path, pid: i32) -> Result<Vec<PathBuf>> {
+        let parents = self.make_one(h, dir)?;
+        write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        Ok(parents)
+    }
+
+    /// Makes the cgroup in one hierarchy (on v2 with its controllers
+    /// enabled down the path); returns the parents made, deepest first.
+    fn make_one(&self, h: &Hierarchy, dir: &Path) -> Result<Vec<PathBuf>> {
         let mut parents = vec![];
         if h.v2 && self.unified {
             parents = enable_controllers(&h.mount_point, dir)?;
         }
         parents.extend(create_dir(h, dir)?);
         parents.reverse();
-        write(&dir.join("cgroup.procs"), &pid.to_string())?;
         Ok(parents)
     }
 

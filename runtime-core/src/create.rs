@@ -467,9 +467,10 @@ pub(crate) fn create_with_console(
         opts.id,
         if in_cgroup { " into its cgroup" } else { "" }
     );
-    // Recorded before the init enters its cgroup: a create killed from
-    // here on leaves a pid that `delete --force` kills and waits for, so
-    // the cgroup is empty when it is removed.
+    // Recorded before the init is moved into its cgroup (or, born in it,
+    // with the parents made): a create killed from here on leaves a pid
+    // that `delete --force` kills and waits for, so the cgroup is empty
+    // when it is removed.
     saved.pid = pid;
     saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
     saved.save(&dir)?;
@@ -478,7 +479,6 @@ pub(crate) fn create_with_console(
     drop(prepared.exec_listener);
     drop(prepared.idmapped);
     let spec = &prepared.bundle.spec;
-    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
 
     if prepared.plan.new_user {
         crate::rootless::write_id_maps(pid, spec)?;

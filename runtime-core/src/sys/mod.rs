@@ -13,12 +13,21 @@ use nix::errno::Errno;
 ///
 /// The caller must be single-threaded (estiba is, until this point).
 pub fn clone_fork(flags: libc::c_int) -> Result<libc::pid_t, Errno> {
-    // In a helper (see helper.rs) the caller of the library is the parent.
+    for_the_caller(flags, clone_here)
+}
+
+/// Runs `clone` with `flags` made for whoever the library's caller is: in
+/// a helper (see helper.rs) the caller is the parent (CLONE_PARENT), and
+/// the helper reports the child it made.
+fn for_the_caller(
+    flags: libc::c_int,
+    clone: impl FnOnce(libc::c_int) -> Result<libc::pid_t, Errno>,
+) -> Result<libc::pid_t, Errno> {
     let flags = match crate::helper::in_helper() {
         true => flags | libc::CLONE_PARENT,
         false => flags,
     };
-    let pid = clone_here(flags)?;
+    let pid = clone(flags)?;
     if pid > 0 {
         crate::helper::cloned(pid);
     }
@@ -48,31 +57,25 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// (clone3's CLONE_INTO_CGROUP, Linux 5.7). Errors leave no child; the
 /// caller may then clone without it and move the child in.
 pub fn clone_into_cgroup(flags: libc::c_int, cgroup: BorrowedFd<'_>) -> Result<libc::pid_t, Errno> {
-    let flags = match crate::helper::in_helper() {
-        true => flags | libc::CLONE_PARENT,
-        false => flags,
-    };
-    let args = CloneArgs {
-        flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup.as_raw_fd() as u64,
-        ..Default::default()
-    };
-    // SAFETY: as clone_here: no stack given, so the child goes on like a
-    // fork's on a copy of this stack; the process is single-threaded. The
-    // args struct lives across the call and its size is passed.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    let pid = Errno::result(ret).map(|r| r as libc::pid_t)?;
-    if pid > 0 {
-        crate::helper::cloned(pid);
-    }
-    Ok(pid)
+    for_the_caller(flags, |flags| {
+        let args = CloneArgs {
+            flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: cgroup.as_raw_fd() as u64,
+            ..Default::default()
+        };
+        // SAFETY: as clone_here: no stack given, so the child goes on like
+        // a fork's on a copy of this stack; the process is single-threaded.
+        // The args struct lives across the call and its size is passed.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        Errno::result(ret).map(|r| r as libc::pid_t)
+    })
 }
 
 /// [`clone_fork`] as asked, whoever the caller is: the child is this
