@@ -136,10 +136,10 @@ pub struct CheckpointFlags {
     /// Dump memory only, leaving the container running
     #[arg(long = "pre-dump")]
     pub pre_dump: bool,
-    /// criu's page server (not supported)
+    /// ADDRESS:PORT of a criu page server to send the memory to
     #[arg(long = "page-server")]
     pub page_server: Option<String>,
-    /// For --lazy-pages (not supported)
+    /// A descriptor that gets a \0 once the lazy page server is ready
     #[arg(long = "status-fd")]
     pub status_fd: Option<i32>,
     pub id: String,
@@ -158,7 +158,7 @@ pub struct RestoreFlags {
     /// File to write the restored init's pid to
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket for the pty master (not supported for restore yet)
+    /// Unix socket to receive the pty master
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
     /// Do not become a subreaper while waiting
@@ -167,10 +167,10 @@ pub struct RestoreFlags {
     /// Accepted as runc's (criu restores the mounts)
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// AppArmor profile or SELinux label of the restored process (as in the images)
+    /// TYPE:NAME, the restored processes' AppArmor profile or SELinux label (default: as in the images)
     #[arg(long = "lsm-profile")]
     pub lsm_profile: Option<String>,
-    /// SELinux mount context (as in the images)
+    /// SELinux mount context of the restored mounts (default: as in the images)
     #[arg(long = "lsm-mount-context")]
     pub lsm_mount_context: Option<String>,
     pub id: String,

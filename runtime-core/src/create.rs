@@ -288,6 +288,20 @@ pub(crate) fn create_anywhere(
     )
 }
 
+/// runc's rule: a terminal needs somewhere for its master to go (a
+/// console socket, or the caller itself), and a console socket a terminal.
+pub(crate) fn check_console(terminal: bool, has_console: bool) -> Result<()> {
+    match (terminal, has_console) {
+        (true, false) => Err(Error::Config(
+            "process.terminal is true but no --console-socket was given".into(),
+        )),
+        (false, true) => Err(Error::Config(
+            "--console-socket given but process.terminal is false".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `create` where the pty gets `console_size` (rows, columns) before the
 /// program runs (the caller's terminal's, for a foreground `run -t`), and
 /// is returned when `return_pty`. `loaded`: the bundle of `opts`, when the
@@ -340,20 +354,7 @@ pub(crate) fn create_with_console(
         }
         _ => (None, None),
     };
-    let has_console = opts.console_socket.is_some() || console.is_some();
-    match (terminal, has_console) {
-        (true, false) => {
-            return Err(Error::Config(
-                "process.terminal is true but no --console-socket was given".into(),
-            ))
-        }
-        (false, true) => {
-            return Err(Error::Config(
-                "--console-socket given but process.terminal is false".into(),
-            ))
-        }
-        _ => {}
-    }
+    check_console(terminal, opts.console_socket.is_some() || console.is_some())?;
     let listen = listen_fds();
     let preserved = opts.preserve_fds + listen;
     for fd in 3..3 + preserved as i32 {
@@ -543,6 +544,9 @@ pub(crate) fn create_with_console(
     if let Some(sock) = &pidfd_socket {
         crate::fdpass::send_pidfd(sock, pid, "standard")?;
     }
+    if !terminal {
+        saved.stdio = crate::stdio::names(opts.stdio.raw());
+    }
     saved.created_done = true;
     let dir = state::container_dir(&opts.root, &opts.id);
     saved.save(&dir)?;
@@ -708,6 +712,7 @@ fn first_state(
         oci_version: spec.version().clone(),
         created_done: false,
         no_process: spec.process().is_none(),
+        stdio: vec![],
     }
 }
 

@@ -91,6 +91,13 @@ pub struct Saved {
     /// config.json had no `process`: the container can be created, not started.
     #[serde(default)]
     pub no_process: bool,
+    /// The init's standard streams as given at create, where they are
+    /// pipes or sockets (`pipe:[N]`, `socket:[N]`; "" otherwise): what a
+    /// checkpoint records for restore to hand its own in their place
+    /// (runc's external descriptors). Read at checkpoint time they could
+    /// be anything the program made of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stdio: Vec<String>,
 }
 
 /// The OCI state document (plus runc's extra fields engines read).
@@ -330,6 +337,7 @@ mod tests {
             oci_version: "1.0.0".into(),
             created_done: true,
             no_process: false,
+            stdio: vec![],
         };
         assert!(!s.init_alive());
         s.pid_start = start;

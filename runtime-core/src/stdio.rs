@@ -28,6 +28,26 @@ impl Stdio {
     }
 }
 
+/// The streams `fds` (our own 0-2 where None) as /proc names a pipe or a
+/// socket (`pipe:[N]`, `socket:[N]`), "" for anything else: what criu
+/// calls them in its images.
+pub(crate) fn names(fds: [Option<RawFd>; 3]) -> Vec<String> {
+    (0..3)
+        .map(|i| {
+            let fd = fds[i].unwrap_or(i as RawFd);
+            match nix::sys::stat::fstat(fd) {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFIFO => {
+                    format!("pipe:[{}]", st.st_ino)
+                }
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFSOCK => {
+                    format!("socket:[{}]", st.st_ino)
+                }
+                _ => String::new(),
+            }
+        })
+        .collect()
+}
+
 /// In the cloned process: makes the given descriptors 0, 1 and 2. Each is
 /// first moved above `floor` (the preserved descriptors below it stay put)
 /// so that one target never overwrites another's source.

@@ -11,6 +11,10 @@
 //!                                PID's newest filter (PTRACE_SECCOMP_GET_METADATA)
 //!   probe filter-dump PID DIR    (on the host) PID's seccomp filters, newest
 //!                                first, to DIR/filter-K.bpf; prints their lengths
+//!   probe with-lock PATH CMD...  CMD with an exclusive flock on PATH held (its
+//!                                descriptor inherited)
+//!   probe with-dgram PATH CMD... CMD with fd 3 a unix datagram socket connected
+//!                                to PATH
 
 fn num(s: &str) -> u64 {
     if let Some(h) = s.strip_prefix("0x") {
@@ -242,8 +246,68 @@ fn install_dumped(dir: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `cmd` with `fd` (opened by the caller) at number `at`, inherited.
+fn exec_with(fd: std::os::fd::OwnedFd, at: i32, cmd: &[String]) -> String {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2 onto a number this process does not otherwise use (or
+    // the descriptor's own), then CLOEXEC cleared there, so CMD inherits it.
+    let placed = unsafe {
+        (fd.as_raw_fd() == at || libc::dup2(fd.as_raw_fd(), at) == at)
+            && libc::fcntl(at, libc::F_SETFD, 0) == 0
+    };
+    if !placed {
+        return format!("fd {at}: {}", std::io::Error::last_os_error());
+    }
+    let Some((prog, rest)) = cmd.split_first() else {
+        return "no command".into();
+    };
+    std::process::Command::new(prog)
+        .args(rest)
+        .exec()
+        .to_string()
+}
+
+fn with_lock(path: &str, cmd: &[String]) -> String {
+    use std::os::fd::AsRawFd;
+    let f = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => return format!("open {path}: {e}"),
+    };
+    // SAFETY: flock on a descriptor this process owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return format!("flock {path}: {}", std::io::Error::last_os_error());
+    }
+    exec_with(f.into(), 9, cmd)
+}
+
+fn with_dgram(path: &str, cmd: &[String]) -> String {
+    let s = std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(path).map(|()| s));
+    match s {
+        Ok(s) => exec_with(s.into(), 3, cmd),
+        Err(e) => format!("connect {path}: {e}"),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let (Some(kind @ ("with-lock" | "with-dgram")), Some(path)) =
+        (args.get(1).map(String::as_str), args.get(2))
+    {
+        let cmd = args.get(3..).unwrap_or_default();
+        let err = if kind == "with-lock" {
+            with_lock(path, cmd)
+        } else {
+            with_dgram(path, cmd)
+        };
+        eprintln!("probe {kind}: {err}");
+        std::process::exit(1);
+    }
     let mut a = [0u64; 6];
     for (i, v) in args.iter().skip(3).take(6).enumerate() {
         a[i] = num(v);

@@ -1,7 +1,5 @@
 //! `checkpoint`: criu dumps (or pre-dumps) the container's process tree.
 
-use std::ffi::OsString;
-
 use crate::container::Container;
 use crate::criu::{self, CheckpointOptions};
 use crate::error::{Error, Result};
@@ -18,71 +16,70 @@ impl Container {
             return Err(self.state_error(status, "only a running container can be checkpointed"));
         }
         let spec = self.spec()?;
-        let work = opts
-            .work_path
-            .clone()
-            .unwrap_or_else(|| opts.image_path.clone());
-        criu::ensure_dir(&opts.image_path)?;
-        criu::ensure_dir(&work)?;
-        record_descriptors(self.saved.pid, &opts.image_path)?;
+        let dirs = criu::Dirs::open(&opts.image_path, opts.work_path.as_deref())?;
+        record_descriptors(&self.saved, &opts.image_path)?;
         let log = if opts.pre_dump {
             "pre-dump.log"
         } else {
             "dump.log"
         };
-        let mut args: Vec<OsString> = vec![
-            if opts.pre_dump { "pre-dump" } else { "dump" }.into(),
-            "--tree".into(),
-            self.saved.pid.to_string().into(),
-            "--images-dir".into(),
-            opts.image_path.clone().into(),
-            "--work-dir".into(),
-            work.clone().into(),
-            "--log-file".into(),
-            log.into(),
-            "-v4".into(),
-            "--root".into(),
-            self.saved.rootfs.clone().into(),
-        ];
-        opts.criu.args(&mut args)?;
-        let flags = [
-            (opts.leave_running && !opts.pre_dump, "--leave-running"),
-            (opts.tcp_skip_in_flight, "--tcp-skip-in-flight"),
-            (opts.link_remap, "--link-remap"),
-            // Memory tracking: what a later dump compares against.
-            (opts.pre_dump || opts.parent_path.is_some(), "--track-mem"),
-        ];
-        args.extend(flags.iter().filter(|f| f.0).map(|f| f.1.into()));
+        let mut m = dirs.base(log, &self.saved.rootfs);
+        m.int(2, i64::from(self.saved.pid));
+        opts.criu.fill(&mut m)?;
+        // leave_running, tcp_skip_in_flight, link_remap, and memory
+        // tracking: what a later dump compares against.
+        m.flag(3, opts.leave_running && !opts.pre_dump)
+            .flag(46, opts.tcp_skip_in_flight)
+            .flag(18, opts.link_remap)
+            .flag(15, opts.pre_dump || opts.parent_path.is_some());
         if let Some(parent) = &opts.parent_path {
-            args.push("--prev-images-dir".into());
-            args.push(parent.clone().into());
+            m.str(14, &parent.to_string_lossy());
+        }
+        if let Some((address, port)) = &opts.page_server {
+            // criu_page_server_info { address = 1, port = 2 }
+            let mut ps = criu::Msg::default();
+            ps.str(1, address).int(2, i64::from(*port));
+            m.msg(11, &ps);
         }
         for (dest, _) in criu::external_binds(&spec, &self.saved.bundle) {
-            args.push("--external".into());
-            args.push(format!("mnt[{}]:{}", dest.display(), dest.display()).into());
+            criu::external(
+                &mut m,
+                &format!("mnt[{}]:{}", dest.display(), dest.display()),
+            );
         }
         if let Some(dest) = criu::cgroup_bind(&spec) {
-            args.push("--external".into());
-            args.push(format!("mnt[{}]:{}", dest.display(), dest.display()).into());
+            criu::external(
+                &mut m,
+                &format!("mnt[{}]:{}", dest.display(), dest.display()),
+            );
         }
         for (kind, key, path) in criu::joined_namespaces(&spec) {
             let ino = std::fs::metadata(&path)
                 .map_err(|e| Error::path("stat the joined namespace", &path, &e))?;
-            args.push("--external".into());
-            args.push(
-                format!(
-                    "{kind}[{}]:{key}",
-                    std::os::unix::fs::MetadataExt::ino(&ino)
-                )
-                .into(),
-            );
+            let ino = std::os::unix::fs::MetadataExt::ino(&ino);
+            criu::external(&mut m, &format!("{kind}[{ino}]:{key}"));
         }
         for file in masked_files(&spec, self.saved.pid) {
-            args.push("--external".into());
-            args.push(format!("mnt[{file}]:{}", criu::MASKED).into());
+            criu::external(&mut m, &format!("mnt[{file}]:{}", criu::MASKED));
         }
-        let criu_bin = criu::binary(opts.criu.criu.as_deref());
-        criu::run(&criu_bin, &args, &work, log, None, |_| Ok(()))?;
+        let (what, kind) = if opts.pre_dump {
+            ("pre-dump", criu::SINGLE_PRE_DUMP)
+        } else {
+            ("dump", criu::DUMP)
+        };
+        let mut status = opts.status_fd.map(crate::sys::own_fd);
+        let mut session = dirs.session(opts.criu.criu.as_deref(), log, what, |_| Ok(()))?;
+        session.call(kind, &m, |n| {
+            // A lazy dump's page server is up: one \0, then the
+            // descriptor is closed, as runc does.
+            if n.script == "status-ready" {
+                if let Some(fd) = status.take() {
+                    let _ = nix::unistd::write(&fd, &[0]);
+                }
+            }
+            Ok(())
+        })?;
+        session.finish()?;
         if opts.leave_running || opts.pre_dump {
             return Ok(());
         }
@@ -91,16 +88,22 @@ impl Container {
     }
 }
 
-/// The init's standard streams as criu names them (`pipe:[N]`, a path),
-/// for restore to hand its own in their place.
-fn record_descriptors(pid: i32, images: &std::path::Path) -> Result<()> {
-    let names: Vec<String> = (0..3)
-        .map(|fd| {
-            std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
-        .collect();
+/// The init's standard streams as criu names them (`pipe:[N]`,
+/// `socket:[N]`), for restore to hand its own in their place: as given
+/// at create (the state), or, for a container an older estiba made, as
+/// they are now.
+fn record_descriptors(saved: &crate::state::Saved, images: &std::path::Path) -> Result<()> {
+    let names: Vec<String> = if saved.stdio.is_empty() {
+        (0..3)
+            .map(|fd| {
+                std::fs::read_link(format!("/proc/{}/fd/{fd}", saved.pid))
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect()
+    } else {
+        saved.stdio.clone()
+    };
     let path = images.join(criu::DESCRIPTORS);
     std::fs::write(&path, serde_json::to_vec(&names).unwrap_or_default())
         .map_err(|e| Error::path("write", &path, &e))

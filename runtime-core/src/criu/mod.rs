@@ -1,19 +1,16 @@
-//! Checkpoint and restore with CRIU (runs in the runtime): the `criu`
-//! binary is driven through its command line, runc's options mapped onto
-//! criu's own (runc drives the same operations over criu's RPC socket).
+//! Checkpoint and restore with CRIU (runs in the runtime): criu is driven
+//! over its RPC socket (`criu swrk`, swrk.rs), as runc and crun drive it,
+//! runc's options mapped onto criu_opts.
 //! What lies outside the container's mount namespace is named to criu as
 //! external: bind mounts by destination, masked files as /dev/null; the
-//! init's standard streams are recorded at checkpoint (descriptors.json)
+//! init's standard streams as given at create are recorded (descriptors.json)
 //! so a restore hands its own in their place.
 
-use std::ffi::{CString, OsString};
-use std::os::fd::RawFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
+use nix::fcntl::OFlag;
 
 use oci_spec::runtime::Spec;
 
@@ -21,7 +18,12 @@ use crate::error::{Error, Result};
 use crate::sys;
 
 mod dump;
+mod proto;
 pub mod restore;
+mod swrk;
+
+pub(crate) use proto::Msg;
+pub(crate) use swrk::{Swrk, DUMP, RESTORE, SINGLE_PRE_DUMP};
 
 /// A dump or restore of a container takes seconds; a criu still running
 /// after this is killed and the operation fails.
@@ -75,6 +77,12 @@ pub struct CheckpointOptions {
     /// Memory only, the container keeps running: a later dump names it
     /// with `parent_path`.
     pub pre_dump: bool,
+    /// Send the memory to a page server at `(address, port)` instead of
+    /// the image directory (with `lazy_pages`: serve it from there).
+    pub page_server: Option<(String, u16)>,
+    /// A descriptor (open in this process) that gets one `\0` once a lazy
+    /// dump's page server is ready, then is closed (runc's `--status-fd`).
+    pub status_fd: Option<std::os::fd::RawFd>,
     /// The flags restore takes too.
     pub criu: CriuOptions,
 }
@@ -90,38 +98,114 @@ impl CheckpointOptions {
 }
 
 impl CriuOptions {
-    pub(crate) fn args(&self, out: &mut Vec<OsString>) -> Result<()> {
-        let flags = [
-            (self.tcp_established, "--tcp-established"),
-            (self.ext_unix_sk, "--ext-unix-sk"),
-            (self.shell_job, "--shell-job"),
-            (self.file_locks, "--file-locks"),
-            (self.auto_dedup, "--auto-dedup"),
-            (self.lazy_pages, "--lazy-pages"),
-        ];
-        out.extend(flags.iter().filter(|f| f.0).map(|f| f.1.into()));
-        let mode = self.manage_cgroups_mode.as_deref().unwrap_or("soft");
-        if !matches!(mode, "soft" | "full" | "strict" | "ignore") {
-            return Err(Error::Config(format!(
-                "--manage-cgroups-mode {mode:?}: must be soft, full, strict or ignore"
-            )));
-        }
-        out.push(format!("--manage-cgroups={mode}").into());
+    /// These options into criu_opts (rpc.proto's field numbers).
+    pub(crate) fn fill(&self, m: &mut Msg) -> Result<()> {
+        m.flag(4, self.ext_unix_sk)
+            .flag(5, self.tcp_established)
+            .flag(7, self.shell_job)
+            .flag(8, self.file_locks)
+            .flag(16, self.auto_dedup)
+            .flag(48, self.lazy_pages);
+        // criu_cg_mode: IGNORE 0, SOFT 3, FULL 4, STRICT 5.
+        let mode = match self.manage_cgroups_mode.as_deref().unwrap_or("soft") {
+            "soft" => 3,
+            "full" => 4,
+            "strict" => 5,
+            "ignore" => 0,
+            other => {
+                return Err(Error::Config(format!(
+                    "--manage-cgroups-mode {other:?}: must be soft, full, strict or ignore"
+                )))
+            }
+        };
+        m.flag(24, true).int(34, mode);
+        let mut empty = 0;
         for ns in &self.empty_ns {
             // runc's name for it is the OCI one.
-            let criu_ns = match ns.as_str() {
-                "network" | "net" => "net",
+            match ns.as_str() {
+                "network" | "net" => empty |= libc::CLONE_NEWNET,
                 other => {
                     return Err(Error::Config(format!(
                         "--empty-ns {other:?}: only the network namespace can be left empty"
                     )))
                 }
-            };
-            out.push("--empty-ns".into());
-            out.push(criu_ns.into());
+            }
+        }
+        if empty != 0 {
+            m.int(38, i64::from(empty));
         }
         Ok(())
     }
+}
+
+/// The directories a criu session works with, open: criu finds them
+/// through our /proc/<pid>/fd; the work directory is also its cwd.
+pub(crate) struct Dirs {
+    images: OwnedFd,
+    work: OwnedFd,
+    work_path: PathBuf,
+}
+
+impl Dirs {
+    /// `images` and `work` (default: the images), made if missing.
+    pub fn open(images: &Path, work: Option<&Path>) -> Result<Dirs> {
+        let work_path = work.unwrap_or(images).to_path_buf();
+        ensure_dir(images)?;
+        ensure_dir(&work_path)?;
+        let open = |p: &Path| {
+            nix::fcntl::open(
+                p,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map(sys::own_fd)
+            .map_err(|e| Error::path("open", p, e))
+        };
+        Ok(Dirs {
+            images: open(images)?,
+            work: open(&work_path)?,
+            work_path,
+        })
+    }
+
+    /// criu_opts' fields every request has: the directories, the log
+    /// (verbose, as runc's), the root, and notifications on (they bring
+    /// the terminal's master and the page server's readiness).
+    pub fn base(&self, log: &str, root: &Path) -> Msg {
+        let mut m = Msg::default();
+        m.int(1, i64::from(self.images.as_raw_fd()))
+            .int(17, i64::from(self.work.as_raw_fd()))
+            .int(9, 4)
+            .str(10, log)
+            .str(13, &root.to_string_lossy())
+            .flag(12, true)
+            .flag(50, true);
+        m
+    }
+
+    /// Starts `criu swrk` for one request (`what`, logging to `log`).
+    pub fn session(
+        &self,
+        criu: Option<&Path>,
+        log: &str,
+        what: &'static str,
+        started: impl FnOnce(i32) -> Result<()>,
+    ) -> Result<Swrk> {
+        let criu = criu.map(Path::to_path_buf).unwrap_or_else(|| "criu".into());
+        Swrk::start(
+            &criu,
+            &self.work,
+            self.work_path.join(log),
+            what,
+            BOUND,
+            started,
+        )
+    }
+}
+
+/// An `--external` (criu_opts.external) entry.
+pub(crate) fn external(m: &mut Msg, key: &str) {
+    m.str(37, key);
 }
 
 /// The bind mounts criu must be told are not the container's own, as
@@ -190,65 +274,8 @@ pub(crate) fn joined_namespaces(spec: &Spec) -> Vec<(&'static str, &'static str,
         .collect()
 }
 
-/// Runs criu with `args` (its log `log` in `work`), bounded; a failure
-/// carries criu's errors from its log. With `hold`, the forked criu waits
-/// for `started` (given its pid) to finish before it execs: restore puts
-/// it in the container's cgroup first.
-pub(crate) fn run(
-    criu: &Path,
-    args: &[OsString],
-    work: &Path,
-    log: &str,
-    hold: Option<(RawFd, RawFd)>,
-    started: impl FnOnce(i32) -> Result<()>,
-) -> Result<()> {
-    let path = find(criu).ok_or_else(|| {
-        Error::Unsupported(format!(
-            "checkpoint/restore needs criu, and {criu:?} was not found (Debian: apt install criu)"
-        ))
-    })?;
-    let pid = fork_exec(&path, args, hold)?;
-    if let Err(e) = started(pid) {
-        let _ = sys::kill(pid, libc::SIGKILL);
-        let _ = waitpid(Pid::from_raw(pid), None);
-        return Err(e);
-    }
-    if let Some((_, release)) = hold {
-        nix::unistd::write(sys::borrow_fd(release), b"g")
-            .map_err(|e| Error::sys("release criu", e))?;
-    }
-    let end = Instant::now() + BOUND;
-    let status = loop {
-        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) if Instant::now() < end => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Ok(WaitStatus::StillAlive) => {
-                let _ = sys::kill(pid, libc::SIGKILL);
-                let _ = waitpid(Pid::from_raw(pid), None);
-                return Err(Error::Timeout(format!(
-                    "criu {}: no result in {BOUND:?}{}",
-                    args[0].to_string_lossy(),
-                    log_tail(&work.join(log))
-                )));
-            }
-            Ok(st) => break st,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("wait for criu", e)),
-        }
-    };
-    if status == WaitStatus::Exited(Pid::from_raw(pid), 0) {
-        return Ok(());
-    }
-    Err(Error::Criu(format!(
-        "criu {} failed ({status:?}){}",
-        args[0].to_string_lossy(),
-        log_tail(&work.join(log))
-    )))
-}
-
 /// `criu` as given, or found on PATH.
-fn find(criu: &Path) -> Option<PathBuf> {
+pub(super) fn find(criu: &Path) -> Option<PathBuf> {
     if criu.components().count() > 1 {
         return criu.is_file().then(|| criu.to_path_buf());
     }
@@ -258,39 +285,8 @@ fn find(criu: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Forks criu (its argv and environment made before the fork); with
-/// `hold`, the child waits for the parent's byte on the pipe first.
-fn fork_exec(path: &Path, args: &[OsString], hold: Option<(RawFd, RawFd)>) -> Result<i32> {
-    let c = |s: &std::ffi::OsStr| CString::new(s.as_bytes()).ok();
-    let prog = c(path.as_os_str()).ok_or_else(|| Error::Config("criu path has a NUL".into()))?;
-    let mut argv = vec![prog.clone()];
-    argv.extend(args.iter().filter_map(|a| c(a)));
-    let envp: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            let mut kv = k;
-            kv.push("=");
-            kv.push(v);
-            c(&kv)
-        })
-        .collect();
-    let argv_ref: Vec<&std::ffi::CStr> = argv.iter().map(|s| s.as_c_str()).collect();
-    let envp_ref: Vec<&std::ffi::CStr> = envp.iter().map(|s| s.as_c_str()).collect();
-    let pid = sys::clone_here(libc::SIGCHLD).map_err(|e| Error::sys("fork criu", e))?;
-    if pid == 0 {
-        if let Some((rx, tx)) = hold {
-            sys::close_raw(tx);
-            if !sys::read_one(rx) {
-                sys::exit_now(1);
-            }
-        }
-        sys::execve(&prog, &argv_ref, &envp_ref);
-        sys::exit_now(127);
-    }
-    Ok(pid)
-}
-
 /// The last lines of criu's log, for an error message.
-fn log_tail(path: &Path) -> String {
+pub(super) fn log_tail(path: &Path) -> String {
     let Ok(text) = std::fs::read_to_string(path) else {
         return String::new();
     };
@@ -303,13 +299,6 @@ fn log_tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let last = lines[lines.len().saturating_sub(2)..].join("\n");
     format!(": {}:\n{}\n...\n{last}", path.display(), errors.join("\n"))
-}
-
-/// The criu binary to run.
-pub(crate) fn binary(given: Option<&Path>) -> PathBuf {
-    given
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("criu"))
 }
 
 /// Makes `dir` (and parents) if missing.

@@ -5,8 +5,8 @@
 //! mounts and processes from the images with the rootfs as its root. The
 //! restored init is made the runtime's child (criu's sibling), as runc's.
 
-use std::ffi::OsString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use crate::bundle::Bundle;
@@ -31,8 +31,14 @@ pub struct RestoreOptions {
     pub work_path: Option<PathBuf>,
     /// Where to write the restored init's pid.
     pub pid_file: Option<PathBuf>,
-    /// For a container with a terminal (not supported yet).
+    /// Where the pty master of a container with a terminal goes
+    /// (runc's console socket protocol).
     pub console_socket: Option<PathBuf>,
+    /// The restored processes' LSM profile, `TYPE:NAME` (criu's
+    /// lsm_profile); default: as in the images.
+    pub lsm_profile: Option<String>,
+    /// The SELinux mount context of the restored mounts.
+    pub lsm_mount_context: Option<String>,
     /// The flags checkpoint takes too.
     pub criu: CriuOptions,
     /// The cgroup is a systemd unit (`--systemd-cgroup`).
@@ -82,17 +88,25 @@ impl Drop for CriuRoot {
 
 /// Restores the container `opts.id` of `opts.bundle` from
 /// `opts.image_path`; returns the restored init's pid. It is the caller's
-/// child: wait for it, or leave it to a subreaper.
+/// child: wait for it, or leave it to a subreaper. A container with a
+/// terminal needs `opts.console_socket`: the pty master goes there.
 pub fn restore(opts: &RestoreOptions) -> Result<i32> {
+    restore_with_pty(opts, false).map(|(pid, _)| pid)
+}
+
+/// [`restore`], keeping the pty master when `keep_pty` and no console
+/// socket is given (a foreground restore proxies the terminal itself).
+fn restore_with_pty(opts: &RestoreOptions, keep_pty: bool) -> Result<(i32, Option<OwnedFd>)> {
     id::validate(&opts.id)?;
-    if opts.console_socket.is_some() {
-        return Err(Error::Unsupported(
-            "restore --console-socket: restoring a container with a terminal is not supported yet"
-                .into(),
-        ));
-    }
     let bundle = Bundle::load(&opts.bundle)?;
     let spec = &bundle.spec;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let keep_pty = keep_pty && terminal && opts.console_socket.is_none();
+    crate::create::check_console(terminal, opts.console_socket.is_some() || keep_pty)?;
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let own_pid_ns = crate::namespaces::Plan::from_spec(spec)?.new_pid;
     let Claimed {
@@ -110,41 +124,19 @@ pub fn restore(opts: &RestoreOptions) -> Result<i32> {
         opts.systemd_cgroup,
         own_pid_ns,
     )?;
+    let console = match &opts.console_socket {
+        Some(path) => Some(
+            UnixStream::connect(path)
+                .map_err(|e| Error::path("connect console socket", path, &e))?,
+        ),
+        None => None,
+    };
     make_mount_points(&bundle)?;
     let root = CriuRoot::bind(&bundle.rootfs, &dir)?;
-    let work = opts
-        .work_path
-        .clone()
-        .unwrap_or_else(|| opts.image_path.clone());
-    criu::ensure_dir(&work)?;
-    let pid_file = work.join("restore.pid");
-    let _ = std::fs::remove_file(&pid_file);
-    let mut args = restore_args(opts, &bundle, &root.0, &work, &pid_file)?;
-    if let (Some(dest), Some(dir)) = (criu::cgroup_bind(spec), cgroup.dir_of("memory")) {
-        // The container's new cgroup, made before criu restores anything.
-        args.push("--external".into());
-        args.push(format!("mnt[{}]:{}", dest.display(), dir.display()).into());
-    }
-    // Namespaces joined by path are handed to criu open, under runc's keys;
-    // these descriptors are inherited (no CLOEXEC) and closed after.
-    let mut joined = vec![];
-    for (_, key, path) in criu::joined_namespaces(spec) {
-        let fd = nix::fcntl::open(
-            &path,
-            nix::fcntl::OFlag::O_RDONLY,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| Error::path("open the joined namespace", &path, e))?;
-        let fd = crate::sys::own_fd(fd);
-        args.push("--inherit-fd".into());
-        args.push(format!("fd[{}]:{key}", fd.as_raw_fd()).into());
-        joined.push(fd);
-    }
+    let dirs = criu::Dirs::open(&opts.image_path, opts.work_path.as_deref())?;
+    let (m, joined) = request(opts, &bundle, &dirs, &root.0, &cgroup)?;
 
-    let (hold_rx, hold_tx) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     let mut parents = vec![];
-    let criu_bin = criu::binary(opts.criu.criu.as_deref());
     let placed = |pid: i32| -> Result<()> {
         // Before criu forks anything: the restored tree is born here.
         parents = if without {
@@ -154,61 +146,127 @@ pub fn restore(opts: &RestoreOptions) -> Result<i32> {
         };
         Ok(cgroup.apply(resources)?)
     };
-    let hold = Some((hold_rx.as_raw_fd(), hold_tx.as_raw_fd()));
-    let result = criu::run(&criu_bin, &args, &work, "restore.log", hold, placed);
+    let mut master = None;
+    let result = dirs
+        .session(opts.criu.criu.as_deref(), LOG, "restore", placed)
+        .and_then(|mut session| {
+            let reply = session.call(criu::RESTORE, &m, |n| {
+                if n.script == "orphan-pts-master" {
+                    master = n.fd;
+                }
+                Ok(())
+            })?;
+            session.finish()?;
+            reply
+                .pid
+                .ok_or_else(|| Error::Criu("criu restore: its answer has no pid".into()))
+        });
     drop(joined);
     cleanup.cgroup = Some(cgroup.clone());
     cleanup.cgroup_parents_made = parents.clone();
-    result?;
-    drop(root);
-    let pid = read_pid(&pid_file)?;
+    let pid = result?;
     cleanup.pid = Some(pid);
+    drop(root);
+    let pty = hand_over(terminal, master, console.as_ref())?;
     saved.pid = pid;
     saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
     saved.cgroup_parents_made = parents;
     saved.cgroup_left_out = cgroup.left_out();
+    if !terminal {
+        // The restored init's streams are ours, inherited by criu.
+        saved.stdio = crate::stdio::names([None; 3]);
+    }
     saved.created_done = true;
     saved.save(&dir)?;
     if let Some(p) = &opts.pid_file {
         crate::create::write_pid_file(p, pid)?;
     }
     cleanup.armed = false;
-    Ok(pid)
+    Ok((pid, pty))
 }
 
-/// criu's `restore` arguments.
-fn restore_args(
+/// The restore request: criu_opts, and the joined namespaces' descriptors
+/// criu inherits (kept open until it has run).
+fn request(
     opts: &RestoreOptions,
     bundle: &Bundle,
+    dirs: &criu::Dirs,
     root: &Path,
-    work: &Path,
-    pid_file: &Path,
-) -> Result<Vec<OsString>> {
-    let mut args: Vec<OsString> = vec![
-        "restore".into(),
-        "--images-dir".into(),
-        opts.image_path.clone().into(),
-        "--work-dir".into(),
-        work.into(),
-        "--log-file".into(),
-        "restore.log".into(),
-        "-v4".into(),
-        "--root".into(),
-        root.into(),
-        // The tree is the runtime's child, and criu returns once it runs.
-        "--restore-detached".into(),
-        "--restore-sibling".into(),
-        "--pidfile".into(),
-        pid_file.into(),
-        "--evasive-devices".into(),
-    ];
-    opts.criu.args(&mut args)?;
-    for (dest, source) in criu::external_binds(&bundle.spec, &bundle.dir) {
-        args.push("--external".into());
-        args.push(format!("mnt[{}]:{}", dest.display(), source.display()).into());
+    cgroup: &estiba_cgroups::Cgroup,
+) -> Result<(criu::Msg, Vec<OwnedFd>)> {
+    let spec = &bundle.spec;
+    let mut m = dirs.base(LOG, root);
+    restore_opts(&mut m, opts, bundle)?;
+    if let (Some(dest), Some(dir)) = (criu::cgroup_bind(spec), cgroup.dir_of("memory")) {
+        // The container's new cgroup, made before criu restores anything.
+        criu::external(
+            &mut m,
+            &format!("mnt[{}]:{}", dest.display(), dir.display()),
+        );
     }
-    args.push("--external".into());
-    args.push(format!("mnt[{}]:/dev/null", criu::MASKED).into());
+    // Namespaces joined by path are handed to criu open, under runc's keys;
+    // these descriptors are inherited (no CLOEXEC).
+    let mut joined = vec![];
+    for (_, key, path) in criu::joined_namespaces(spec) {
+        let fd = nix::fcntl::open(
+            &path,
+            nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::path("open the joined namespace", &path, e))?;
+        let fd = crate::sys::own_fd(fd);
+        inherit_fd(&mut m, key, fd.as_raw_fd());
+        joined.push(fd);
+    }
+    Ok((m, joined))
+}
+
+/// The terminal's new master (from criu) to the console socket, or kept
+/// for the caller when there is none.
+fn hand_over(
+    terminal: bool,
+    master: Option<OwnedFd>,
+    console: Option<&UnixStream>,
+) -> Result<Option<OwnedFd>> {
+    match (terminal, master, console) {
+        (false, _, _) => Ok(None),
+        (true, None, _) => Err(Error::Criu(
+            "restore: process.terminal is true but the checkpoint holds no terminal".into(),
+        )),
+        (true, Some(master), Some(sock)) => {
+            crate::fdpass::send_fd(sock, "/dev/ptmx", &master, "the pty master")?;
+            Ok(None)
+        }
+        (true, Some(master), None) => Ok(Some(master)),
+    }
+}
+
+/// criu's log of a restore, in the work directory.
+const LOG: &str = "restore.log";
+
+/// An inherit_fd entry (criu_opts field 27: key 1, fd 2).
+fn inherit_fd(m: &mut criu::Msg, key: &str, fd: i32) {
+    let mut e = criu::Msg::default();
+    e.str(1, key).int(2, i64::from(fd));
+    m.msg(27, &e);
+}
+
+/// criu_opts of a restore, beyond the session's base.
+fn restore_opts(m: &mut criu::Msg, opts: &RestoreOptions, bundle: &Bundle) -> Result<()> {
+    // evasive_devices; rst_sibling: the tree is the runtime's child (RPC
+    // restores are always detached: criu answers once it runs).
+    m.flag(6, true).flag(26, true);
+    opts.criu.fill(m)?;
+    if let Some(p) = &opts.lsm_profile {
+        m.str(53, p);
+    }
+    if let Some(c) = &opts.lsm_mount_context {
+        m.str(63, c);
+    }
+    for (dest, source) in criu::external_binds(&bundle.spec, &bundle.dir) {
+        criu::external(m, &format!("mnt[{}]:{}", dest.display(), source.display()));
+    }
+    criu::external(m, &format!("mnt[{}]:/dev/null", criu::MASKED));
     // The checkpointed init's pipes and sockets become ours (0-2).
     let names: Vec<String> = std::fs::read(opts.image_path.join(criu::DESCRIPTORS))
         .ok()
@@ -216,11 +274,10 @@ fn restore_args(
         .unwrap_or_default();
     for (fd, name) in names.iter().enumerate().take(3) {
         if name.starts_with("pipe:") || name.starts_with("socket:") {
-            args.push("--inherit-fd".into());
-            args.push(format!("fd[{fd}]:{name}").into());
+            inherit_fd(m, name, fd as i32);
         }
     }
-    Ok(args)
+    Ok(())
 }
 
 /// Bind mounts need their mount points in the rootfs, made (without
@@ -234,19 +291,12 @@ fn make_mount_points(bundle: &Bundle) -> Result<()> {
     Ok(())
 }
 
-fn read_pid(path: &Path) -> Result<i32> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::path("read", path, &e))?;
-    text.trim()
-        .parse()
-        .map_err(|_| Error::Criu(format!("criu's pid file {path:?} holds {text:?}")))
-}
-
 /// `restore` in the foreground, as runc's without `--detach`: restores,
 /// waits for the init while passing on signals (and reaping orphans with
 /// `fg.subreaper`), deletes the container, and returns its exit code.
 pub fn restore_foreground(opts: &RestoreOptions, fg: crate::ForegroundOptions) -> Result<i32> {
     let waiter = crate::foreground::Foreground::begin(fg)?;
-    let result = restore(opts).and_then(|pid| waiter.wait(pid, None));
+    let result = restore_with_pty(opts, true).and_then(|(pid, pty)| waiter.wait(pid, pty));
     drop(waiter);
     let cleanup = crate::Container::load(&opts.root, &opts.id).and_then(|c| c.delete(true));
     let code = result?;
