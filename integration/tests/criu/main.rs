@@ -18,6 +18,7 @@ use serde_json::json;
 
 mod flags;
 mod lazy;
+mod mounts;
 mod terminal;
 
 /// Whether criu works here; says why not.

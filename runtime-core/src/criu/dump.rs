@@ -16,14 +16,19 @@ impl Container {
             return Err(self.state_error(status, "only a running container can be checkpointed"));
         }
         let spec = self.spec()?;
+        // The image path made first, as runc does: the parent is found
+        // from it.
         let dirs = criu::Dirs::open(&opts.image_path, opts.work_path.as_deref())?;
+        if let Some(parent) = &opts.parent_path {
+            check_parent(&opts.image_path, parent)?;
+        }
         record_descriptors(&self.saved, &opts.image_path)?;
         let log = if opts.pre_dump {
             "pre-dump.log"
         } else {
             "dump.log"
         };
-        let mut m = dirs.base(log, &self.saved.rootfs);
+        let mut m = dirs.base(log, &self.saved.rootfs, &spec);
         m.int(2, i64::from(self.saved.pid));
         opts.criu.fill(&mut m)?;
         // leave_running, tcp_skip_in_flight, link_remap, and memory
@@ -41,7 +46,7 @@ impl Container {
             ps.str(1, address).int(2, i64::from(*port));
             m.msg(11, &ps);
         }
-        for (dest, _) in criu::external_binds(&spec, &self.saved.bundle) {
+        for (dest, _) in criu::mounted_binds(&spec, &self.saved.bundle, self.saved.pid) {
             criu::external(
                 &mut m,
                 &format!("mnt[{}]:{}", dest.display(), dest.display()),
@@ -121,4 +126,21 @@ fn masked_files(spec: &oci_spec::runtime::Spec, pid: i32) -> Vec<String> {
         .into_iter()
         .filter(|p| std::fs::metadata(format!("/proc/{pid}/root{p}")).is_ok_and(|m| !m.is_dir()))
         .collect()
+}
+
+/// runc's checks of `--parent-path`: relative to the image path (as criu
+/// takes it), and there.
+fn check_parent(images: &std::path::Path, parent: &std::path::Path) -> Result<()> {
+    if parent.is_absolute() {
+        return Err(Error::Config(format!(
+            "--parent-path {parent:?}: must be relative to the image path"
+        )));
+    }
+    let at = images.join(parent);
+    if !at.is_dir() {
+        return Err(Error::Config(format!(
+            "--parent-path {parent:?}: no images at {at:?}"
+        )));
+    }
+    Ok(())
 }

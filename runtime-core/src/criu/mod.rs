@@ -169,9 +169,12 @@ impl Dirs {
     }
 
     /// criu_opts' fields every request has: the directories, the log
-    /// (verbose, as runc's), the root, and notifications on (they bring
-    /// the terminal's master and the page server's readiness).
-    pub fn base(&self, log: &str, root: &Path) -> Msg {
+    /// (verbose, as runc's), the root, notifications on (they bring the
+    /// terminal's master and the page server's readiness), and criu's
+    /// configuration file as runc picks it: the `org.criu.config`
+    /// annotation's (none when it is empty), else /etc/criu/runc.conf
+    /// (criu ignores a missing one; its settings win over these).
+    pub fn base(&self, log: &str, root: &Path, spec: &Spec) -> Msg {
         let mut m = Msg::default();
         m.int(1, i64::from(self.images.as_raw_fd()))
             .int(17, i64::from(self.work.as_raw_fd()))
@@ -180,6 +183,19 @@ impl Dirs {
             .str(13, &root.to_string_lossy())
             .flag(12, true)
             .flag(50, true);
+        let annotation = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get("org.criu.config"));
+        match annotation.map(String::as_str) {
+            Some("") => {}
+            Some(file) => {
+                m.str(51, file);
+            }
+            None => {
+                m.str(51, "/etc/criu/runc.conf");
+            }
+        }
         m
     }
 
@@ -223,6 +239,64 @@ pub(crate) fn external_binds(spec: &Spec, bundle: &Path) -> Vec<(PathBuf, PathBu
         }
     }
     out
+}
+
+/// [`external_binds`] keyed by where each is really mounted in the running
+/// container `pid`: a destination reached through a symlink is mounted
+/// where the link leads (as create resolves it), and criu knows mounts by
+/// that place (runc resolves it the same way).
+pub(crate) fn mounted_binds(spec: &Spec, bundle: &Path, pid: i32) -> Vec<(PathBuf, PathBuf)> {
+    let binds = external_binds(spec, bundle);
+    let root = crate::safepath::Root::open(Path::new(&format!("/proc/{pid}/root")));
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let mountpoint = |id: u64| {
+        info.lines().find_map(|l| {
+            let mut f = l.split(' ');
+            if f.next()?.parse::<u64>().ok()? != id {
+                return None;
+            }
+            f.nth(3).map(unescape)
+        })
+    };
+    binds
+        .into_iter()
+        .map(|(dest, src)| {
+            let at = root
+                .as_ref()
+                .ok()
+                .and_then(|r| r.lookup(&dest).ok())
+                .and_then(|fd| sys::mount_id(std::os::fd::AsFd::as_fd(&fd)).ok())
+                .and_then(mountpoint)
+                // A bind found unmounted in there resolves to "/": keep the
+                // config's name, criu says what is wrong.
+                .filter(|p| p != Path::new("/"))
+                .unwrap_or(dest);
+            (at, src)
+        })
+        .collect()
+}
+
+/// A mountinfo path: spaces, tabs, newlines and backslashes come octal.
+fn unescape(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], oct) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
 }
 
 /// The name masked files go by in the images (each is /dev/null bound).
@@ -304,4 +378,17 @@ pub(super) fn log_tail(path: &Path) -> String {
 /// Makes `dir` (and parents) if missing.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::path("create", dir, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        // As the kernel writes them (show_mountinfo's mangle: " \t\n\\").
+        assert_eq!(unescape("/a\\040b\\011c"), Path::new("/a b\tc"));
+        assert_eq!(unescape("/x\\134y"), Path::new("/x\\y"));
+        assert_eq!(unescape("/plain\\9"), Path::new("/plain\\9"));
+    }
 }

@@ -131,10 +131,10 @@ fn restore_with_pty(opts: &RestoreOptions, keep_pty: bool) -> Result<(i32, Optio
         ),
         None => None,
     };
-    make_mount_points(&bundle)?;
     let root = CriuRoot::bind(&bundle.rootfs, &dir)?;
+    let binds = mount_points(&root.0, &bundle)?;
     let dirs = criu::Dirs::open(&opts.image_path, opts.work_path.as_deref())?;
-    let (m, joined) = request(opts, &bundle, &dirs, &root.0, &cgroup)?;
+    let (m, joined) = request(opts, &bundle, &binds, &dirs, &root.0, &cgroup)?;
 
     let mut parents = vec![];
     let placed = |pid: i32| -> Result<()> {
@@ -190,13 +190,14 @@ fn restore_with_pty(opts: &RestoreOptions, keep_pty: bool) -> Result<(i32, Optio
 fn request(
     opts: &RestoreOptions,
     bundle: &Bundle,
+    binds: &[(PathBuf, PathBuf)],
     dirs: &criu::Dirs,
     root: &Path,
     cgroup: &estiba_cgroups::Cgroup,
 ) -> Result<(criu::Msg, Vec<OwnedFd>)> {
     let spec = &bundle.spec;
-    let mut m = dirs.base(LOG, root);
-    restore_opts(&mut m, opts, bundle)?;
+    let mut m = dirs.base(LOG, root, spec);
+    restore_opts(&mut m, opts, binds)?;
     if let (Some(dest), Some(dir)) = (criu::cgroup_bind(spec), cgroup.dir_of("memory")) {
         // The container's new cgroup, made before criu restores anything.
         criu::external(
@@ -252,7 +253,11 @@ fn inherit_fd(m: &mut criu::Msg, key: &str, fd: i32) {
 }
 
 /// criu_opts of a restore, beyond the session's base.
-fn restore_opts(m: &mut criu::Msg, opts: &RestoreOptions, bundle: &Bundle) -> Result<()> {
+fn restore_opts(
+    m: &mut criu::Msg,
+    opts: &RestoreOptions,
+    binds: &[(PathBuf, PathBuf)],
+) -> Result<()> {
     // evasive_devices; rst_sibling: the tree is the runtime's child (RPC
     // restores are always detached: criu answers once it runs).
     m.flag(6, true).flag(26, true);
@@ -263,7 +268,7 @@ fn restore_opts(m: &mut criu::Msg, opts: &RestoreOptions, bundle: &Bundle) -> Re
     if let Some(c) = &opts.lsm_mount_context {
         m.str(63, c);
     }
-    for (dest, source) in criu::external_binds(&bundle.spec, &bundle.dir) {
+    for (dest, source) in binds {
         criu::external(m, &format!("mnt[{}]:{}", dest.display(), source.display()));
     }
     criu::external(m, &format!("mnt[{}]:/dev/null", criu::MASKED));
@@ -280,15 +285,44 @@ fn restore_opts(m: &mut criu::Msg, opts: &RestoreOptions, bundle: &Bundle) -> Re
     Ok(())
 }
 
-/// Bind mounts need their mount points in the rootfs, made (without
-/// following the image's symlinks) as create would.
-fn make_mount_points(bundle: &Bundle) -> Result<()> {
-    let root = crate::safepath::Root::open(&bundle.rootfs)?;
+/// Makes the bind mounts' mount points in the rootfs (`root`, criu's
+/// view of it) as create would, symlinks resolved inside it. Each source is
+/// bound there for the moment, so that a nested destination's mount point
+/// is made in the source below it, as runc does; all are unmounted before
+/// criu runs. Returns the binds by their resolved destination (criu's key).
+fn mount_points(root: &Path, bundle: &Bundle) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let real = std::fs::canonicalize(root).map_err(|e| Error::path("resolve", root, &e))?;
+    let r = crate::safepath::Root::open(&real)?;
+    let mut temp = TempBinds(vec![]);
+    let mut out = vec![];
     for (dest, source) in criu::external_binds(&bundle.spec, &bundle.dir) {
         let file = std::fs::metadata(&source).is_ok_and(|m| !m.is_dir());
-        root.ensure(&dest, file)?;
+        let fd = r.ensure(&dest, file)?;
+        let inside = r.inside_path(&fd).unwrap_or(dest);
+        let at = crate::safepath::fd_path(&fd);
+        nix::mount::mount(
+            Some(&source),
+            at.as_str(),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| Error::path("bind for its nested mount points", &source, e))?;
+        temp.0.push(r.host_path(&inside));
+        out.push((inside, source));
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The sources [`mount_points`] bound, unmounted last first on drop.
+struct TempBinds(Vec<PathBuf>);
+
+impl Drop for TempBinds {
+    fn drop(&mut self) {
+        for at in self.0.iter().rev() {
+            let _ = nix::mount::umount2(at, nix::mount::MntFlags::UMOUNT_NOFOLLOW);
+        }
+    }
 }
 
 /// `restore` in the foreground, as runc's without `--detach`: restores,

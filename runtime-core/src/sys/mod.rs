@@ -291,6 +291,29 @@ pub fn own_fd(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// The id of the mount `fd` is on (statx STATX_MNT_ID), as mountinfo's
+/// first field names it.
+pub fn mount_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    // SAFETY: zeroed statx is a valid buffer the kernel fills.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH names `fd`
+    // itself; `st` lives for the call.
+    let ret = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            &mut st,
+        )
+    };
+    Errno::result(ret)?;
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(st.stx_mnt_id)
+}
+
 /// `pidfd_open(2)`: a descriptor that polls readable once `pid` exits.
 pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd, Errno> {
     // SAFETY: plain integer arguments; the kernel returns a new descriptor.
