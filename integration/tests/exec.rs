@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use estiba_integration::skip;
@@ -744,4 +744,44 @@ fn exec_gets_the_containers_personality() {
     let l: Vec<&str> = o.lines().collect();
     assert_eq!(l[0], "00000008", "exec'd process: {o}");
     assert_ne!(l[1], "x86_64", "exec'd uname -m: {o}");
+}
+
+/// An exec'd process leads a session of its own, terminal or not, as
+/// runc's (its nsexec calls setsid for every process it starts): left in
+/// the caller's session, whose leader is outside the container's pid
+/// namespace, criu cannot checkpoint the container while it runs ("A
+/// session leader ... is outside of its pid namespace").
+#[test]
+fn an_exec_d_process_leads_its_own_session() {
+    if !can_run("an_exec_d_process_leads_its_own_session") {
+        return;
+    }
+    let mut w = sleeper("execsid");
+    w.write_config();
+    let id = w.id("c");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    // pid and session of the exec'd shell, as its own /proc/self/stat says.
+    let probe = ["sh", "-c", "busybox cut -d' ' -f1,6 /proc/$$/stat"];
+    let check = |o: Output, who: &str| {
+        assert!(o.status.success(), "{who}: {}", text(&o.stderr));
+        let out = text(&o.stdout);
+        let f: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(f.len(), 2, "{who}: {out}");
+        assert_eq!(
+            f[0], f[1],
+            "{who}: the exec'd process is not a session leader"
+        );
+    };
+    assert!(w
+        .estiba(&["run", "-d", "--bundle", &bundle, &id])
+        .status
+        .success());
+    let mut args = vec!["exec", id.as_str()];
+    args.extend(probe);
+    check(w.estiba(&args), "estiba");
+    match w.runc(&["run", "-d", "--bundle", &bundle, &id]) {
+        Some(o) if o.status.success() => check(w.runc(&args).unwrap(), "runc"),
+        Some(o) => panic!("runc run -d: {}", text(&o.stderr)),
+        None => skip!("an_exec_d_process_leads_its_own_session: no runc to compare"),
+    }
 }

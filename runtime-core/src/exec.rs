@@ -630,8 +630,10 @@ fn child(
             .map_err(|e| Error::sys("enter the container's root", e))?;
         nix::unistd::chroot(".").map_err(|e| Error::sys("chroot to the container's root", e))?;
         nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
+        // A session of its own, terminal or not, as runc's: the caller's
+        // session leader is outside the container (criu refuses that).
+        sys::setsid();
         if let Some((sock, size)) = console {
-            sys::setsid();
             crate::console::setup(sock, size, false)?;
         }
         let mut p = std::borrow::Cow::Borrowed(p);

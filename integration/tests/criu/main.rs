@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use estiba_integration::*;
 use serde_json::json;
 
+mod cycles;
 mod flags;
 mod lazy;
 mod mounts;
