@@ -95,7 +95,12 @@ fn an_external_unix_socket_is_dumped_with_ext_unix_sk_and_connected_again() {
     let sock = path.to_string_lossy().into_owned();
     w.args(&["probe", "with-dgram", &sock, "sh", "-c", script]);
     let data = w.dir.join("data");
-    let Counting { id, bundle, .. } = detached(&mut w, data);
+    let Counting {
+        id,
+        bundle,
+        rx: _rx,
+        ..
+    } = detached(&mut w, data);
     heard(&host);
     let img = w.dir.join("img").to_string_lossy().into_owned();
     let dump = ["checkpoint", "--image-path", &img, &id];
@@ -160,7 +165,12 @@ fn an_established_tcp_connection_goes_on_after_restore() {
             .next_back()
             .unwrap_or(0)
     };
-    let Counting { id, bundle, .. } = detached(&mut w, data.clone());
+    let Counting {
+        id,
+        bundle,
+        rx: _rx,
+        ..
+    } = detached(&mut w, data.clone());
     let end = Instant::now() + Duration::from_secs(10);
     while received() < 3 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));

@@ -76,8 +76,12 @@ fn the_criu_config_annotation_is_given_to_criu() {
     let conf = w.dir.join("criu.conf");
     std::fs::write(&conf, "log-file=from-annotation.log\n").unwrap();
     w.config["annotations"] = json!({"org.criu.config": conf});
-    let Counting { id, bundle, rx, .. } = counting(&mut w);
-    latest(&rx, Duration::from_secs(1)).expect("counting");
+    let Counting {
+        id,
+        bundle,
+        rx: _rx,
+        ..
+    } = counting(&mut w);
     let img = w.dir.join("img");
     let img_s = img.to_string_lossy().into_owned();
     ok(
