@@ -392,10 +392,7 @@ pub(crate) fn create_with_console(
 
     let exec_listener = listen_socket(&dir_fd, &dir)?;
     let console = match (&opts.console_socket, console) {
-        (Some(path), _) => Some(
-            UnixStream::connect(path)
-                .map_err(|e| Error::path("connect console socket", path, &e))?,
-        ),
+        (Some(path), _) => Some(crate::fdpass::connect_console_socket(path)?),
         (None, internal) => internal,
     };
     let pidfd_socket = match &opts.pidfd_socket {

@@ -369,13 +369,7 @@ impl Container {
             ));
         }
         let (proxy_end, console) = match (&opts.console_socket, terminal) {
-            (Some(path), _) => (
-                None,
-                Some(
-                    UnixStream::connect(path)
-                        .map_err(|e| Error::path("connect console socket", path, &e))?,
-                ),
-            ),
+            (Some(path), _) => (None, Some(crate::fdpass::connect_console_socket(path)?)),
             (None, true) => {
                 let (a, b) = UnixStream::pair().map_err(|e| Error::sys("socketpair", &e))?;
                 (Some(a), Some(b))

@@ -50,6 +50,12 @@ pub fn recv_fd(sock: &UnixStream, what: &str) -> Result<OwnedFd> {
     Err(Error::Init(format!("no {what} was sent")))
 }
 
+/// Connects to the `--console-socket` at `path`, where the pty master
+/// goes.
+pub fn connect_console_socket(path: &Path) -> Result<UnixStream> {
+    UnixStream::connect(path).map_err(|e| Error::path("connect console socket", path, &e))
+}
+
 /// Connects to the `--pidfd-socket` at `path` (before anything exists, so
 /// a wrong path fails early, as runc's does).
 pub fn connect_pidfd_socket(path: &Path) -> Result<UnixStream> {

@@ -46,13 +46,13 @@ impl Container {
             ps.str(1, address).int(2, i64::from(*port));
             m.msg(11, &ps);
         }
-        for (dest, _) in criu::mounted_binds(&spec, &self.saved.bundle, self.saved.pid) {
-            criu::external(
-                &mut m,
-                &format!("mnt[{}]:{}", dest.display(), dest.display()),
-            );
-        }
-        if let Some(dest) = criu::cgroup_bind(&spec) {
+        // Binds and the cgroup bind, each named by its mount point.
+        let binds = criu::mounted_binds(&spec, &self.saved.bundle, self.saved.pid);
+        for dest in binds
+            .into_iter()
+            .map(|b| b.0)
+            .chain(criu::cgroup_bind(&spec))
+        {
             criu::external(
                 &mut m,
                 &format!("mnt[{}]:{}", dest.display(), dest.display()),

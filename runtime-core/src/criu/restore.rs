@@ -124,13 +124,11 @@ fn restore_with_pty(opts: &RestoreOptions, keep_pty: bool) -> Result<(i32, Optio
         opts.systemd_cgroup,
         own_pid_ns,
     )?;
-    let console = match &opts.console_socket {
-        Some(path) => Some(
-            UnixStream::connect(path)
-                .map_err(|e| Error::path("connect console socket", path, &e))?,
-        ),
-        None => None,
-    };
+    let console = opts
+        .console_socket
+        .as_deref()
+        .map(crate::fdpass::connect_console_socket)
+        .transpose()?;
     let root = CriuRoot::bind(&bundle.rootfs, &dir)?;
     let binds = mount_points(&root.0, &bundle)?;
     let dirs = criu::Dirs::open(&opts.image_path, opts.work_path.as_deref())?;
