@@ -422,7 +422,9 @@ impl Cgroup {
         freezer::set(dir, self.unified, frozen)
     }
 
-    fn freezer_dir(&self) -> Option<&Path> {
+    /// The directory whose freezer pauses the container (v2: the cgroup
+    /// itself; v1: its freezer hierarchy's), if it has one.
+    pub fn freezer_dir(&self) -> Option<&Path> {
         self.dir_of(if self.unified { "" } else { "freezer" })
     }
 

@@ -1,7 +1,8 @@
 //! runc's "checkpoint/restore and exec" and "restore into a different
 //! cgroup": a restored container is checkpointed again with a process
 //! exec'd into it, which comes back too; and `--manage-cgroups-mode
-//! ignore` restores into the cgroup the bundle names now.
+//! ignore` restores into the cgroup the bundle names now; a paused
+//! container is checkpointed.
 
 use super::*;
 
@@ -86,6 +87,67 @@ fn ignore_mode_restores_into_the_cgroup_the_bundle_names_now() {
     assert!(
         !Path::new(&format!("/sys/fs/cgroup{old}")).exists(),
         "old cgroup back"
+    );
+    ok(&w.estiba(&["delete", "-f", &id]), "delete");
+}
+
+/// A paused container is checkpointed (runc lets criu freeze through the
+/// cgroup; estiba did not, and criu waited on the frozen tasks until its
+/// bound): with `--leave-running` it is still paused after, and counts
+/// on once resumed; dumped, it is restored and, resumed if it comes back
+/// paused, goes on from where it stopped.
+#[test]
+fn a_paused_container_is_checkpointed_and_restored() {
+    if !criu_works("a_paused_container_is_checkpointed_and_restored") {
+        return;
+    }
+    let mut w = World::new("criu-paused");
+    let Counting {
+        data,
+        id,
+        bundle,
+        rx: _rx,
+        ..
+    } = counting(&mut w);
+    ok(&w.estiba(&["pause", &id]), "pause");
+    let img = |n: &str| w.dir.join(n).to_string_lossy().into_owned();
+    // piped(): bounded, so a hang fails the test in 120 s.
+    let (kept, dumped) = (img("kept"), img("dumped"));
+    piped(
+        &w,
+        &["checkpoint", "--leave-running", "--image-path", &kept, &id],
+    );
+    assert_eq!(w.status(&id), "paused", "after checkpoint --leave-running");
+    let stopped = count_in(&data);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count_in(&data), stopped, "counted while paused");
+    ok(&w.estiba(&["resume", &id]), "resume");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(count_in(&data) > stopped, "not counting after resume");
+    ok(&w.estiba(&["pause", &id]), "pause again");
+    piped(&w, &["checkpoint", "--image-path", &dumped, &id]);
+    let stopped = count_in(&data);
+    let rx = piped(
+        &w,
+        &[
+            "restore",
+            "-d",
+            "--image-path",
+            &dumped,
+            "--bundle",
+            &bundle,
+            &id,
+        ],
+    );
+    if w.status(&id) == "paused" {
+        ok(&w.estiba(&["resume", &id]), "resume after restore");
+    }
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("counting after restore");
+    assert!(
+        first <= stopped + 5 && first + 5 >= stopped,
+        "{first} vs {stopped}"
     );
     ok(&w.estiba(&["delete", "-f", &id]), "delete");
 }

@@ -40,6 +40,12 @@ impl Container {
         if let Some(parent) = &opts.parent_path {
             m.str(14, &parent.to_string_lossy());
         }
+        // criu freezes through the cgroup, as runc has it: a paused
+        // container's tasks cannot be stopped by ptrace alone (criu waited
+        // for them until its bound), and criu leaves a paused one paused.
+        if let Some(dir) = self.cgroup_handle()?.freezer_dir() {
+            m.str(44, &dir.to_string_lossy());
+        }
         if let Some((address, port)) = &opts.page_server {
             // criu_page_server_info { address = 1, port = 2 }
             let mut ps = criu::Msg::default();
