@@ -234,14 +234,23 @@ fn a_restored_container_goes_on_counting() {
     assert_eq!(st["status"], "running", "{st}");
     let pid = st["pid"].as_i64().unwrap();
     // Its cgroup, with the config's limit.
+    // (v1 or hybrid: the memory hierarchy's line; v2: the one line.)
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let path = cg
         .lines()
-        .find_map(|l| l.strip_prefix("0::"))
+        .filter_map(|l| l.split_once(':').map(|(_, rest)| rest))
+        .filter_map(|l| l.split_once(':'))
+        .find(|(c, _)| {
+            if cgroup_v2() {
+                c.is_empty()
+            } else {
+                c.split(',').any(|c| c == "memory")
+            }
+        })
+        .map(|(_, p)| p)
         .unwrap_or_default();
-    let limit =
-        std::fs::read_to_string(format!("/sys/fs/cgroup{path}/memory.max")).unwrap_or_default();
-    assert_eq!(limit.trim(), "67108864", "cgroup {path:?}");
+    let limit = cgroup_file(path, "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(limit.as_deref(), Some("67108864"), "cgroup {path:?}");
     assert!(path.ends_with(&id), "cgroup {path:?}");
     // Namespaces and mounts: pid 1 is the counter, /proc/kcore is masked,
     // /data is the host's directory.
