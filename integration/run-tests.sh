@@ -19,6 +19,12 @@ command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus-daemon"
 command -v newuidmap >/dev/null 2>&1 || need="$need uidmap"
 # Checkpoint/restore (the guest runs the host's criu).
 [ -x /usr/sbin/criu ] || need="$need criu"
+# criu locks a container's network with iptables-restore (docker's package
+# brings it too, but the guest tests must not depend on the engines').
+command -v iptables-restore >/dev/null 2>&1 || need="$need iptables"
+# podman's checkpoint in the criu guest runs before the engines' tests
+# would install it.
+command -v podman >/dev/null 2>&1 || need="$need podman"
 if [ -n "$need" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need

@@ -153,7 +153,7 @@ fn an_established_tcp_connection_goes_on_after_restore() {
     // (The server's stdin never ends: busybox's nc stops at its EOF.)
     w.script(
         "busybox ip link set lo up; sleep 100000 | busybox nc -l -p 5000 > /data/got & sleep 0.5; \
-         i=0; while :; do echo $i; echo $i > /data/count; i=$((i+1)); sleep 0.05; done \
+         i=0; while :; do echo $i; echo $i > /data/count.new; busybox mv /data/count.new /data/count; i=$((i+1)); sleep 0.05; done \
          | busybox nc 127.0.0.1 5000",
     );
     let got = data.join("got");

@@ -43,7 +43,9 @@ fn criu_works(test: &str) -> bool {
 }
 
 /// The counter: a number a line on stdout and in /data/count, every 50 ms.
-const COUNT: &str = "i=0; while :; do echo $i; echo $i > /data/count; i=$((i+1)); sleep 0.05; done";
+/// (/data/count is replaced by a rename: a checkpoint between a truncation
+/// and its write left it empty.)
+const COUNT: &str = "i=0; while :; do echo $i; echo $i > /data/count.new; busybox mv /data/count.new /data/count; i=$((i+1)); sleep 0.05; done";
 
 /// /data in the container, a host directory (returned), and a memory
 /// limit to find again after restore.
@@ -287,7 +289,7 @@ fn the_streams_given_at_create_are_handed_over_on_restore() {
     let mut w = World::new("criu-moved");
     let data = with_data(&mut w);
     w.script(
-        "exec 5>&1 >/dev/null; i=0; while :; do echo $i >&5; echo $i > /data/count; \
+        "exec 5>&1 >/dev/null; i=0; while :; do echo $i >&5; echo $i > /data/count.new; busybox mv /data/count.new /data/count; \
          i=$((i+1)); sleep 0.05; done",
     );
     let Counting { id, bundle, rx, .. } = detached(&mut w, data.clone());

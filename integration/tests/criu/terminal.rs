@@ -36,7 +36,7 @@ fn a_container_with_a_terminal_is_restored_onto_a_new_console() {
     // A counter in the background; in the foreground, what is typed on the
     // terminal goes to /data/got.
     w.script(
-        "(i=0; while :; do echo $i > /data/count; i=$((i+1)); sleep 0.05; done) & \
+        "(i=0; while :; do echo $i > /data/count.new; busybox mv /data/count.new /data/count; i=$((i+1)); sleep 0.05; done) & \
          while read l; do echo \"$l\" > /data/got; done",
     );
     w.write_config();
