@@ -62,10 +62,7 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
     .map_err(|e| Error::sys(format!("mount tmpfs on {dest:?}"), e))?;
     drop(target);
     for h in hierarchies.iter().filter(|h| !h.v2) {
-        let name = Path::new(&h.mount_point)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| h.controllers.join(","));
+        let name = entry_name(h);
         let subsystems = h.controllers.join(",");
         let sub_dest = dest.join(&name);
         let sub = ctx.root.ensure(&sub_dest, false)?;
@@ -106,6 +103,15 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
             .map_err(|e| Error::sys(format!("remount {dest:?} read-only"), e))?;
     }
     Ok(())
+}
+
+/// The name of a v1 hierarchy's entry in the container's cgroup tmpfs:
+/// the host's ("cpu,cpuacct", "systemd").
+pub fn entry_name(h: &estiba_cgroups::hierarchy::Hierarchy) -> String {
+    Path::new(&h.mount_point)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| h.controllers.join(","))
 }
 
 fn bind(ctx: &MountContext, src: &Path, target: &str, flags: MsFlags, dest: &Path) -> Result<()> {

@@ -54,11 +54,11 @@ impl Container {
         }
         // Binds and the cgroup bind, each named by its mount point.
         let binds = criu::mounted_binds(&spec, &self.saved.bundle, self.saved.pid);
-        for dest in binds
-            .into_iter()
-            .map(|b| b.0)
-            .chain(criu::cgroup_bind(&spec))
-        {
+        for dest in binds.into_iter().map(|b| b.0).chain(
+            criu::cgroup_binds(&spec, Some(&self.saved.cgroup_path))
+                .into_iter()
+                .map(|b| b.0),
+        ) {
             criu::external(
                 &mut m,
                 &format!("mnt[{}]:{}", dest.display(), dest.display()),

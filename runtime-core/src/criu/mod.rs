@@ -302,10 +302,15 @@ fn unescape(s: &str) -> PathBuf {
 /// The name masked files go by in the images (each is /dev/null bound).
 pub(crate) const MASKED: &str = "/dev/null";
 
-/// Where a container without a cgroup namespace of its own has the
-/// cgroup v2 hierarchy: a bind of its own cgroup from the host (mounts.rs),
-/// so an external mount for criu. (v1 hybrid hosts: not handled.)
-pub(crate) fn cgroup_bind(spec: &Spec) -> Option<PathBuf> {
+/// Where a container without a cgroup namespace of its own has its
+/// cgroup: binds of its own cgroup directories from the host (cgroupfs.rs),
+/// so external mounts for criu. Each: the mount point in the container,
+/// a controller of the host hierarchy it comes from (`None`: the v2 one).
+/// On v1 only the hierarchies where the container's cgroup existed at
+/// create were bound: with `bound_in` (its path, at dump) those alone;
+/// without (restore, the cgroup not made yet) all, unused names being
+/// harmless to criu.
+pub(crate) fn cgroup_binds(spec: &Spec, bound_in: Option<&Path>) -> Vec<(PathBuf, Option<String>)> {
     use oci_spec::runtime::LinuxNamespaceType as T;
     let own_ns = spec
         .linux()
@@ -315,14 +320,34 @@ pub(crate) fn cgroup_bind(spec: &Spec) -> Option<PathBuf> {
             ns.iter()
                 .any(|n| n.typ() == T::Cgroup && n.path().is_none())
         });
-    if own_ns || !estiba_cgroups::hierarchy::is_unified(&estiba_cgroups::hierarchy::host()) {
-        return None;
-    }
-    spec.mounts()
+    let dest = spec
+        .mounts()
         .iter()
         .flatten()
         .find(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")))
-        .map(|m| m.destination().clone())
+        .map(|m| m.destination().clone());
+    let Some(dest) = dest.filter(|_| !own_ns) else {
+        return vec![];
+    };
+    let hierarchies = estiba_cgroups::hierarchy::host();
+    if estiba_cgroups::hierarchy::is_unified(&hierarchies) {
+        return vec![(dest, None)];
+    }
+    let bound = |h: &estiba_cgroups::hierarchy::Hierarchy| {
+        bound_in.is_none_or(|p| {
+            h.mount_point
+                .join(p.strip_prefix("/").unwrap_or(p))
+                .is_dir()
+        })
+    };
+    hierarchies
+        .iter()
+        .filter(|h| !h.v2 && bound(h))
+        .filter_map(|h| {
+            let first = h.controllers.first()?.clone();
+            Some((dest.join(crate::cgroupfs::entry_name(h)), Some(first)))
+        })
+        .collect()
 }
 
 /// The namespaces the container joins by path that criu must not dump but

@@ -196,12 +196,15 @@ fn request(
     let spec = &bundle.spec;
     let mut m = dirs.base(LOG, root, spec);
     restore_opts(&mut m, opts, binds)?;
-    if let (Some(dest), Some(dir)) = (criu::cgroup_bind(spec), cgroup.dir_of("memory")) {
-        // The container's new cgroup, made before criu restores anything.
-        criu::external(
-            &mut m,
-            &format!("mnt[{}]:{}", dest.display(), dir.display()),
-        );
+    // The container's new cgroup, made before criu restores anything, in
+    // each hierarchy that was bound.
+    for (dest, controller) in criu::cgroup_binds(spec, None) {
+        if let Some(dir) = cgroup.dir_of(controller.as_deref().unwrap_or("memory")) {
+            criu::external(
+                &mut m,
+                &format!("mnt[{}]:{}", dest.display(), dir.display()),
+            );
+        }
     }
     // Namespaces joined by path are handed to criu open, under runc's keys;
     // these descriptors are inherited (no CLOEXEC).
