@@ -428,16 +428,18 @@ fn a_host_dev_null_stream_becomes_the_containers_own() {
         .push(json!({"destination": "/out", "type": "bind", "source": out, "options": ["rbind"]}));
     // stdin is the host's /dev/null (World runs the runtime that way).
     let check = "[ \"$(stat -L -c '%d %i' /proc/self/fd/0)\" = \"$(stat -c '%d %i' /dev/null)\" ] && r=own || r=host";
+    // Until the line is there: the shell makes the file before it writes
+    // (an empty read failed a CI run).
     let result = |name: &str| {
         let f = out.join(name);
         let end = Instant::now() + Duration::from_secs(10);
-        while !f.exists() && Instant::now() < end {
+        loop {
+            let got = std::fs::read_to_string(&f).unwrap_or_default();
+            if got.ends_with('\n') || Instant::now() >= end {
+                return got.trim().to_string();
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::fs::read_to_string(&f)
-            .unwrap_or_default()
-            .trim()
-            .to_string()
     };
     let args = |w: &mut World, name: &str| {
         w.script(&format!("{check}; echo $r > /out/{name}"));
