@@ -571,3 +571,58 @@ fn run_no_subreaper_leaves_orphans_alone() {
     assert_ne!(l[0], l[1], "run --no-subreaper still took the orphan: {o}");
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// A reader that went away (`estiba list | head -0`) ends the command with
+/// status 0, not death by SIGPIPE: the binary has its own C `main`, so it
+/// must ignore SIGPIPE itself, as std's start-up did.
+#[test]
+fn list_to_a_closed_pipe_exits_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let w = World::new("sigpipe");
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    let out = Command::new(&w.bin)
+        .arg("--root")
+        .arg(&w.root)
+        .args(["list"])
+        .stdout(write)
+        .output()
+        .expect("run estiba");
+    assert_eq!(
+        (out.status.code(), out.status.signal()),
+        (Some(0), None),
+        "list to a closed pipe: {:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+}
+
+/// Started with stderr closed, estiba's log file must not become its
+/// stderr (the next free descriptor): descriptors 0-2 are opened on
+/// /dev/null first, as std's start-up does. Otherwise the plain error line
+/// lands in the JSON log that containerd reads.
+#[test]
+fn a_closed_stderr_does_not_become_the_log() {
+    let w = World::new("closedfds");
+    std::fs::create_dir_all(&w.dir).expect("world dir");
+    let log = w.dir.join("log.json");
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            r#"exec "$0" --root "$1" --log "$2" --log-format json state nope 2>&-"#,
+        ])
+        .arg(&w.bin)
+        .arg(&w.root)
+        .arg(&log)
+        .status()
+        .expect("run estiba");
+    assert_eq!(status.code(), Some(1), "state of a missing container");
+    let text = std::fs::read_to_string(&log).expect("the log");
+    assert!(text.contains("container does not exist"), "{text}");
+    for line in text.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not a JSON log line: {line:?} in {text:?}"
+        );
+    }
+}

@@ -1,6 +1,13 @@
 //! `estiba`: the runc-compatible command line. Parses flags, calls
 //! estiba-core, prints, logs, exits. No container logic lives here.
 
+// Our own C `main` in place of std's start-up: std's reads /proc/self/maps
+// for the main thread's stack bounds (glibc's pthread_getattr_np, which
+// pulls ~100 KB of scanf and strtod into a static binary) and sets up a
+// stack-overflow handler, ~13 system calls at every command. What of it we
+// rely on is done in `main` below.
+#![no_main]
+
 /// `println!` for what a command prints: a reader that went away (`| head`)
 /// ends the command quietly, as a pipe's end does for runc, instead of
 /// panicking.
@@ -21,8 +28,6 @@ mod logging;
 mod show;
 mod update;
 
-use std::process::ExitCode;
-
 use cli::{Cli, Command, CreateFlags, ExecFlags};
 use estiba_core::{Container, CreateOptions};
 
@@ -35,7 +40,17 @@ fn may_enter_a_container() -> bool {
         .any(|a| a == "create" || a == "run" || a == "exec")
 }
 
-fn main() -> ExitCode {
+/// The process's entry, called by glibc. std's argument list is filled
+/// before this from glibc's init array, so `std::env::args` works.
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    estiba_core::program_start();
+    let code = run();
+    // process::exit flushes stdout, as returning from std's main does.
+    std::process::exit(code.into())
+}
+
+fn run() -> u8 {
     // The CVE-2019-5736 protection before anything else, parsing included:
     // the first image does as little as it can before it is replaced.
     // A failure here is reported by the check below, once logging is set.
@@ -47,11 +62,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // runc's convention: every failure exits 1; help is success.
-            return if e.use_stderr() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { 1 } else { 0 };
         }
     };
     logging::init(cli.log.clone(), cli.log_format, cli.debug);
@@ -62,7 +73,7 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION"),
             estiba_core::OCI_VERSION
         );
-        return ExitCode::SUCCESS;
+        return 0;
     }
     // Commands that put a process into a container run from a read-only
     // clone of this binary (CVE-2019-5736); nothing is done before this.
@@ -72,7 +83,7 @@ fn main() -> ExitCode {
     ) {
         if let Err(err) = estiba_core::selfprotect::ensure_protected() {
             logging::error(&err.to_string());
-            return ExitCode::from(1);
+            return 1;
         }
     }
     // runc exits 255 when exec itself fails, so a caller can tell that from
@@ -82,10 +93,10 @@ fn main() -> ExitCode {
         _ => (1, ""),
     };
     match dispatch(&cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(Failure::Msg(msg)) => {
             logging::error(&format!("{prefix}{msg}"));
-            ExitCode::from(code)
+            code
         }
     }
 }

@@ -111,7 +111,7 @@ pub use run::{run_foreground, AfterRun};
 pub use signal::Signal;
 pub use spec::{default_spec, features, OCI_VERSION};
 pub use state::{now_rfc3339, OciState, Status};
-pub use stdio::Stdio;
+pub use stdio::{program_start, Stdio};
 pub use wait::{ExitStatus, ProcessHandle};
 
 /// Where state lives unless `--root` says otherwise.

@@ -69,3 +69,10 @@ pub(crate) fn install(fds: [Option<RawFd>; 3], floor: RawFd) -> Result<()> {
     }
     Ok(())
 }
+
+/// For a program with its own C `main` in place of std's (the `estiba`
+/// binary): ignore SIGPIPE and make sure descriptors 0-2 are open, as
+/// std's start-up does. Call it first.
+pub fn program_start() {
+    crate::sys::program_start();
+}

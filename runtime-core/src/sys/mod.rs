@@ -592,3 +592,32 @@ pub fn loopback_up() -> Result<(), Errno> {
     // SAFETY: as above.
     Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(|_| ())
 }
+
+/// What std's own start-up does that a program with its own C `main` (the
+/// CLI) still needs: SIGPIPE ignored, so that a reader that went away is an
+/// EPIPE error and not death; and descriptors 0-2 open (on /dev/null when
+/// the caller closed them), so that no file this process opens becomes its
+/// stdout by accident.
+pub fn program_start() {
+    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll reads and writes the three pollfd entries we pass.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    if polled <= 0 {
+        return;
+    }
+    for p in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+        // SAFETY: a constant path; the lowest free number is the closed
+        // one, so the descriptor lands where it belongs and stays open.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if fd != p.fd {
+            // Nothing can be done about it this early: std aborts here.
+            exit_now(127);
+        }
+    }
+}
