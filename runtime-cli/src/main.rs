@@ -5,8 +5,8 @@
 // for the main thread's stack bounds (glibc's pthread_getattr_np, which
 // pulls ~100 KB of scanf and strtod into a static binary) and sets up a
 // stack-overflow handler, ~13 system calls at every command. What of it we
-// rely on is done in `main` below.
-#![no_main]
+// rely on is done in `main` below. (Unit tests keep libtest's own main.)
+#![cfg_attr(not(test), no_main)]
 
 /// `println!` for what a command prints: a reader that went away (`| head`)
 /// ends the command quietly, as a pipe's end does for runc, instead of
@@ -42,6 +42,7 @@ fn may_enter_a_container() -> bool {
 
 /// The process's entry, called by glibc. std's argument list is filled
 /// before this from glibc's init array, so `std::env::args` works.
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     estiba_core::program_start();
@@ -50,6 +51,7 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     std::process::exit(code.into())
 }
 
+#[cfg_attr(test, allow(dead_code))]
 fn run() -> u8 {
     // The CVE-2019-5736 protection before anything else, parsing included:
     // the first image does as little as it can before it is replaced.
