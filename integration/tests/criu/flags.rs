@@ -151,11 +151,10 @@ fn an_established_tcp_connection_goes_on_after_restore() {
     // The server writes what it gets to /data/got; the client sends a
     // number every 50 ms.
     // (The server's stdin never ends: busybox's nc stops at its EOF.)
-    w.script(
+    w.script(&format!(
         "busybox ip link set lo up; sleep 100000 | busybox nc -l -p 5000 > /data/got & sleep 0.5; \
-         i=0; while :; do echo $i; echo $i > /data/count.new; busybox mv /data/count.new /data/count; i=$((i+1)); sleep 0.05; done \
-         | busybox nc 127.0.0.1 5000",
-    );
+         {COUNT} | busybox nc 127.0.0.1 5000"
+    ));
     let got = data.join("got");
     let received = || {
         std::fs::read_to_string(&got)

@@ -47,6 +47,12 @@ fn criu_works(test: &str) -> bool {
 /// and its write left it empty.)
 const COUNT: &str = "i=0; while :; do echo $i; echo $i > /data/count.new; busybox mv /data/count.new /data/count; i=$((i+1)); sleep 0.05; done";
 
+/// The counter with `each` in place of its `echo $i;` (where else each
+/// number goes, or nothing).
+fn count_loop(each: &str) -> String {
+    COUNT.replacen("echo $i;", each, 1)
+}
+
 /// /data in the container, a host directory (returned), and a memory
 /// limit to find again after restore.
 fn with_data(w: &mut World) -> PathBuf {
@@ -288,10 +294,10 @@ fn the_streams_given_at_create_are_handed_over_on_restore() {
     }
     let mut w = World::new("criu-moved");
     let data = with_data(&mut w);
-    w.script(
-        "exec 5>&1 >/dev/null; i=0; while :; do echo $i >&5; echo $i > /data/count.new; busybox mv /data/count.new /data/count; \
-         i=$((i+1)); sleep 0.05; done",
-    );
+    w.script(&format!(
+        "exec 5>&1 >/dev/null; {}",
+        count_loop("echo $i >&5;")
+    ));
     let Counting { id, bundle, rx, .. } = detached(&mut w, data.clone());
     let before = latest(&rx, Duration::from_secs(1)).expect("counting");
     let img = w.dir.join("img").to_string_lossy().into_owned();

@@ -35,10 +35,10 @@ fn a_container_with_a_terminal_is_restored_onto_a_new_console() {
     w.config["process"]["terminal"] = json!(true);
     // A counter in the background; in the foreground, what is typed on the
     // terminal goes to /data/got.
-    w.script(
-        "(i=0; while :; do echo $i > /data/count.new; busybox mv /data/count.new /data/count; i=$((i+1)); sleep 0.05; done) & \
-         while read l; do echo \"$l\" > /data/got; done",
-    );
+    w.script(&format!(
+        "({}) & while read l; do echo \"$l\" > /data/got; done",
+        count_loop("")
+    ));
     w.write_config();
     let sock = w.dir.join("console.sock");
     let sock_s = sock.to_string_lossy().into_owned();
