@@ -32,7 +32,9 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets -q -- -D warnings
 cargo build -q -p estiba
-cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/estiba-test.log
+# A test binary that dies before its "test result:" line is counted by
+# cargo's exit status only.
+{ cargo test --workspace --no-fail-fast 2>&1 || echo "cargo-test: exit $?"; } | tee /tmp/estiba-test.log
 cargo run -q -p estiba-core --example run_busybox
 # The library as a user's crate sees it: each published crate builds from
 # its packaged sources (cargo package verifies them together), and a program
@@ -100,4 +102,5 @@ awk '/^test result:/ { p += $4; f += $6 }
      /^oci-conformance estiba cgroup-v2: [0-9]+ passed, [0-9]+ failed/ { p += $4; f += $6 }
      /^validation: REGRESSION / { f += 1 }
      /^vm-tests [a-z0-9-]+: exit [1-9]/ { f += 1 }
+     /^cargo-test: exit [1-9]/ { f += 1 }
      END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }' /tmp/estiba-test.log
