@@ -177,7 +177,7 @@ fn validate(spec: &Spec) -> Result<()> {
         return Ok(());
     };
     if let Some(rdt) = linux.intel_rdt() {
-        let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        let mounted = crate::procfs::read_text("/proc/self/mountinfo")
             .is_ok_and(|m| m.lines().any(|l| l.contains(" - resctrl ")));
         return Err(if mounted {
             Error::Unsupported(format!(

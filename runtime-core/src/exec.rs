@@ -391,7 +391,7 @@ impl Container {
         let nss = open_namespaces(init)?;
         // Where the container's user namespace denies setgroups (a
         // rootless container mapping one gid), its processes cannot call it.
-        let setgroups_allowed = std::fs::read_to_string(format!("/proc/{init}/setgroups"))
+        let setgroups_allowed = crate::procfs::read_text(format!("/proc/{init}/setgroups"))
             .map_or(true, |s| s.trim() != "deny");
         // The init's root, taken before joining: after setns(mnt) the kernel
         // puts us at the namespace's original root, which is not the

@@ -80,7 +80,7 @@ struct Grantable {
 
 impl Grantable {
     fn here() -> Self {
-        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        let last = crate::procfs::read_text("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse::<u8>().ok())
             .unwrap_or(40);

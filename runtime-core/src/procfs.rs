@@ -82,3 +82,28 @@ impl ProcFs {
             .map_err(|e| Error::sys(format!("{what}: write /proc/{rel}"), e))
     }
 }
+
+/// A small kernel-made text file (/proc, /sys) read whole. Such files say
+/// their size is 0, so `fs::read_to_string` starts at 32 bytes and doubles:
+/// 7-9 reads for a mountinfo, each one more trip through its generator.
+/// Reads of a page take most of them at once (and, unlike `read_to_end`
+/// on a File, no stat or seek is spent on a size the file does not know).
+pub(crate) fn read_text(path: impl AsRef<Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

@@ -23,7 +23,7 @@ fn root_propagation(spec: &Spec) -> MsFlags {
 
 /// The mount point holding `path`, from mountinfo (longest prefix wins).
 fn mount_point_of(path: &Path) -> Option<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let info = crate::procfs::read_text("/proc/self/mountinfo").ok()?;
     info.lines()
         .filter_map(|l| l.split(' ').nth(4))
         .filter(|mp| path.starts_with(mp))

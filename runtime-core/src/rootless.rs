@@ -34,7 +34,7 @@ fn honor_xdg_runtime_dir() -> bool {
 /// Whether this process runs in a user namespace other than the initial
 /// one (whose uid map is the whole range onto itself).
 pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
+    crate::procfs::read_text("/proc/self/uid_map")
         .map(|m| !is_initial_map(&m))
         .unwrap_or(false)
 }
@@ -166,7 +166,7 @@ pub fn processes_of(init: i32, own_pid_ns: bool) -> Vec<i32> {
     let parent_of: Vec<(i32, i32)> = procs
         .into_iter()
         .filter_map(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let stat = crate::procfs::read_text(format!("/proc/{p}/stat")).ok()?;
             Some((p, ppid_of_stat(&stat)?))
         })
         .collect();

@@ -248,7 +248,7 @@ pub(crate) fn external_binds(spec: &Spec, bundle: &Path) -> Vec<(PathBuf, PathBu
 pub(crate) fn mounted_binds(spec: &Spec, bundle: &Path, pid: i32) -> Vec<(PathBuf, PathBuf)> {
     let binds = external_binds(spec, bundle);
     let root = crate::safepath::Root::open(Path::new(&format!("/proc/{pid}/root")));
-    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let info = crate::procfs::read_text(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
     let mountpoint = |id: u64| {
         info.lines().find_map(|l| {
             let mut f = l.split(' ');
