@@ -107,3 +107,27 @@ pub(crate) fn read_text(path: impl AsRef<Path>) -> std::io::Result<String> {
     buf.truncate(len);
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::read_text;
+
+    /// Past the first page and across the doubling, every byte comes back
+    /// once and in order; an empty file is an empty string.
+    #[test]
+    fn read_text_reads_whole_files() {
+        let dir = std::env::temp_dir().join(format!("estiba-readtext-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for len in [0usize, 1, 4095, 4096, 4097, 10_000, 70_001] {
+            let text: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let path = dir.join(format!("f{len}"));
+            std::fs::write(&path, &text).unwrap();
+            assert_eq!(read_text(&path).unwrap(), text, "length {len}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        // A kernel file that reports size 0 but has text.
+        assert!(read_text("/proc/self/status").unwrap().contains("\nPid:\t"));
+    }
+}
