@@ -21,8 +21,9 @@ compiler, the crates' versions and the release profile, not on the
 code, so the list stays valid as code changes; names the build no
 longer has are skipped by the linker.
 
-Usage (root; needs tracefs in the kernel, Debian's binutils):
+Usage (root; needs tracefs in the kernel, Debian's binutils and valgrind):
     integration/bench/hot-functions.py [OUT]   (default runtime-cli/hot-functions.txt)
+    integration/bench/hot-functions.py --check (any user: does the list still match the build?)
 The probes (group "estibahot", made through a private tracefs mount) are
 removed at the end whatever happens, and the containers deleted.
 """
@@ -205,7 +206,27 @@ def profile(binary, out):
           f"({every} in every command); {len(libc)} of glibc's; written to {out}")
 
 
+def check(listed):
+    """Whether the names in the list still name this build's functions: a
+    new compiler, crate version or profile changes every hash, and the
+    linker then skips them all without a word. Any Rust name counts
+    (`-C strip=none` keeps them); glibc's do not change."""
+    binary = build()
+    names = set(subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True,
+                               check=True).stdout.split())
+    want = [l.strip() for l in open(listed) if l.strip()]
+    have = sum(1 for n in want if n in names)
+    share = have / max(len(want), 1)
+    print(f"{listed}: {have} of {len(want)} names in this build ({share:.0%})")
+    if share < 0.9:
+        print("stale: run integration/bench/hot-functions.py (as root) and commit its output")
+        return 1
+    return 0
+
+
 def main():
+    if sys.argv[1:2] == ["--check"]:
+        sys.exit(check(os.path.join(ROOT, "runtime-cli", "hot-functions.txt")))
     out = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                           os.path.join(ROOT, "runtime-cli", "hot-functions.txt"))
     if os.environ.get("_ESTIBA_HOT_INNER") != "1":
