@@ -22,6 +22,9 @@ pub struct Container {
     pub(crate) saved: Saved,
     /// Held for mutating operations so two of them never interleave.
     lock: Option<OwnedFd>,
+    /// The config, parsed once: `exec` needs its process and its
+    /// container-wide settings.
+    spec: std::sync::OnceLock<oci_spec::runtime::Spec>,
 }
 
 impl Container {
@@ -51,6 +54,7 @@ impl Container {
             dir,
             saved,
             lock: None,
+            spec: std::sync::OnceLock::new(),
         })
     }
 
@@ -119,6 +123,8 @@ impl Container {
             dir: self.dir.clone(),
             saved: Saved::load(&self.dir)?,
             lock: Some(fd),
+            // The config copy is written once, at create.
+            spec: self.spec.clone(),
         })
     }
 
@@ -320,18 +326,26 @@ impl Container {
     /// The container's config as it was created (kept in its state dir;
     /// a container made by an older estiba falls back to its bundle's).
     pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
+        self.spec_ref().cloned()
+    }
+
+    pub(crate) fn spec_ref(&self) -> Result<&oci_spec::runtime::Spec> {
+        if let Some(spec) = self.spec.get() {
+            return Ok(spec);
+        }
         let copy = self.dir.join(state::CONFIG_COPY);
         let path = if copy.exists() {
             copy
         } else {
             self.saved.bundle.join("config.json")
         };
-        crate::bundle::parse_spec(&crate::guard::read_input(&path)?)
+        let spec = crate::bundle::parse_spec(&crate::guard::read_input(&path)?)?;
+        Ok(self.spec.get_or_init(|| spec))
     }
 
     /// The container's config.json `process`, the base of `exec`.
     pub fn process(&self) -> Result<Option<oci_spec::runtime::Process>> {
-        Ok(self.spec()?.process().clone())
+        Ok(self.spec_ref()?.process().clone())
     }
 
     /// Removes a stopped container (with `force`, stops it first): its

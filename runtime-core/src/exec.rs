@@ -345,11 +345,11 @@ impl Container {
         let caps = CapSets::from_spec(p.capabilities().as_ref())?;
         crate::lsm::validate(p)?;
         // The container's seccomp profile applies to exec'd processes too.
-        let spec = self.spec()?;
-        let mut seccomp = crate::create::compile_seccomp(&spec)?;
+        let spec = self.spec_ref()?;
+        let mut seccomp = crate::create::compile_seccomp(spec)?;
         // So are its personality and memory policy (runc applies them to
         // every process).
-        let attrs = crate::taskattr::ContainerAttrs::from_spec(&spec)?;
+        let attrs = crate::taskattr::ContainerAttrs::from_spec(spec)?;
         if let Some(plan) = &mut seccomp {
             plan.state = serde_json::to_value(self.state()).unwrap_or_default();
         }
