@@ -10,8 +10,8 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=hot-functions.txt");
-    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
     let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let features = var("CARGO_CFG_TARGET_FEATURE");
     if var("CARGO_CFG_TARGET_OS") != "linux" || !features.split(',').any(|f| f == "crt-static") {
         return;
     }

@@ -109,10 +109,13 @@ def libc_functions(binary, work):
             for line in f:
                 if not line.startswith(("fn=", "cfn=")):
                     continue
+                # "(N) name" the first time, "(N)" after; "name'2" for recursion.
                 ref, _, name = line.split("=", 1)[1].strip().partition(" ")
-                name = known.setdefault(ref, name) or known.get(ref, "")
+                if name:
+                    known[ref] = name.split("'")[0]
+                name = known.get(ref, "")
                 if name and not name.startswith(("_ZN", "_R", "0x", "(")) and name not in names:
-                    names.append(name.split("'")[0])
+                    names.append(name)
     return names
 
 
@@ -159,10 +162,11 @@ def profile(binary, out):
             except OSError:
                 pass  # an offset the kernel will not probe: left out
         write(os.path.join(tracefs, "events", GROUP, "enable"), "1")
+        plan = steps(binary, work)
         used = {}  # probe -> steps that ran it
         before = hits(tracefs)
         print(f"{len(placed)} probes placed", file=sys.stderr)
-        for step, cmds in steps(binary, work):
+        for step, cmds in plan:
             print(f"step {step}", file=sys.stderr)
             for cmd in cmds:
                 # A file, not a pipe: a container's init keeps the caller's
@@ -194,14 +198,13 @@ def profile(binary, out):
                 pass
         subprocess.run(["umount", tracefs])
         subprocess.run(["rm", "-rf", work])
-    nsteps = len(steps(binary, work))
     order = sorted(used, key=lambda i: (-len(used[i]), funcs[i][1]))
     with open(out, "w") as f:
-        for name in dict.fromkeys(libc):
+        for name in libc:
             f.write(name + "\n")
         for i in order:
             f.write(funcs[i][0] + "\n")
-    every = sum(1 for i in used if len(used[i]) == nsteps)
+    every = sum(1 for i in used if len(used[i]) == len(plan))
     print(f"{len(placed)} of {len(funcs)} functions probed; {len(order)} ran "
           f"({every} in every command); {len(libc)} of glibc's; written to {out}")
 

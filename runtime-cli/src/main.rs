@@ -4,7 +4,7 @@
 // Our own C `main` in place of std's start-up: std's reads /proc/self/maps
 // for the main thread's stack bounds (glibc's pthread_getattr_np, which
 // pulls ~100 KB of scanf and strtod into a static binary) and sets up a
-// stack-overflow handler, ~13 system calls at every command. What of it we
+// stack-overflow handler: 12 system calls at every command. What of it we
 // rely on is done in `main` below. (Unit tests keep libtest's own main.)
 #![cfg_attr(not(test), no_main)]
 
