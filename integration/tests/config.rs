@@ -260,13 +260,24 @@ fn masked_and_readonly_paths() {
         return;
     }
     let mut w = World::new("mask");
-    w.config["linux"]["maskedPaths"] =
-        json!(["/proc/version", "/proc/acpi", "/proc/does-not-exist"]);
+    // Several files: the first mask gets the detached /dev/null clone, the
+    // later ones clones of that mount.
+    let files = ["/proc/version", "/proc/cmdline", "/proc/uptime", "/proc/loadavg"];
+    let mut masked: Vec<&str> = files.to_vec();
+    masked.extend(["/proc/acpi", "/proc/does-not-exist"]);
+    w.config["linux"]["maskedPaths"] = json!(masked);
     w.config["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
-    w.script("wc -c < /proc/version; ls /proc/acpi | wc -l; echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-ro");
+    let each = files
+        .iter()
+        .map(|f| format!("echo $(wc -c < {f}) $(stat -c '%F %t:%T' {f})"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    w.script(&format!("{each}; ls /proc/acpi | wc -l; echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-ro"));
     let out = w.run_ok("c");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, vec!["0", "0", "sys-ro"], "{out}");
+    let mut want = vec!["0 character special file 1:3"; files.len()];
+    want.extend(["0", "sys-ro"]);
+    assert_eq!(lines, want, "{out}");
 }
 
 #[test]

@@ -145,7 +145,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         &p.env,
     )?;
     if plan.new_mount {
-        let nulls = rootfs::host_null_mounts(spec)?;
+        let null = rootfs::HostNull::open(spec)?;
         if p.no_pivot {
             rootfs::move_root(rootfs_path)?;
         } else {
@@ -155,7 +155,7 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         rootfs::reopen_dev_null()?;
         // Sysctls before readonlyPaths turns /proc/sys read-only.
         rootfs::apply_system(spec)?;
-        rootfs::finalize(spec, plan.in_userns, nulls)?;
+        rootfs::finalize(spec, plan.in_userns, null)?;
     } else {
         nix::unistd::chroot(rootfs_path.as_path())
             .map_err(|e| Error::path("chroot", rootfs_path, e))?;

@@ -172,30 +172,65 @@ pub fn move_root(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Detached clones of the host's `/dev/null` (checked to be the character
-/// device 1:3), one per masked path, made before pivot_root while that
-/// mount is still in reach: masks bind these, never the image's
-/// `/dev/null` (which could be a symlink to a host file: CVE-2025-31133).
-pub fn host_null_mounts(spec: &Spec) -> Result<Vec<std::os::fd::OwnedFd>> {
-    let n = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.masked_paths().as_ref())
-        .map_or(0, |m| m.len());
-    if n == 0 {
-        return Ok(vec![]);
-    }
-    let null = open_host_null()?;
-    (0..n)
-        .map(|_| {
-            crate::sys::open_tree_clone(
-                std::os::fd::AsRawFd::as_raw_fd(&null),
-                c"",
-                libc::AT_EMPTY_PATH as libc::c_uint,
-            )
-            .map_err(|e| Error::sys("clone the /dev/null mount", e))
+/// The host's `/dev/null` (checked to be the character device 1:3) for
+/// masks, made before pivot_root while that mount is still in reach: masks
+/// bind it, never the image's `/dev/null` (which could be a symlink to a
+/// host file: CVE-2025-31133).
+///
+/// One detached clone is made; the first file masked gets it, and every
+/// later one gets a clone of that mount (the same handle, attached by then:
+/// older kernels clone only attached mounts). Closing a detached clone
+/// unused costs the closer an RCU grace period (tens of µs to ~1 ms here),
+/// so none is made that is not needed.
+pub struct HostNull {
+    tree: Option<std::os::fd::OwnedFd>,
+    placed: bool,
+}
+
+impl HostNull {
+    pub fn open(spec: &Spec) -> Result<HostNull> {
+        let masks = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.masked_paths().as_ref())
+            .is_some_and(|m| !m.is_empty());
+        let tree = match masks {
+            false => None,
+            true => {
+                let null = open_host_null()?;
+                let tree = crate::sys::open_tree_clone(
+                    std::os::fd::AsRawFd::as_raw_fd(&null),
+                    c"",
+                    libc::AT_EMPTY_PATH as libc::c_uint,
+                )
+                .map_err(|e| Error::sys("clone the /dev/null mount", e))?;
+                Some(tree)
+            }
+        };
+        Ok(HostNull {
+            tree,
+            placed: false,
         })
-        .collect()
+    }
+
+    /// Binds the host's `/dev/null` on `target`.
+    fn bind_on(&mut self, target: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let Some(tree) = &self.tree else {
+            return Err(nix::errno::Errno::ENODEV);
+        };
+        if !self.placed {
+            crate::sys::move_mount_fd(tree.as_fd(), target)?;
+            self.placed = true;
+            return Ok(());
+        }
+        let copy = crate::sys::open_tree_clone(
+            tree.as_raw_fd(),
+            c"",
+            libc::AT_EMPTY_PATH as libc::c_uint,
+        )?;
+        crate::sys::move_mount_fd(copy.as_fd(), target)
+    }
 }
 
 fn open_host_null() -> Result<std::os::fd::OwnedFd> {
@@ -218,7 +253,7 @@ fn open_host_null() -> Result<std::os::fd::OwnedFd> {
 }
 
 /// After pivot: masked paths, read-only paths, then a read-only `/`.
-pub fn finalize(spec: &Spec, in_userns: bool, mut nulls: Vec<std::os::fd::OwnedFd>) -> Result<()> {
+pub fn finalize(spec: &Spec, in_userns: bool, mut null: HostNull) -> Result<()> {
     let root = Root::open(Path::new("/"))?;
     let linux = spec.linux().as_ref();
     for p in linux
@@ -226,7 +261,7 @@ pub fn finalize(spec: &Spec, in_userns: bool, mut nulls: Vec<std::os::fd::OwnedF
         .into_iter()
         .flatten()
     {
-        mask(&root, Path::new(p), &mut nulls)?;
+        mask(&root, Path::new(p), &mut null)?;
     }
     for p in linux
         .and_then(|l| l.readonly_paths().as_ref())
@@ -268,7 +303,7 @@ fn lookup_plain(root: &Root, p: &Path, what: &'static str) -> Result<Option<std:
     }
 }
 
-fn mask(root: &Root, p: &Path, nulls: &mut Vec<std::os::fd::OwnedFd>) -> Result<()> {
+fn mask(root: &Root, p: &Path, null: &mut HostNull) -> Result<()> {
     let Some(fd) = lookup_plain(root, p, "masked path")? else {
         return Ok(());
     };
@@ -285,11 +320,7 @@ fn mask(root: &Root, p: &Path, nulls: &mut Vec<std::os::fd::OwnedFd>) -> Result<
             None::<&str>,
         )
     } else {
-        use std::os::fd::AsFd;
-        match nulls.pop() {
-            Some(tree) => crate::sys::move_mount_fd(tree.as_fd(), fd.as_fd()),
-            None => Err(nix::errno::Errno::ENODEV),
-        }
+        null.bind_on(std::os::fd::AsFd::as_fd(&fd))
     };
     res.map_err(|e| Error::sys(format!("mask {p:?}"), e))
 }
