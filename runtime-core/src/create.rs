@@ -483,6 +483,10 @@ pub(crate) fn create_with_console(
     }
     crate::taskattr::reset_affinity(pid, None)?;
     if !in_cgroup {
+        let recorded = (
+            saved.cgroup_parents_made.clone(),
+            saved.cgroup_left_out.clone(),
+        );
         cleanup.cgroup_parents_made = if may_go_without_cgroup {
             let made = cgroup.create_rootless(pid, resources)?;
             saved.cgroup_left_out = cgroup.left_out();
@@ -496,7 +500,12 @@ pub(crate) fn create_with_console(
         saved.cgroup_parents_made = cleanup.cgroup_parents_made.clone();
         // What a killed create leaves is found from this: the cgroup and the
         // parents it made (the init dies with create until it is recorded).
-        saved.save(&dir)?;
+        // Unchanged (no parent made, nothing left out: the usual case), the
+        // state written with the pid says it already; on this host each
+        // rewrite is a rename over the last (a block freed and discarded).
+        if saved.cgroup_parents_made != recorded.0 || saved.cgroup_left_out != recorded.1 {
+            saved.save(&dir)?;
+        }
         if opts.systemd_cgroup {
             cleanup.cgroup = Some(cgroup.clone());
         }
