@@ -199,6 +199,25 @@ pub struct Cgroup {
     rootless: bool,
 }
 
+/// Moves the calling thread into the v1 cgroups whose `tasks` files are
+/// given (a [`Placement`]'s): "0" names the writer, which the kernel moves
+/// without the global thread-group lock a move by pid takes. For a
+/// single-threaded process that moves the process.
+pub fn join_as_current_thread(tasks: &[PathBuf]) -> Result<()> {
+    tasks.iter().try_for_each(|t| write(t, "0"))
+}
+
+/// The cgroup made before its first process, and how that process gets in
+/// (see [`Cgroup::make_before_clone`]).
+pub struct Placement {
+    /// The v2 directory to clone the process into.
+    pub clone_into: Option<std::fs::File>,
+    /// The v1 `tasks` files the process writes "0" to.
+    pub tasks: Vec<PathBuf>,
+    /// The parents made, as [`Cgroup::create`] returns them.
+    pub parents_made: Vec<PathBuf>,
+}
+
 impl Cgroup {
     /// A handle on the cgroup at `path`; touches nothing.
     pub fn open(path: &Path, systemd: bool) -> Result<Self> {
@@ -244,30 +263,50 @@ impl Cgroup {
         self.enter_making(pid)
     }
 
-    /// On cgroup v2 with the cgroupfs driver: makes the cgroup before its
-    /// first process exists and opens its directory, for clone3's
-    /// CLONE_INTO_CGROUP (the init is born inside it: no migration, whose
-    /// write lock costs a synchronize_rcu). Returns the directory and the
-    /// parents made (as [`Cgroup::create`]); `None` where a process must be
-    /// moved in afterwards anyway (v1 hierarchies, systemd, rootless).
-    pub fn make_for_clone(&self) -> Result<Option<(std::fs::File, Vec<PathBuf>)>> {
-        if !self.unified || self.unit.is_some() || self.rootless {
+    /// With the cgroupfs driver: makes the cgroup in every hierarchy before
+    /// its first process exists, so that process gets in without being
+    /// moved by pid. Moving a process by pid (`cgroup.procs`, or `tasks`
+    /// with a pid) takes the kernel's thread-group lock for writing, which
+    /// waits for an RCU grace period unless another migration took it
+    /// within the last one: ~8-15 ms on this machine for a create not
+    /// preceded by another. Instead the v2 hierarchy (pure v2, or a hybrid
+    /// host's unified one) gets the process at birth (clone3's
+    /// CLONE_INTO_CGROUP into [`Placement::clone_into`]), and in each v1
+    /// hierarchy the process, single-threaded, writes "0" to
+    /// [`Placement::tasks`] itself: a thread moving itself needs no lock
+    /// beyond the cgroup mutex.
+    ///
+    /// `None` where a process must be moved in by pid afterwards anyway:
+    /// systemd (it places the process), rootless, and v1 hierarchies when
+    /// `self_join` is false (a process in a user namespace may not write
+    /// the host's cgroup files).
+    pub fn make_before_clone(&self, self_join: bool) -> Result<Option<Placement>> {
+        if self.unit.is_some() || self.rootless || (!self.unified && !self_join) {
             return Ok(None);
         }
-        let Some((h, dir)) = self.dirs.iter().find(|(h, _)| h.v2) else {
-            return Ok(None);
-        };
         self.check_not_frozen()?;
-        let parents = self.make_one(h, dir)?;
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(dir)
-            .map_err(|e| Error::Io {
-                path: dir.clone(),
-                msg: format!("open: {e}"),
-            })?;
-        Ok(Some((opened, parents)))
+        let mut placement = Placement {
+            clone_into: None,
+            tasks: vec![],
+            parents_made: vec![],
+        };
+        for (h, dir) in &self.dirs {
+            placement.parents_made.extend(self.make_one(h, dir)?);
+            if !h.v2 {
+                placement.tasks.push(dir.join("tasks"));
+                continue;
+            }
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(dir)
+                .map_err(|e| Error::Io {
+                    path: dir.clone(),
+                    msg: format!("open: {e}"),
+                })?;
+            placement.clone_into = Some(opened);
+        }
+        Ok(Some(placement))
     }
 
     /// The cgroup path (relative to each hierarchy's root).

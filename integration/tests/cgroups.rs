@@ -694,3 +694,53 @@ fn delete_removes_the_parent_cgroups_create_made() {
     assert!(made_left.is_empty(), "left: {made_left:?}");
     assert_eq!(found_left.len(), found_dirs.len(), "{found_left:?}");
 }
+
+/// Every process of a container sits in the container's cgroup in every
+/// hierarchy of the host, however it got there: the init and an exec'd
+/// process are born in the v2 cgroup and each moves itself into the v1
+/// ones (no move by pid, whose lock costs a create ~10 ms here).
+#[test]
+fn the_init_and_an_exec_d_process_are_in_every_hierarchy() {
+    const NAME: &str = "the_init_and_an_exec_d_process_are_in_every_hierarchy";
+    if !can_run(NAME) {
+        return;
+    }
+    let mut w = World::new("cgevery");
+    w.args(&["sleep", "100"]);
+    let id = w.running("c");
+    let init = w.state(&id)["pid"].as_i64().unwrap();
+    let pf = w.dir.join("exec.pid");
+    let out = w.estiba(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "100",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let exec: i64 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let hierarchies = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let of = |pid: i64| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let (init_cg, exec_cg) = (of(init), of(exec));
+    assert!(w.estiba(&["delete", "--force", &id]).status.success());
+    let want = format!(":/{id}");
+    for (who, cg) in [("init", &init_cg), ("exec'd process", &exec_cg)] {
+        assert_eq!(
+            cg.lines().count(),
+            hierarchies.lines().count(),
+            "{who}: {cg}"
+        );
+        for line in cg.lines() {
+            assert!(
+                line.ends_with(&want),
+                "{who} outside its cgroup: {line:?} in\n{cg}"
+            );
+        }
+    }
+}

@@ -125,6 +125,9 @@ pub(crate) struct Prepared {
     pub seccomp: Option<crate::process::SeccompPlan>,
     /// Id-mapped mounts, made by the runtime for the init to attach.
     pub idmapped: crate::idmap::Prepared,
+    /// The v1 `tasks` files the init writes "0" to, first thing after
+    /// `Go`: it moves itself into its cgroup (see `make_before_clone`).
+    pub cgroup_tasks: Vec<PathBuf>,
 }
 
 /// The container's seccomp filter, compiled (and its listener connected)
@@ -411,7 +414,21 @@ pub(crate) fn create_with_console(
         || !net_devices.is_empty();
     // Before clone: only the runtime (root on the host) may id-map.
     let idmapped = crate::idmap::prepare(spec, &bundle.dir)?;
+    // Made before the init exists, so it gets in without being moved by
+    // pid (see `make_before_clone`); elsewhere it is moved in after clone.
+    let placement = match may_go_without_cgroup {
+        true => None,
+        false => cgroup.make_before_clone(!plan.in_userns)?,
+    };
+    if let Some(placement) = &placement {
+        cleanup.cgroup_parents_made = placement.parents_made.clone();
+        saved.cgroup_parents_made = placement.parents_made.clone();
+    }
     let prepared = Prepared {
+        cgroup_tasks: placement
+            .as_ref()
+            .map(|p| p.tasks.clone())
+            .unwrap_or_default(),
         idmapped,
         seccomp,
         attrs,
@@ -438,15 +455,7 @@ pub(crate) fn create_with_console(
         .linux()
         .as_ref()
         .and_then(|l| l.resources().as_ref());
-    // cgroup v2: made and limited before the init exists, which is born in
-    // it (no migration afterwards). Elsewhere it is moved in after clone.
-    let born_in = match may_go_without_cgroup {
-        true => None,
-        false => cgroup.make_for_clone()?,
-    };
-    if let Some((_, made)) = &born_in {
-        cleanup.cgroup_parents_made = made.clone();
-        saved.cgroup_parents_made = made.clone();
+    if placement.is_some() {
         cgroup.apply(resources)?;
     }
     crate::log::debug!("create {}: cloning the init", opts.id);
@@ -455,9 +464,10 @@ pub(crate) fn create_with_console(
         dir_fd,
         parent_chan.raw(),
         child_chan,
-        born_in
+        placement
             .as_ref()
-            .map(|(dir, _)| std::os::fd::AsFd::as_fd(dir)),
+            .and_then(|p| p.clone_into.as_ref())
+            .map(std::os::fd::AsFd::as_fd),
     )?;
     cleanup.pid = Some(pid);
     crate::log::debug!(
@@ -482,7 +492,14 @@ pub(crate) fn create_with_console(
         crate::rootless::write_id_maps(pid, spec)?;
     }
     crate::taskattr::reset_affinity(pid, None)?;
-    if !in_cgroup {
+    let clone3_refused = placement
+        .as_ref()
+        .is_some_and(|p| p.clone_into.is_some() && !in_cgroup);
+    if clone3_refused {
+        // Made and limited already; the init's own writes to `tasks`
+        // then find it in place.
+        cgroup.enter(pid)?;
+    } else if placement.is_none() {
         let recorded = (
             saved.cgroup_parents_made.clone(),
             saved.cgroup_left_out.clone(),
@@ -509,11 +526,9 @@ pub(crate) fn create_with_console(
         if opts.systemd_cgroup {
             cleanup.cgroup = Some(cgroup.clone());
         }
-        if born_in.is_none() {
-            cgroup.apply(resources)?;
-        }
+        cgroup.apply(resources)?;
     }
-    crate::log::debug!("create {}: init {pid} in its cgroup", opts.id);
+    crate::log::debug!("create {}: init {pid} in its cgroup or joining it", opts.id);
     parent_chan.send(&Msg::Go(pid))?;
     loop {
         match parent_chan.recv()? {

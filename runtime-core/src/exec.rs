@@ -5,7 +5,7 @@
 //! execs. An exec failure is this call's error; with `detach` the call
 //! returns once the program runs, else it waits and returns its exit code.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -411,12 +411,30 @@ impl Container {
             Some(path) => Some(crate::fdpass::connect_pidfd_socket(path)?),
             None => None,
         };
+        let cg = self.cgroup_handle()?;
+        // In a frozen cgroup the process could never get to exec.
+        let paused = status == Status::Paused;
+        // Where it can, the process gets into the container's cgroup
+        // without being moved by pid (see `make_before_clone`): born in the
+        // v2 one, joining the v1 ones itself. A runtime without root (its
+        // process may not be able to) moves it by pid, as into a paused
+        // container or a sub-cgroup.
+        let placement = match subs.is_empty() && !paused && nix::unistd::geteuid().is_root() {
+            true => cg.make_before_clone(true)?,
+            false => None,
+        };
+        let tasks = placement.as_ref().map_or(&[][..], |p| p.tasks.as_slice());
         // runc's exec is no subreaper: in the container's pid namespace
         // orphans go to its init.
         let (parent_chan, child_chan) = channel::pair()?;
-        let pid = clone_into(&nss, || {
+        let born_in = placement
+            .as_ref()
+            .and_then(|p| p.clone_into.as_ref())
+            .map(AsFd::as_fd);
+        let (pid, in_cgroup) = clone_into(&nss, born_in, || {
             child(
                 &nss,
+                tasks,
                 &init_root,
                 p,
                 user_names,
@@ -430,12 +448,13 @@ impl Container {
         })?;
         drop(child_chan);
         drop(console);
+        let placed = placement
+            .as_ref()
+            .is_some_and(|p| p.clone_into.is_none() || in_cgroup);
         let result = (|| {
-            let cg = self.cgroup_handle()?;
             crate::taskattr::reset_affinity(pid, Some(p))?;
-            // In a frozen cgroup the process could never get to exec.
-            let paused = status == Status::Paused;
             match (subs.is_empty(), paused) {
+                _ if placed => {}
                 (true, true) => cg.enter_unfrozen(pid)?,
                 (true, false) => cg.enter(pid)?,
                 (false, _) => cg.enter_sub(pid, &subs, paused)?,
@@ -475,13 +494,14 @@ impl Container {
 /// to the runtime's own. `child` runs in the clone and never returns.
 fn clone_into(
     nss: &[(&'static str, CloneFlags, OwnedFd)],
+    cgroup: Option<BorrowedFd<'_>>,
     child: impl FnOnce() -> Result<std::convert::Infallible>,
-) -> Result<i32> {
+) -> Result<(i32, bool)> {
     // An unprivileged runtime has no say over the container's pid
     // namespace until it is in the container's user namespace, which a
     // process can enter only single-threaded and never leave.
     if !nix::unistd::geteuid().is_root() && nss.iter().any(|(n, _, _)| *n == "user") {
-        return clone_through_userns(nss, child);
+        return clone_through_userns(nss, child).map(|pid| (pid, false));
     }
     let for_children: Vec<_> = nss
         .iter()
@@ -499,7 +519,10 @@ fn clone_into(
         nix::sched::setns(fd.as_fd(), *flag)
             .map_err(|e| Error::sys(format!("join the container's {name} namespace"), e))?;
     }
-    let pid = sys::clone_fork(0);
+    // Kernels before 5.7 (or a filtered clone3): moved in after.
+    let born_in = cgroup.and_then(|fd| sys::clone_into_cgroup(0, fd).ok());
+    let in_cgroup = born_in.is_some();
+    let pid = born_in.map_or_else(|| sys::clone_fork(0), Ok);
     if pid == Ok(0) {
         let code = match child() {
             Ok(never) => match never {},
@@ -510,7 +533,8 @@ fn clone_into(
     for (fd, flag) in &restore {
         let _ = nix::sched::setns(fd.as_fd(), *flag);
     }
-    pid.map_err(|e| Error::sys("clone exec process", e))
+    pid.map(|pid| (pid, in_cgroup))
+        .map_err(|e| Error::sys("clone exec process", e))
 }
 
 /// How long the intermediate process of a rootless exec may take.
@@ -591,6 +615,7 @@ fn clone_through_userns(
 #[allow(clippy::too_many_arguments)]
 fn child(
     nss: &[(&'static str, CloneFlags, OwnedFd)],
+    cgroup_tasks: &[std::path::PathBuf],
     init_root: &OwnedFd,
     p: &Process,
     user_names: Option<&crate::userdb::ExecUser>,
@@ -611,6 +636,9 @@ fn child(
             Some(Msg::Go(_)) => {}
             _ => sys::exit_now(1),
         }
+        // Still the runtime's credentials: the host's cgroup files are
+        // its to write.
+        estiba_cgroups::join_as_current_thread(cgroup_tasks)?;
         // User first: it decides what the others may do (a rootless exec
         // is in it already).
         for (name, flag, fd) in nss.iter().filter(|(n, _, _)| !matches!(*n, "pid" | "time")) {

@@ -71,6 +71,8 @@ fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::E
         Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
     };
     crate::log::debug!("init: go");
+    // Before the cgroup namespace is made: its root is this cgroup.
+    estiba_cgroups::join_as_current_thread(&p.cgroup_tasks)?;
     let plan = &p.plan;
     for j in &plan.joins {
         namespaces::setns(j)?;
