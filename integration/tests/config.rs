@@ -262,7 +262,12 @@ fn masked_and_readonly_paths() {
     let mut w = World::new("mask");
     // Several files: the first mask gets the detached /dev/null clone, the
     // later ones clones of that mount.
-    let files = ["/proc/version", "/proc/cmdline", "/proc/uptime", "/proc/loadavg"];
+    let files = [
+        "/proc/version",
+        "/proc/cmdline",
+        "/proc/uptime",
+        "/proc/loadavg",
+    ];
     let mut masked: Vec<&str> = files.to_vec();
     masked.extend(["/proc/acpi", "/proc/does-not-exist"]);
     w.config["linux"]["maskedPaths"] = json!(masked);
