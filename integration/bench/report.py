@@ -32,6 +32,8 @@ for title, file in [
     ("delete", "delete"),
     ("create+start+delete", "csd"),
     ("exec /bin/true", "exec"),
+    ("create, 0.3 s after the last", "cold-create"),
+    ("exec, 0.3 s after the last", "cold-exec"),
     ("state (20 containers)", "state"),
     ("list (20 containers)", "list"),
 ]:

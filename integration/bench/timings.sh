@@ -16,6 +16,7 @@ for r in "${names[@]}"; do
     $(x "$r") run --bundle "$b" check-$r >/dev/null || { echo "$r cannot run here" >&2; exit 1; }
 done
 run=(); create=(); start=(); delete=(); csd=(); exec=(); state=(); list=(); par=()
+cold_create=(); cold_exec=()
 for r in "${names[@]}"; do
     c=$(x "$r")
     run+=(-n "$r" "$c run --bundle $b bench-$r")
@@ -26,6 +27,11 @@ for r in "${names[@]}"; do
     delete+=(-p "sh -c '$c create --bundle $b dl-$r && $c start dl-$r && for i in \$(seq 500); do $c state dl-$r | grep -q stopped && break; done'" -n "$r" "$c delete dl-$r")
     csd+=(-n "$r" "sh -c '$c create --bundle $b csd-$r && $c start csd-$r && $c delete --force csd-$r'")
     exec+=(-n "$r" "$c exec sl-$r /bin/true")
+    # Alone, as a user's single command: 0.3 s after the last one. A move
+    # of a process into a cgroup by pid waits for an RCU grace period unless
+    # another move came within one, which back-to-back runs hide.
+    cold_create+=(-p "sh -c '$c delete --force cc-$r 2>/dev/null; sleep 0.3'" -n "$r" "$c create --bundle $b cc-$r")
+    cold_exec+=(-p "sleep 0.3" -n "$r" "$c exec sl-$r /bin/true")
     state+=(-n "$r" "$c state many-$r-1")
     list+=(-n "$r" "$c list")
     par+=(-n "$r" "sh -c 'seq 50 | xargs -P8 -I{} $c run --bundle $b par-$r-{} >/dev/null'")
@@ -37,6 +43,8 @@ hf --export-csv "$work/start.csv" "${start[@]}"
 hf --export-csv "$work/delete.csv" "${delete[@]}"
 hf --export-csv "$work/csd.csv" "${csd[@]}"
 hf --export-csv "$work/exec.csv" "${exec[@]}"
+hf -i --export-csv "$work/cold-create.csv" "${cold_create[@]}"
+hf --export-csv "$work/cold-exec.csv" "${cold_exec[@]}"
 # One runtime at a time, each bounded: a runtime whose parallel runs hang
 # (youki 0.7 here: a `run` never reaps its /bin/true) gets no number.
 par_runs=$(( (runs + 9) / 10 < 3 ? 3 : (runs + 9) / 10 ))
@@ -51,6 +59,7 @@ for r in "${names[@]}"; do
     c=$(x "$r")
     $c delete --force cr-$r
     $c delete --force st-$r
+    $c delete --force cc-$r
     for i in $(seq 20); do $c create --bundle "$b" many-$r-$i </dev/null >/dev/null 2>&1; done
 done
 hf --export-csv "$work/state.csv" "${state[@]}"
