@@ -43,7 +43,14 @@ pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
     // Until create has recorded it, the init dies with create: a create
     // killed midway leaves no init behind (delete --force removes the rest).
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    match until_ready(p, &chan) {
+    // Reported after `Go`, when the parent listens again.
+    let early = match p.plan.early_flags.is_empty() {
+        true => Ok(()),
+        false => {
+            nix::sched::unshare(p.plan.early_flags).map_err(|e| Error::sys("unshare namespaces", e))
+        }
+    };
+    match until_ready(p, &chan, early) {
         Ok(Some((exec, host_pid))) => {
             match chan.recv() {
                 Ok(Some(Msg::Recorded)) => {}
@@ -64,12 +71,17 @@ pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
 
 /// Everything `create` does inside the container. `Ok(None)` when the
 /// parent went away (nothing to report to).
-fn until_ready(p: &Prepared, chan: &Channel) -> Result<Option<(Option<process::ExecArgs>, i32)>> {
+fn until_ready(
+    p: &Prepared,
+    chan: &Channel,
+    early: Result<()>,
+) -> Result<Option<(Option<process::ExecArgs>, i32)>> {
     let host_pid = match chan.recv()? {
         Some(Msg::Go(pid)) => pid,
         None => return Ok(None),
         Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
     };
+    early?;
     crate::log::debug!("init: go");
     // Before the cgroup namespace is made: its root is this cgroup.
     estiba_cgroups::join_as_current_thread(&p.cgroup_tasks)?;
