@@ -141,7 +141,9 @@ impl Saved {
     /// Writes through a temporary file and rename(2): readers see the old
     /// state or the new one, never half of either.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let tmp = dir.join(".state.json.tmp");
+        // Each writer its own: two swaps through one name could put the
+        // older state back.
+        let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
         let body =
             serde_json::to_vec(self).map_err(|e| Error::Sys(format!("encode state: {e}")))?;
         let mut f = fs::OpenOptions::new()
@@ -155,7 +157,7 @@ impl Saved {
             .map_err(|e| Error::path("write", &tmp, &e))?;
         drop(f);
         let path = dir.join(STATE_FILE);
-        fs::rename(&tmp, &path).map_err(|e| Error::path("rename", &path, &e))
+        replace(&tmp, &path)
     }
 
     /// Whether the recorded init process still runs (not a zombie, same
@@ -292,6 +294,24 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Puts the file at `tmp` at `path` atomically. Swapped in (RENAME_EXCHANGE)
+/// where a file is there already, and the old one then removed: ext4 makes
+/// a rename that replaces a file allocate and start writing the new one's
+/// blocks at once (auto_da_alloc), so every state update cost a disk write
+/// and, freed again, a discard (with `-o discard`, waited for). Swapped,
+/// a state that lives a few seconds never reaches the disk. Plain rename
+/// where there is nothing to swap with, or the filesystem cannot swap.
+fn replace(tmp: &Path, path: &Path) -> Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags};
+    match renameat2(None, tmp, None, path, RenameFlags::RENAME_EXCHANGE) {
+        Ok(()) => fs::remove_file(tmp).map_err(|e| Error::path("remove", tmp, &e)),
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL) => {
+            fs::rename(tmp, path).map_err(|e| Error::path("rename", path, &e))
+        }
+        Err(e) => Err(Error::path("rename", path, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +362,67 @@ mod tests {
         assert!(!s.init_alive());
         s.pid_start = start;
         assert!(s.init_alive());
+    }
+
+    /// A directory of the test's own, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let d = std::env::temp_dir().join(format!("estiba-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&d);
+            fs::create_dir(&d).unwrap();
+            Scratch(d)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn replace_puts_the_new_file_in_place_and_leaves_no_temporary() {
+        let d = Scratch::new("replace");
+        let (tmp, path) = (d.0.join(".t"), d.0.join("state.json"));
+        fs::write(&tmp, "first").unwrap();
+        replace(&tmp, &path).unwrap();
+        fs::write(&tmp, "second").unwrap();
+        replace(&tmp, &path).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "second");
+        assert!(!tmp.exists());
+    }
+
+    /// `state`, `list` and `delete` read the state while create and start
+    /// write it: a reader must always find it, whole.
+    #[test]
+    fn readers_never_find_the_state_missing_or_partial() {
+        let d = Scratch::new("readers");
+        let (tmp, path) = (d.0.join(".t"), d.0.join("state.json"));
+        let versions: Vec<Vec<u8>> = (b'a'..=b'b').map(|c| vec![c; 64 * 1024]).collect();
+        fs::write(&path, &versions[0]).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, stop, versions) = (path.clone(), stop.clone(), versions.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match fs::read(&path) {
+                        Ok(b) if versions.contains(&b) => reads += 1,
+                        Ok(b) => return Err(format!("a partial state: {} bytes", b.len())),
+                        Err(e) => return Err(format!("no state: {e}")),
+                    }
+                }
+                Ok(reads)
+            })
+        };
+        for i in 0..300 {
+            fs::write(&tmp, &versions[i % 2]).unwrap();
+            replace(&tmp, &path).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let reads = reader.join().unwrap().unwrap();
+        assert!(reads > 0);
     }
 }
