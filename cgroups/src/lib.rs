@@ -707,10 +707,13 @@ fn remove_tree(dir: &Path, kill: bool) -> Result<bool> {
             Err(e) if e.raw_os_error() == Some(libc_ebusy()) && Instant::now() < deadline => {
                 let mut pids = vec![];
                 let _ = collect_pids(dir, &mut pids);
-                if !kill && !pids.is_empty() {
+                // A process already killed (a create's init whose runtime
+                // died before recording it: its death signal is pending)
+                // is waited for, not taken for another user's.
+                if !kill && !pids.iter().all(|&p| dying(p)) {
                     return Ok(false);
                 }
-                for pid in pids {
+                for pid in pids.into_iter().filter(|_| kill) {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
                         nix::sys::signal::Signal::SIGKILL,
@@ -729,6 +732,22 @@ fn remove_tree(dir: &Path, kill: bool) -> Result<bool> {
     }
 }
 
+/// Whether `pid` is gone, exiting, or has SIGKILL pending.
+fn dying(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(true, |s| dying_from_status(&s))
+}
+
+fn dying_from_status(status: &str) -> bool {
+    let kill_bit = 1u64 << (libc::SIGKILL - 1);
+    status.lines().any(|l| match l.split_once(':') {
+        Some(("State", v)) => matches!(v.trim().chars().next(), Some('Z' | 'X')),
+        Some(("SigPnd" | "ShdPnd", v)) => {
+            u64::from_str_radix(v.trim(), 16).is_ok_and(|m| m & kill_bit != 0)
+        }
+        _ => false,
+    })
+}
+
 fn libc_ebusy() -> i32 {
     nix::errno::Errno::EBUSY as i32
 }
@@ -736,6 +755,29 @@ fn libc_ebusy() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pending_sigkill_or_an_exit_reads_as_dying() {
+        let live = "Name:\tsleep\nState:\tS (sleeping)\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n";
+        assert!(!dying_from_status(live));
+        assert!(dying_from_status(&live.replace(
+            "ShdPnd:\t0000000000000000",
+            "ShdPnd:\t0000000000000100"
+        )));
+        assert!(dying_from_status(&live.replace(
+            "SigPnd:\t0000000000000000",
+            "SigPnd:\t0000000000000100"
+        )));
+        // SIGTERM (bit 14) pending is not a death.
+        assert!(!dying_from_status(&live.replace(
+            "ShdPnd:\t0000000000000000",
+            "ShdPnd:\t0000000000004000"
+        )));
+        assert!(dying_from_status(
+            &live.replace("S (sleeping)", "Z (zombie)")
+        ));
+        assert!(!dying(std::process::id() as i32));
+    }
 
     #[test]
     fn default_and_relative_paths_start_at_our_own_cgroup() {

@@ -744,3 +744,74 @@ fn the_init_and_an_exec_d_process_are_in_every_hierarchy() {
         }
     }
 }
+
+/// A create killed after its init was born in the cgroup (clone3 into the
+/// v2 one) but before it recorded the pid leaves that init dying there: its
+/// parent-death SIGKILL pending. `delete --force` must wait for it, not keep
+/// the cgroup as if another container still used it. Made deterministic
+/// with the v1 freezer: a frozen process sent SIGKILL stays, the signal
+/// pending, until it is thawed.
+#[test]
+fn removal_waits_for_a_killed_process_instead_of_keeping_the_cgroup() {
+    const NAME: &str = "removal_waits_for_a_killed_process_instead_of_keeping_the_cgroup";
+    if !can_run(NAME) || skip_without(NAME, &["freezer"]) {
+        return;
+    }
+    if cgroup_v2() {
+        skip!("{NAME}: needs the v1 freezer (a frozen v2 process dies of SIGKILL at once)");
+        return;
+    }
+    let name = format!("estiba-it-{}-dying", std::process::id());
+    let dir = Path::new("/sys/fs/cgroup/freezer").join(&name);
+    std::fs::create_dir(&dir).unwrap();
+    struct Gone(std::path::PathBuf, std::process::Child);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
+            let _ = self.1.kill();
+            let _ = self.1.wait();
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let child = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut guard = Gone(dir.clone(), child);
+    std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    std::fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(dir.join("freezer.state"))
+        .unwrap_or_default()
+        .trim()
+        != "FROZEN"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the freezer did not freeze"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let thaw = {
+        let state = dir.join("freezer.state");
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::fs::write(state, "THAWED")
+        })
+    };
+    let cg = estiba_cgroups::Cgroup::open(&Path::new("/").join(&name), false).unwrap();
+    let left = cg.remove_if_unused(&[]);
+    thaw.join().unwrap().unwrap();
+    let _ = guard.1.wait();
+    assert!(
+        matches!(&left, Ok(l) if l.is_empty()),
+        "the cgroup of a killed process was kept: {left:?}"
+    );
+    assert!(!dir.exists());
+}
