@@ -263,9 +263,10 @@ impl Cgroup {
         self.enter_making(pid)
     }
 
-    /// With the cgroupfs driver: makes the cgroup in every hierarchy before
-    /// its first process exists, so that process gets in without being
-    /// moved by pid. Moving a process by pid (`cgroup.procs`, or `tasks`
+    /// With the cgroupfs driver: plans how the container's first process
+    /// gets into the cgroup without being moved by pid, and makes what
+    /// must exist before that process does (the v2 directory; the v1 ones
+    /// are [`Cgroup::make_v1`]'s, which may run while the process starts). Moving a process by pid (`cgroup.procs`, or `tasks`
     /// with a pid) takes the kernel's thread-group lock for writing, which
     /// waits for an RCU grace period unless another migration took it
     /// within the last one: ~8-15 ms on this machine for a create not
@@ -291,11 +292,11 @@ impl Cgroup {
             parents_made: vec![],
         };
         for (h, dir) in &self.dirs {
-            placement.parents_made.extend(self.make_one(h, dir)?);
             if !h.v2 {
                 placement.tasks.push(dir.join("tasks"));
                 continue;
             }
+            placement.parents_made.extend(self.make_one(h, dir)?);
             let opened = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -307,6 +308,17 @@ impl Cgroup {
             placement.clone_into = Some(opened);
         }
         Ok(Some(placement))
+    }
+
+    /// Makes the cgroup in every v1 hierarchy that lacks it (the rest of a
+    /// [`Placement`]: before its process writes to the `tasks` files);
+    /// returns the parents made, as [`Cgroup::create`].
+    pub fn make_v1(&self) -> Result<Vec<PathBuf>> {
+        let mut made = vec![];
+        for (h, dir) in self.dirs.iter().filter(|(h, _)| !h.v2) {
+            made.extend(self.make_one(h, dir)?);
+        }
+        Ok(made)
     }
 
     /// The cgroup path (relative to each hierarchy's root).

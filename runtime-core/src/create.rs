@@ -455,7 +455,9 @@ pub(crate) fn create_with_console(
         .linux()
         .as_ref()
         .and_then(|l| l.resources().as_ref());
-    if placement.is_some() {
+    // Pure v2: born in its cgroup, limited already.
+    let v1_after_clone = placement.as_ref().is_some_and(|p| !p.tasks.is_empty());
+    if placement.is_some() && !v1_after_clone {
         cgroup.apply(resources)?;
     }
     crate::log::debug!("create {}: cloning the init", opts.id);
@@ -492,6 +494,16 @@ pub(crate) fn create_with_console(
         crate::rootless::write_id_maps(pid, spec)?;
     }
     crate::taskattr::reset_affinity(pid, None)?;
+    if v1_after_clone {
+        // While the init makes its namespaces; it joins these after `Go`.
+        let made = cgroup.make_v1()?;
+        if !made.is_empty() {
+            cleanup.cgroup_parents_made.extend(made.iter().cloned());
+            saved.cgroup_parents_made.extend(made);
+            saved.save(&dir)?;
+        }
+        cgroup.apply(resources)?;
+    }
     let clone3_refused = placement
         .as_ref()
         .is_some_and(|p| p.clone_into.is_some() && !in_cgroup);
@@ -518,8 +530,7 @@ pub(crate) fn create_with_console(
         // What a killed create leaves is found from this: the cgroup and the
         // parents it made (the init dies with create until it is recorded).
         // Unchanged (no parent made, nothing left out: the usual case), the
-        // state written with the pid says it already; on this host each
-        // rewrite is a rename over the last (a block freed and discarded).
+        // state written with the pid says it already.
         if saved.cgroup_parents_made != recorded.0 || saved.cgroup_left_out != recorded.1 {
             saved.save(&dir)?;
         }

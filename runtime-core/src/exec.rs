@@ -423,6 +423,10 @@ impl Container {
             true => cg.make_before_clone(true)?,
             false => None,
         };
+        if placement.is_some() {
+            // There already but for a hierarchy mounted since.
+            cg.make_v1()?;
+        }
         let tasks = placement.as_ref().map_or(&[][..], |p| p.tasks.as_slice());
         // runc's exec is no subreaper: in the container's pid namespace
         // orphans go to its init.
