@@ -242,6 +242,21 @@ impl World {
         self.invoke(&self.bin, &self.root, args)
     }
 
+    /// `exec -d --pid-file F ID ARGS...`, asserted to succeed; the pid.
+    pub fn exec_detached(&self, id: &str, args: &[&str]) -> i64 {
+        let pf = self.dir.join(format!("exec-{}.pid", next_seq()));
+        let pf_arg = pf.to_string_lossy().into_owned();
+        let mut all = vec!["exec", "-d", "--pid-file", &pf_arg, id];
+        all.extend_from_slice(args);
+        let out = self.estiba(&all);
+        assert!(out.status.success(), "exec -d: {}", text(&out.stderr));
+        std::fs::read_to_string(&pf)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// Runs the reference runtime, `runc --root <dir>/runc-state ARGS`, on
     /// this world's bundle, if runc is installed: what runc does is what a
     /// fidelity test expects of estiba. A container id of this world is

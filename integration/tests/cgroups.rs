@@ -709,22 +709,7 @@ fn the_init_and_an_exec_d_process_are_in_every_hierarchy() {
     w.args(&["sleep", "100"]);
     let id = w.running("c");
     let init = w.state(&id)["pid"].as_i64().unwrap();
-    let pf = w.dir.join("exec.pid");
-    let out = w.estiba(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pf.to_str().unwrap(),
-        &id,
-        "sleep",
-        "100",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let exec: i64 = std::fs::read_to_string(&pf)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let exec = w.exec_detached(&id, &["sleep", "100"]);
     let hierarchies = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let of = |pid: i64| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     let (init_cg, exec_cg) = (of(init), of(exec));

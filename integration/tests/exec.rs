@@ -125,18 +125,7 @@ fn detach_pid_file_then_kill_and_ps() {
     }
     let mut w = sleeper("execdetach");
     let id = w.running("c");
-    let pf = w.dir.join("exec.pid");
-    let out = w.estiba(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pf.to_str().unwrap(),
-        &id,
-        "sleep",
-        "500",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let pid: i32 = std::fs::read_to_string(&pf).unwrap().parse().unwrap();
+    let pid = w.exec_detached(&id, &["sleep", "500"]) as i32;
     let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
     assert_eq!(cmdline, "sleep\u{0}500\u{0}");
     let ps: Vec<i32> =
