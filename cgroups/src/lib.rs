@@ -266,8 +266,9 @@ impl Cgroup {
     /// With the cgroupfs driver: plans how the container's first process
     /// gets into the cgroup without being moved by pid, and makes what
     /// must exist before that process does (the v2 directory; the v1 ones
-    /// are [`Cgroup::make_v1`]'s, which may run while the process starts). Moving a process by pid (`cgroup.procs`, or `tasks`
-    /// with a pid) takes the kernel's thread-group lock for writing, which
+    /// are [`Cgroup::make_v1`]'s, which may run while the process starts).
+    /// Moving a process by pid (`cgroup.procs`, or `tasks` with a pid)
+    /// takes the kernel's thread-group lock for writing, which
     /// waits for an RCU grace period unless another migration took it
     /// within the last one: ~8-15 ms on this machine for a create not
     /// preceded by another. Instead the v2 hierarchy (pure v2, or a hybrid
@@ -725,11 +726,13 @@ fn remove_tree(dir: &Path, kill: bool) -> Result<bool> {
                 if !kill && !pids.iter().all(|&p| dying(p)) {
                     return Ok(false);
                 }
-                for pid in pids.into_iter().filter(|_| kill) {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+                if kill {
+                    for pid in pids {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
                 }
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(20));

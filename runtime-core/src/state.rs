@@ -138,8 +138,9 @@ impl Saved {
         })
     }
 
-    /// Writes through a temporary file and rename(2): readers see the old
-    /// state or the new one, never half of either.
+    /// Writes a temporary file and puts it in place atomically
+    /// ([`replace`]): readers see the old state or the new one, never half
+    /// of either.
     pub fn save(&self, dir: &Path) -> Result<()> {
         // Each writer its own: two swaps through one name could put the
         // older state back.
