@@ -23,6 +23,15 @@ fn have(controller: &str) -> bool {
     }
 }
 
+/// Polls `done` every 5 ms for up to `secs`; panics with `why()` after.
+fn wait_for(done: &dyn Fn() -> bool, secs: u64, why: impl FnOnce() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{}", why());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 fn skip_without(test: &str, controllers: &[&str]) -> bool {
     if let Some(c) = controllers.iter().find(|c| !have(c)) {
         skip!("{test}: no {c} controller here");
@@ -764,20 +773,32 @@ fn removal_waits_for_a_killed_process_instead_of_keeping_the_cgroup() {
         .unwrap();
     let pid = child.id() as i32;
     let mut guard = Gone(dir.clone(), child);
+    // Frozen only once asleep in its nanosleep: a process still loading
+    // (page faults on an emulated guest's 9p root, seen to outlast 5 s under
+    // CI load) stays FREEZING. Bounds are for TCG guests, not this host.
+    let asleep = || {
+        let call = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        matches!(call.split(' ').next(), Some("35" | "230"))
+    };
+    wait_for(&asleep, 30, || {
+        format!("sleep {pid} never reached its nanosleep")
+    });
     std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
     std::fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::fs::read_to_string(dir.join("freezer.state"))
-        .unwrap_or_default()
-        .trim()
-        != "FROZEN"
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the freezer did not freeze"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let frozen = || {
+        std::fs::read_to_string(dir.join("freezer.state"))
+            .unwrap_or_default()
+            .trim()
+            == "FROZEN"
+    };
+    wait_for(&frozen, 30, || {
+        let of = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
+        format!(
+            "the freezer did not freeze: stat {:?}, wchan {:?}",
+            of("stat"),
+            of("wchan")
+        )
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -786,7 +807,7 @@ fn removal_waits_for_a_killed_process_instead_of_keeping_the_cgroup() {
     let thaw = {
         let state = dir.join("freezer.state");
         std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::thread::sleep(std::time::Duration::from_millis(150));
             std::fs::write(state, "THAWED")
         })
     };
