@@ -331,10 +331,22 @@ impl World {
 
     /// `create` with the current config; returns the id.
     pub fn create(&mut self, suffix: &str, extra: &[&str]) -> (String, Output) {
+        self.create_after(&[], suffix, extra)
+    }
+
+    /// `create` with global flags (`--systemd-cgroup`) before the command,
+    /// where runc takes them.
+    pub fn create_after(
+        &mut self,
+        globals: &[&str],
+        suffix: &str,
+        extra: &[&str],
+    ) -> (String, Output) {
         self.write_config();
         let id = self.id(suffix);
         let bundle = self.bundle.to_string_lossy().into_owned();
-        let mut args = vec!["create", "--bundle", bundle.as_str()];
+        let mut args = globals.to_vec();
+        args.extend(["create", "--bundle", bundle.as_str()]);
         args.extend_from_slice(extra);
         args.push(&id);
         let out = self.estiba(&args);

@@ -626,3 +626,37 @@ fn a_closed_stderr_does_not_become_the_log() {
         );
     }
 }
+
+/// The global flags go before the command, as in runc and crun, which both
+/// refuse `state --root DIR ID` ("flag provided but not defined"): a
+/// global flag after the command is a usage error, not a root silently
+/// taken. Where runc is installed its answer is checked too.
+#[test]
+fn global_flags_go_before_the_command() {
+    let root = std::env::temp_dir().join(format!("estiba-cli-globals-{}", std::process::id()));
+    let root = root.to_str().unwrap();
+    let after = ["state", "--root", root, "estiba-no-such-container"];
+    let before = ["--root", root, "state", "estiba-no-such-container"];
+    let run = |bin: &std::path::Path, args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    if let Some(runc) = runc_binary() {
+        let out = run(&runc, &after);
+        assert!(!out.status.success() && text(&out.stderr).contains("-root"));
+    }
+    let out = run(&binary(), &after);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("--root"), "{err}");
+    // Before the command the same flag is taken: the error is the
+    // container's, not the command line's.
+    let out = run(&binary(), &before);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("does not exist"), "{err}");
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -91,7 +91,7 @@ fn a_scope_unit_holds_the_container_and_goes_with_it() {
     });
     with_ruled_devices(&mut w);
     w.args(&["sleep", "1000"]);
-    let (id, out) = w.create("c", &["--systemd-cgroup"]);
+    let (id, out) = w.create_after(&["--systemd-cgroup"], "c", &[]);
     assert!(out.status.success(), "create: {}", text(&out.stderr));
     assert_eq!(id, name);
 
@@ -187,7 +187,7 @@ fn default_unit_foreground_run_and_errors() {
 
     // Not the systemd form: one line, nothing made.
     w.config["linux"]["cgroupsPath"] = json!("/plain/path");
-    let (bad, out) = w.create("bad", &["--systemd-cgroup"]);
+    let (bad, out) = w.create_after(&["--systemd-cgroup"], "bad", &[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr).trim().lines().count(),
@@ -206,9 +206,9 @@ fn default_unit_foreground_run_and_errors() {
     let shared = format!("system.slice:estiba-test:{}-shared", w.name);
     w.config["linux"]["cgroupsPath"] = json!(shared);
     w.args(&["sleep", "1000"]);
-    let (first, out) = w.create("first", &["--systemd-cgroup"]);
+    let (first, out) = w.create_after(&["--systemd-cgroup"], "first", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let (second, out) = w.create("second", &["--systemd-cgroup"]);
+    let (second, out) = w.create_after(&["--systemd-cgroup"], "second", &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("already exists"),

@@ -231,9 +231,9 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             id,
             ps_args,
         } => show::ps(cli, id, format, ps_args)?,
-        Command::Spec { bundle } => {
-            // `spec --rootless` arrives through the global --rootless flag.
-            let rootless = cli.rootless()? == Some(true);
+        Command::Spec { bundle, rootless } => {
+            // `estiba --rootless true spec` as well as runc's `spec --rootless`.
+            let rootless = *rootless || cli.rootless()? == Some(true);
             let path = bundle.join("config.json");
             if path.exists() {
                 return Err(format!("File {} exists. Remove it first", path.display()).into());
