@@ -144,3 +144,60 @@ fn hook_timeout() {
     assert!(t.elapsed().as_secs() < 10);
     assert!(!w.root.join(&id).exists());
 }
+
+/// `run` starts the process itself (no `start` connects): every stage
+/// still runs in order, poststart after the process exists and before run
+/// waits; a failing startContainer hook is run's error (runc: "error
+/// running startContainer hook"), the poststop hooks run once and nothing
+/// is left.
+#[test]
+fn run_runs_every_stage_and_fails_on_start_container() {
+    if !can_run("run_runs_every_stage_and_fails_on_start_container") {
+        return;
+    }
+    let mut w = World::new("hookrun");
+    let log = w.dir.join("hooks.log");
+    let mut hooks = serde_json::Map::new();
+    for s in ["prestart", "createRuntime", "poststart", "poststop"] {
+        hooks.insert(s.to_string(), json!([hook(&log, s, "")]));
+    }
+    w.config["hooks"] = Value::Object(hooks.clone());
+    w.args(&["true"]);
+    let id = w.id("ok");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    w.write_config();
+    let out = w.estiba(&["run", "--bundle", &bundle, &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stages: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        stages,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "run's hooks"
+    );
+    let _ = std::fs::remove_file(&log);
+
+    hooks.insert(
+        "startContainer".into(),
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", "echo broken-start >&2; exit 3"]}]),
+    );
+    w.config["hooks"] = Value::Object(hooks);
+    w.args(&["sleep", "100"]);
+    w.write_config();
+    let id = w.id("bad");
+    let out = w.estiba(&["run", "--bundle", &bundle, &id]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("startContainer"), "{err}");
+    let stages: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(stages, ["prestart", "createRuntime", "poststop"], "{err}");
+    assert!(!w.root.join(&id).exists(), "state left");
+    assert!(cgroup_dirs(&id).is_empty(), "cgroup left");
+}

@@ -19,6 +19,9 @@ pub enum Msg {
     Ready,
     /// Parent → init: the state is recorded; the init may outlive create.
     Recorded,
+    /// Parent → init: recorded, and start now (`run`): no `start` will
+    /// connect; the exec closes the channel, or a `Fail` says why not.
+    RecordedStart,
     /// Either way: something failed; the text says what.
     Fail(String),
 }
@@ -31,6 +34,7 @@ impl Msg {
             Msg::HooksDone => b"H".to_vec(),
             Msg::Ready => b"R".to_vec(),
             Msg::Recorded => b"S".to_vec(),
+            Msg::RecordedStart => b"X".to_vec(),
             Msg::Fail(m) => [b"E".as_slice(), m.as_bytes()].concat(),
         }
     }
@@ -44,6 +48,7 @@ impl Msg {
             b'H' => Msg::HooksDone,
             b'R' => Msg::Ready,
             b'S' => Msg::Recorded,
+            b'X' => Msg::RecordedStart,
             b'E' => Msg::Fail(text.to_string()),
             _ => return None,
         })

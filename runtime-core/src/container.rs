@@ -187,13 +187,26 @@ impl Container {
                 Err(e) => return Err(Error::sys("wait for container exec", e)),
             }
         };
-        if n > 0 {
+        match n {
+            0 => c.started(Ok(())),
+            n => c.started(Err(String::from_utf8_lossy(&buf[..n]).into_owned())),
+        }
+    }
+
+    /// What follows the init's exec, however it was started: an exec that
+    /// failed (`Err`, in the init's words) or the poststart hooks.
+    pub(crate) fn started(&self, exec: std::result::Result<(), String>) -> Result<()> {
+        // Hooks and the state change under the lock, as in `start`.
+        if self.lock.is_none() && (exec.is_err() || !self.saved.poststart.is_empty()) {
+            return self.locked()?.started(exec);
+        }
+        let c = self;
+        if let Err(msg) = exec {
             // The lifecycle goes on at "destroy": the init is exiting; the
             // poststop hooks run now (once: they are dropped from the
             // state) and `delete` removes what is left.
-            let err = Error::Init(String::from_utf8_lossy(&buf[..n]).into_owned());
             c.poststop_now();
-            return Err(err);
+            return Err(Error::Init(msg));
         }
         let poststart = &c.saved.poststart;
         if !poststart.is_empty() {

@@ -117,7 +117,9 @@ pub(crate) struct Prepared {
     pub console: Option<UnixStream>,
     /// The pty's size when the spec gives none (the caller's terminal's).
     pub console_size: Option<(u16, u16)>,
-    pub exec_listener: OwnedFd,
+    /// The exec socket `start` connects to; none when create starts the
+    /// process itself (`run`).
+    pub exec_listener: Option<OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserved_fds: u32,
@@ -247,8 +249,13 @@ impl Drop for Cleanup {
 /// nothing behind), then the init is made in its namespaces and cgroup and
 /// set up; it waits for [`crate::Container::start`].
 pub fn create(opts: &CreateOptions) -> Result<Created> {
-    create_anywhere(opts, None, None, opts.return_pty)
+    create_anywhere(opts, None, None, opts.return_pty, false).map(|(c, _)| c)
 }
+
+/// Whether create started the process too (`run`): `None` when it was not
+/// asked to (or there is no process), else the exec's outcome, the error
+/// in the init's words. A failed start leaves a created container.
+pub(crate) type StartedNow = Option<std::result::Result<(), String>>;
 
 /// The bundle of `opts`: its config.json, or the config given instead.
 pub(crate) fn load_bundle(opts: &CreateOptions) -> Result<Bundle> {
@@ -269,11 +276,12 @@ pub(crate) fn create_anywhere(
     loaded: Option<Bundle>,
     console_size: Option<(u16, u16)>,
     return_pty: bool,
-) -> Result<Created> {
+    start_now: bool,
+) -> Result<(Created, StartedNow)> {
     crate::helper::run(
-        || create_with_console(opts, loaded, console_size, return_pty),
-        |c| crate::helper::Wire {
-            body: serde_json::json!({"id": c.id, "pid": c.pid, "dir": c.state_dir, "pty": c.pty.is_some()}),
+        || create_with_console(opts, loaded, console_size, return_pty, start_now),
+        |(c, started)| crate::helper::Wire {
+            body: serde_json::json!({"id": c.id, "pid": c.pid, "dir": c.state_dir, "pty": c.pty.is_some(), "started": started}),
             fds: c.pty.into_iter().collect(),
         },
         |mut w| {
@@ -281,12 +289,16 @@ pub(crate) fn create_anywhere(
                 Some(true) => w.fds.pop(),
                 _ => None,
             };
-            Ok(Created {
-                id: w.body["id"].as_str().unwrap_or_default().to_string(),
-                pid: w.body["pid"].as_i64().unwrap_or(0) as i32,
-                state_dir: PathBuf::from(w.body["dir"].as_str().unwrap_or_default()),
-                pty,
-            })
+            let started = serde_json::from_value(w.body["started"].take()).unwrap_or(None);
+            Ok((
+                Created {
+                    id: w.body["id"].as_str().unwrap_or_default().to_string(),
+                    pid: w.body["pid"].as_i64().unwrap_or(0) as i32,
+                    state_dir: PathBuf::from(w.body["dir"].as_str().unwrap_or_default()),
+                    pty,
+                },
+                started,
+            ))
         },
     )
 }
@@ -314,7 +326,8 @@ pub(crate) fn create_with_console(
     loaded: Option<Bundle>,
     console_size: Option<(u16, u16)>,
     return_pty: bool,
-) -> Result<Created> {
+    start_now: bool,
+) -> Result<(Created, StartedNow)> {
     id::validate(&opts.id)?;
     let bundle = match loaded {
         Some(b) => b,
@@ -393,7 +406,12 @@ pub(crate) fn create_with_console(
     }
     crate::log::debug!("create {}: id claimed, first state written", opts.id);
 
-    let exec_listener = listen_socket(&dir_fd, &dir)?;
+    // Without a process there is nothing to start now; `start` says so.
+    let start_now = start_now && spec.process().is_some();
+    let exec_listener = match start_now {
+        true => None,
+        false => Some(listen_socket(&dir_fd, &dir)?),
+    };
     let console = match (&opts.console_socket, console) {
         (Some(path), _) => Some(crate::fdpass::connect_console_socket(path)?),
         (None, internal) => internal,
@@ -584,27 +602,48 @@ pub(crate) fn create_with_console(
     saved.save(&dir)?;
     // The init stops dying with us, then closes the channel: wait for that
     // (bounded by the init's own progress: it only disarms and closes).
-    parent_chan.send(&Msg::Recorded)?;
-    if let Some(other) = parent_chan.recv()? {
-        return Err(Error::Init(format!(
-            "unexpected message {other:?} from init"
-        )));
-    }
+    // Started now, the channel closes at its exec (or says what failed).
+    let started = if start_now {
+        if let Some(pid_file) = &opts.pid_file {
+            write_pid_file(pid_file, pid)?;
+        }
+        parent_chan.send(&Msg::RecordedStart)?;
+        match parent_chan.recv()? {
+            None => Some(Ok(())),
+            Some(Msg::Fail(msg)) => Some(Err(msg)),
+            Some(other) => {
+                return Err(Error::Init(format!(
+                    "unexpected message {other:?} from init"
+                )))
+            }
+        }
+    } else {
+        parent_chan.send(&Msg::Recorded)?;
+        if let Some(other) = parent_chan.recv()? {
+            return Err(Error::Init(format!(
+                "unexpected message {other:?} from init"
+            )));
+        }
+        if let Some(pid_file) = &opts.pid_file {
+            write_pid_file(pid_file, pid)?;
+        }
+        None
+    };
     crate::log::debug!("create {}: recorded", opts.id);
-    if let Some(pid_file) = &opts.pid_file {
-        write_pid_file(pid_file, pid)?;
-    }
     let pty = match &pty_ours {
         Some(sock) => Some(crate::fdpass::recv_fd(sock, "the pty master")?),
         None => None,
     };
     cleanup.armed = false;
-    Ok(Created {
-        id: opts.id.clone(),
-        pid,
-        state_dir: dir,
-        pty,
-    })
+    Ok((
+        Created {
+            id: opts.id.clone(),
+            pid,
+            state_dir: dir,
+            pty,
+        },
+        started,
+    ))
 }
 
 /// What making a container starts with, shared by create and restore: its

@@ -25,7 +25,7 @@ pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
     // init keeps stdio, the preserved fds and its own channels only.
     let mut keep: Vec<i32> = (0..3 + p.preserved_fds as i32).collect();
     keep.push(chan.raw());
-    keep.push(p.exec_listener.as_raw_fd());
+    keep.extend(p.exec_listener.as_ref().map(|l| l.as_raw_fd()));
     keep.extend(p.plan.joins.iter().map(|j| j.fd.as_raw_fd()));
     keep.extend(p.console.as_ref().map(|c| c.as_raw_fd()));
     keep.extend(crate::log::kept_fd());
@@ -52,11 +52,19 @@ pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
     };
     match until_ready(p, &chan, early) {
         Ok(Some((exec, host_pid))) => {
-            match chan.recv() {
-                Ok(Some(Msg::Recorded)) => {}
+            let now = match chan.recv() {
+                Ok(Some(Msg::Recorded)) => false,
+                Ok(Some(Msg::RecordedStart)) => true,
                 _ => sys::exit_now(1),
-            }
+            };
             let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
+            if now {
+                // The exec closes the channel (close-on-exec): that is the
+                // parent's word that it ran.
+                let err = start_and_exec(p, exec, host_pid);
+                let _ = chan.send(&Msg::Fail(err.to_string()));
+                sys::exit_now(1)
+            }
             // Closing the channel tells create it may exit.
             drop(chan);
             wait_start_and_exec(p, exec, host_pid)
@@ -237,26 +245,33 @@ fn become_the_process(
 
 /// Blocks until `start` connects, then finishes the process setup and execs.
 fn wait_start_and_exec(p: &Prepared, exec: Option<process::ExecArgs>, host_pid: i32) -> ! {
+    let Some(listener) = &p.exec_listener else {
+        sys::exit_now(1)
+    };
     let conn = loop {
-        match accept4(p.exec_listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+        match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
             Ok(fd) => break sys::own_fd(fd),
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => sys::exit_now(1),
         }
     };
-    crate::log::debug!("init: started");
-    let err = match (finish(p, host_pid), exec) {
-        (Ok(()), Some(exec)) => exec.exec(),
-        (Ok(()), None) => Error::Config("process: not set, nothing to start".into()),
-        (Err(e), _) => e,
-    };
-    let msg = err.to_string();
+    let msg = start_and_exec(p, exec, host_pid).to_string();
     let _ = nix::sys::socket::send(
         conn.as_raw_fd(),
         msg.as_bytes(),
         nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
     );
     sys::exit_now(1)
+}
+
+/// The startContainer hooks, then the exec; returns only what failed.
+fn start_and_exec(p: &Prepared, exec: Option<process::ExecArgs>, host_pid: i32) -> Error {
+    crate::log::debug!("init: started");
+    match (finish(p, host_pid), exec) {
+        (Ok(()), Some(exec)) => exec.exec(),
+        (Ok(()), None) => Error::Config("process: not set, nothing to start".into()),
+        (Err(e), _) => e,
+    }
 }
 
 /// What is left for `start`: the startContainer hooks, which run as the

@@ -37,11 +37,17 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
         .then(|| crate::sys::get_winsize(0))
         .flatten()
         .map(|w| (w.ws_row, w.ws_col));
-    let created = create_anywhere(opts, Some(bundle), size, proxy)?;
+    // Started by create itself: no `start` connects (one round trip and
+    // the exec socket fewer).
+    let (created, started) = create_anywhere(opts, Some(bundle), size, proxy, true)?;
     // Loaded once for start and delete (its status is derived, never stored).
     let (container, result) = match Container::load(&opts.root, &opts.id) {
         Ok(c) => {
-            let waited = c.start().and_then(|()| {
+            let begun = match started {
+                Some(exec) => c.started(exec),
+                None => c.start(),
+            };
+            let waited = begun.and_then(|()| {
                 crate::log::debug!("run {}: started", opts.id);
                 fg.wait(created.pid, created.pty)
             });
