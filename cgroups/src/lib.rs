@@ -552,10 +552,20 @@ pub fn is_frozen(path: &Path) -> bool {
 }
 
 fn write(path: &Path, value: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
+    let mut f = open_for_writes(path)?;
+    write_to(&mut f, path, value)
+}
+
+/// A control file opened for writing, for a caller with several values
+/// for it (each write(2) is one value to the kernel).
+fn open_for_writes(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .map_err(|e| io_err(path, e))?;
+        .map_err(|e| io_err(path, e))
+}
+
+fn write_to(f: &mut std::fs::File, path: &Path, value: &str) -> Result<()> {
     f.write_all(value.as_bytes()).map_err(|e| {
         let (path, msg) = (
             path.to_path_buf(),
