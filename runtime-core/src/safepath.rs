@@ -103,10 +103,20 @@ impl Root {
     /// one component below an already-checked descriptor, without following
     /// symlinks, so nothing swapped in meanwhile can lead outside.
     pub fn mkdir_all(&self, inside: &Path) -> Result<OwnedFd> {
+        let all = components(inside);
+        // Most often only the last component is missing and nothing above
+        // it is a symlink: one openat2 that refuses symlinks and `..` takes
+        // the walk straight to it (the same directory the walk would reach).
+        let prefix = all.len().saturating_sub(1);
+        let (mut done, mut cur) = match all[..prefix].iter().any(|c| c == "..") {
+            false => match self.reopen(&all[..prefix]) {
+                Ok(fd) => (all[..prefix].to_vec(), fd),
+                Err(_) => (vec![], self.reopen(&[])?),
+            },
+            true => (vec![], self.reopen(&[])?),
+        };
         let mut todo: std::collections::VecDeque<std::ffi::OsString> =
-            components(inside).into_iter().collect();
-        let mut done: Vec<std::ffi::OsString> = vec![];
-        let mut cur = self.reopen(&done)?;
+            all[done.len()..].iter().cloned().collect();
         let mut links = 0;
         while let Some(comp) = todo.pop_front() {
             if comp == ".." {
@@ -280,6 +290,28 @@ mod tests {
                 || root_dir.join("x").is_dir()
                 || root_dir.join("evil").exists()
         );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_existing_prefix_through_a_symlink_is_walked_inside_the_root() {
+        // The one-step open of an existing prefix must not follow a
+        // symlink on it to the host: root/link -> <host dir>, whose "sub"
+        // exists on the host, and only the last component is missing.
+        let d = tmpdir("prefix");
+        let root_dir = d.join("root");
+        let outside = d.join("outside");
+        std::fs::create_dir_all(root_dir.join("a")).unwrap();
+        std::fs::create_dir_all(outside.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&outside, root_dir.join("a/link")).unwrap();
+        let root = Root::open(&root_dir).unwrap();
+        root.mkdir_all(Path::new("/a/link/sub/z")).unwrap();
+        assert!(!outside.join("sub/z").exists(), "mkdir escaped to the host");
+        let inside = root_dir.join(outside.strip_prefix("/").unwrap());
+        assert!(inside.join("sub/z").is_dir(), "not made inside the root");
+        // And the plain case: an existing parent, one new directory.
+        root.mkdir_all(Path::new("/a/new")).unwrap();
+        assert!(root_dir.join("a/new").is_dir());
         std::fs::remove_dir_all(&d).unwrap();
     }
 
