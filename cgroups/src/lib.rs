@@ -247,6 +247,12 @@ impl Cgroup {
         })
     }
 
+    /// The hierarchies this handle was opened on (the mount table read
+    /// once, by `open`).
+    pub fn hierarchies(&self) -> Vec<Hierarchy> {
+        self.dirs.iter().map(|(h, _)| h.clone()).collect()
+    }
+
     /// Makes the container's cgroup and moves `pid` in: with the systemd
     /// driver systemd makes it (a transient unit holding `pid`, with the
     /// limits systemd knows), then, as without it, it is created in every

@@ -13,12 +13,12 @@ use crate::mounts::{remount, MountContext, MountOptions};
 use crate::safepath::fd_path;
 
 pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()> {
-    let hierarchies = estiba_cgroups::hierarchy::host();
+    let hierarchies = ctx.hierarchies;
     let flags = crate::mounts::without(
         opts.flags,
         MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT,
     );
-    let pure_v2 = estiba_cgroups::hierarchy::is_unified(&hierarchies);
+    let pure_v2 = estiba_cgroups::hierarchy::is_unified(hierarchies);
     let rel = ctx.cgroup_path.strip_prefix("/").unwrap_or(ctx.cgroup_path);
     if pure_v2 {
         let target = ctx.root.ensure(dest, false)?;

@@ -130,6 +130,9 @@ pub(crate) struct Prepared {
     /// The v1 `tasks` files the init writes "0" to, first thing after
     /// `Go`: it moves itself into its cgroup (see `make_before_clone`).
     pub cgroup_tasks: Vec<PathBuf>,
+    /// The host's cgroup hierarchies as the runtime read them: the init's
+    /// mount table is a copy of the runtime's, so it need not read it again.
+    pub cgroup_hierarchies: Vec<estiba_cgroups::hierarchy::Hierarchy>,
 }
 
 /// The container's seccomp filter, compiled (and its listener connected)
@@ -443,6 +446,7 @@ pub(crate) fn create_with_console(
         saved.cgroup_parents_made = placement.parents_made.clone();
     }
     let prepared = Prepared {
+        cgroup_hierarchies: cgroup.hierarchies(),
         cgroup_tasks: placement
             .as_ref()
             .map(|p| p.tasks.clone())

@@ -127,6 +127,7 @@ fn until_ready(
         bundle: &p.bundle.dir,
         in_userns: plan.in_userns,
         cgroup_path: &p.saved.cgroup_path,
+        hierarchies: &p.cgroup_hierarchies,
         new_cgroupns: plan.new_cgroup,
         new_netns: plan.new_net,
         mount_label: spec

@@ -259,6 +259,8 @@ pub struct MountContext<'a> {
     pub bundle: &'a Path,
     pub in_userns: bool,
     pub cgroup_path: &'a Path,
+    /// The host's cgroup hierarchies, as the runtime found them.
+    pub hierarchies: &'a [estiba_cgroups::hierarchy::Hierarchy],
     pub new_cgroupns: bool,
     pub new_netns: bool,
     /// `linux.mountLabel`, where the host has SELinux (without it the
