@@ -391,16 +391,33 @@ fn memory_hog(name: &str, script: &str) -> World {
 }
 
 /// `estiba events --interval EVERY ID` writing to `log`; /tmp/go is made in
-/// the container once the stream has had time to start.
+/// the container once the stream has printed its first statistics, so the
+/// OOM comes after the stream took its count (a fixed sleep lost that race
+/// on a loaded CI machine: the stream started after the OOM and, rightly,
+/// had nothing new to report).
 fn events_stream(w: &World, id: &str, every: &str, log: &Path) -> std::process::Child {
-    let stream = std::process::Command::new(&w.bin)
+    let mut stream = std::process::Command::new(&w.bin)
         .arg("--root")
         .arg(&w.root)
         .args(["events", "--interval", every, id])
         .stdout(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains("\"stats\"")
+    {
+        if std::time::Instant::now() > deadline || stream.try_wait().unwrap().is_some() {
+            let _ = stream.kill();
+            let _ = stream.wait();
+            panic!(
+                "the stream printed no statistics: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     std::fs::write(w.rootfs().join("tmp/go"), "").unwrap();
     stream
 }
