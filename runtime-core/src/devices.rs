@@ -1,6 +1,8 @@
 //! Device nodes in the container's /dev: the default set every container
 //! gets, `linux.devices`, and the /dev symlinks.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
@@ -75,15 +77,51 @@ pub fn from_spec(d: &LinuxDevice) -> Result<Node> {
     })
 }
 
+/// The directories nodes and links go into, each made and opened once for
+/// the whole set (the default nodes and links all go into /dev: one
+/// descriptor instead of a lookup, a reopen and two closes per entry).
+pub struct Dirs<'a> {
+    root: &'a Root,
+    open: Vec<(PathBuf, OwnedFd)>,
+}
+
+impl<'a> Dirs<'a> {
+    pub fn new(root: &'a Root) -> Self {
+        Dirs { root, open: vec![] }
+    }
+
+    /// A read-write descriptor of the container directory `dir`, made if
+    /// missing (symlinks resolved inside the rootfs).
+    fn get(&mut self, dir: &Path) -> Result<BorrowedFd<'_>> {
+        let i = match self.open.iter().position(|(p, _)| p == dir) {
+            Some(i) => i,
+            None => {
+                let fd = self.root.mkdir_all(dir)?;
+                // O_PATH dirs cannot be used with mknodat directly on older
+                // kernels; the magic link gives us a real directory handle.
+                let rw = nix::fcntl::open(
+                    fd_path(&fd).as_str(),
+                    nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| Error::path("open", self.root.host_path(dir), e))?;
+                self.open.push((dir.to_path_buf(), crate::sys::own_fd(rw)));
+                self.open.len() - 1
+            }
+        };
+        Ok(self.open[i].1.as_fd())
+    }
+}
+
 /// Creates `node` in the rootfs. In a user namespace mknod is not allowed,
 /// so the host's node is bind-mounted instead (as runc does).
-pub fn create(root: &Root, node: &Node, in_userns: bool) -> Result<()> {
+pub fn create(dirs: &mut Dirs<'_>, node: &Node, in_userns: bool) -> Result<()> {
+    let root = dirs.root;
     let parent = node.path.parent().unwrap_or(Path::new("/dev"));
     let name = node
         .path
         .file_name()
         .ok_or_else(|| Error::Config(format!("linux.devices: {:?} has no file name", node.path)))?;
-    let dir = root.mkdir_all(parent)?;
     let host = root.host_path(&node.path);
     if in_userns {
         let target = root.ensure(&node.path, true)?;
@@ -97,17 +135,9 @@ pub fn create(root: &Root, node: &Node, in_userns: bool) -> Result<()> {
         .map_err(|e| Error::path("bind device", host, e));
     }
     let dev = makedev(node.major, node.minor);
-    // O_PATH dirs cannot be used with mknodat directly on older kernels; the
-    // magic link gives us a real directory handle.
-    let dir_rw = nix::fcntl::open(
-        fd_path(&dir).as_str(),
-        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::path("open", &host, e))?;
-    let dir_rw = crate::sys::own_fd(dir_rw);
+    let dir = dirs.get(parent)?;
     let res = mknodat(
-        Some(std::os::fd::AsRawFd::as_raw_fd(&dir_rw)),
+        Some(dir.as_raw_fd()),
         name,
         node.kind,
         Mode::from_bits_truncate(node.mode),
@@ -118,7 +148,7 @@ pub fn create(root: &Root, node: &Node, in_userns: bool) -> Result<()> {
         // What is there already must be this very device (spec: else an error).
         Err(nix::errno::Errno::EEXIST) => {
             let st = nix::sys::stat::fstatat(
-                Some(std::os::fd::AsRawFd::as_raw_fd(&dir_rw)),
+                Some(dir.as_raw_fd()),
                 name,
                 nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
             )
@@ -135,22 +165,16 @@ pub fn create(root: &Root, node: &Node, in_userns: bool) -> Result<()> {
         }
         Err(e) => return Err(Error::path("mknod", host, e)),
     }
-    nix::sys::stat::fchmodat(
-        Some(std::os::fd::AsRawFd::as_raw_fd(&dir_rw)),
-        name,
-        Mode::from_bits_truncate(node.mode),
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-    )
-    .or_else(|e| {
-        if e == nix::errno::Errno::EOPNOTSUPP {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })
-    .map_err(|e| Error::path("chmod", &host, e))?;
+    let cname = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| Error::Config(format!("device {:?}: a NUL in its name", node.path)))?;
+    crate::sys::fchmodat_nofollow(dir, &cname, node.mode)
+        .or_else(|e| match e {
+            nix::errno::Errno::EOPNOTSUPP => Ok(()),
+            e => Err(e),
+        })
+        .map_err(|e| Error::path("chmod", &host, e))?;
     nix::unistd::fchownat(
-        Some(std::os::fd::AsRawFd::as_raw_fd(&dir_rw)),
+        Some(dir.as_raw_fd()),
         name,
         Some(nix::unistd::Uid::from_raw(node.uid)),
         Some(nix::unistd::Gid::from_raw(node.gid)),
@@ -160,7 +184,7 @@ pub fn create(root: &Root, node: &Node, in_userns: bool) -> Result<()> {
 }
 
 /// /dev/fd, /dev/std{in,out,err}, /dev/core and /dev/ptmx → pts/ptmx.
-pub fn create_symlinks(root: &Root) -> Result<()> {
+pub fn create_symlinks(dirs: &mut Dirs<'_>) -> Result<()> {
     let mut links = vec![
         ("/proc/self/fd", "/dev/fd"),
         ("/proc/self/fd/0", "/dev/stdin"),
@@ -170,16 +194,8 @@ pub fn create_symlinks(root: &Root) -> Result<()> {
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "/dev/core"));
     }
-    let dev = root.mkdir_all(Path::new("/dev"))?;
-    let dev_rw = crate::sys::own_fd(
-        nix::fcntl::open(
-            fd_path(&dev).as_str(),
-            nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::path("open", root.host_path(Path::new("/dev")), e))?,
-    );
-    let dfd = std::os::fd::AsRawFd::as_raw_fd(&dev_rw);
+    let root = dirs.root;
+    let dfd = dirs.get(Path::new("/dev"))?.as_raw_fd();
     for (target, link) in links {
         let name = Path::new(link).file_name().unwrap_or_default();
         match nix::unistd::symlinkat(target, Some(dfd), name) {

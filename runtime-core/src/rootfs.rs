@@ -102,14 +102,15 @@ pub fn populate_dev(ctx: &MountContext, spec: &Spec) -> Result<()> {
         nodes.retain(|n| n.path != node.path);
         nodes.push(node);
     }
+    let mut dirs = devices::Dirs::new(ctx.root);
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let res = nodes
         .iter()
-        .try_for_each(|n| devices::create(ctx.root, n, ctx.in_userns));
+        .try_for_each(|n| devices::create(&mut dirs, n, ctx.in_userns));
     nix::sys::stat::umask(old);
     res?;
     if setup_dev {
-        devices::create_symlinks(ctx.root)?;
+        devices::create_symlinks(&mut dirs)?;
     }
     Ok(())
 }
