@@ -167,6 +167,49 @@ fn limits_seen_from_inside_through_cgroup_namespace() {
 }
 
 #[test]
+fn every_v1_hierarchy_is_reachable_inside_by_each_host_name() {
+    if !can_run("every_v1_hierarchy_is_reachable_inside_by_each_host_name") {
+        return;
+    }
+    if cgroup_v2() {
+        skip!("every_v1_hierarchy_is_reachable_inside: a v2 host has one hierarchy (the v2 tests mount it)");
+        return;
+    }
+    // runc's /sys/fs/cgroup on v1: an entry per hierarchy, named as on the
+    // host, holding the container's own cgroup, and a link for each
+    // controller of a co-mounted one ("cpu" -> "cpu,cpuacct"), so that
+    // every name the host has reaches the container's cgroup.
+    let mut names: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::canonicalize(e.path()).is_ok_and(|real| {
+                real.join("cgroup.procs").exists() && !real.join("cgroup.controllers").exists()
+            })
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no v1 hierarchy on a v1 host");
+    let mut w = World::new("cgnames");
+    w.script(&format!(
+        "for c in {}; do grep -qx 1 /sys/fs/cgroup/$c/cgroup.procs && echo $c; done",
+        names.join(" ")
+    ));
+    // With a cgroup namespace each hierarchy is mounted afresh; without
+    // one, the container's own cgroup directories are bound.
+    let with_ns = w.run_ok("ns");
+    let mut namespaces = w.config["linux"]["namespaces"].as_array().unwrap().clone();
+    namespaces.retain(|n| n["type"] != "cgroup");
+    w.config["linux"]["namespaces"] = json!(namespaces);
+    let bound = w.run_ok("bound");
+    for out in [with_ns, bound] {
+        let seen: Vec<&str> = out.lines().collect();
+        assert_eq!(seen, names, "{out}");
+    }
+}
+
+#[test]
 fn cgroups_path_absolute() {
     if !can_run("cgroups_path_absolute") || skip_without("cgroups_path_absolute", &["pids"]) {
         return;

@@ -4,6 +4,7 @@
 //! cgroup as `/`); without one, the container's own cgroup directories are
 //! bind-mounted, as runc does.
 
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
@@ -51,22 +52,33 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
     }
     // v1 (or hybrid): a tmpfs with one entry per hierarchy.
     let target = ctx.root.ensure(dest, false)?;
-    let t = fd_path(&target);
     mount(
         Some("tmpfs"),
-        t.as_str(),
+        fd_path(&target).as_str(),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
         Some("mode=755"),
     )
     .map_err(|e| Error::sys(format!("mount tmpfs on {dest:?}"), e))?;
     drop(target);
+    // The tmpfs is new, empty and seen by nothing but this init: its entries
+    // are made and mounted on through one descriptor of it, with no lookup
+    // from the rootfs per entry.
+    let tmpfs = crate::mounts::mount_on(ctx, dest)?;
+    let top = fd_path(&tmpfs);
     for h in hierarchies.iter().filter(|h| !h.v2) {
         let name = entry_name(h);
         let subsystems = h.controllers.join(",");
         let sub_dest = dest.join(&name);
-        let sub = ctx.root.ensure(&sub_dest, false)?;
-        let st = fd_path(&sub);
+        match nix::sys::stat::mkdirat(
+            Some(tmpfs.as_raw_fd()),
+            name.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::path("mkdir", ctx.root.host_path(&sub_dest), e)),
+        }
+        let st = format!("{top}/{name}");
         if ctx.new_cgroupns {
             mount(
                 Some("cgroup"),
@@ -78,8 +90,19 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
             .map_err(|e| Error::sys(format!("mount cgroup {} on {sub_dest:?}", subsystems), e))?;
         } else {
             let src = Path::new(&h.mount_point).join(rel);
-            if src.exists() {
-                bind(ctx, &src, &st, flags, &sub_dest)?;
+            match bind_source(&src, &st) {
+                // No cgroup of the container in this hierarchy (a rootless
+                // one where its user owns none): the entry stays empty.
+                Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => {
+                    return Err(Error::sys(
+                        format!("bind cgroup {src:?} on {sub_dest:?}"),
+                        e,
+                    ))
+                }
+                Ok(()) if flags.is_empty() => {}
+                Ok(()) => remount(&st, flags, ctx.in_userns)
+                    .map_err(|e| Error::sys(format!("remount cgroup {sub_dest:?}"), e))?,
             }
         }
         // Co-mounted controllers ("cpu,cpuacct") get one link per name.
@@ -89,17 +112,12 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
                 .iter()
                 .filter(|s| !s.starts_with("name=") && **s != name)
             {
-                let link = ctx.root.host_path(&dest.join(s));
-                let _ = std::os::unix::fs::symlink(&name, link);
+                let _ = nix::unistd::symlinkat(name.as_str(), Some(tmpfs.as_raw_fd()), s.as_str());
             }
         }
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        let target = ctx
-            .root
-            .lookup(dest)
-            .map_err(|e| Error::path("open", ctx.root.host_path(dest), e))?;
-        remount(&fd_path(&target), flags, ctx.in_userns)
+        remount(&top, flags, ctx.in_userns)
             .map_err(|e| Error::sys(format!("remount {dest:?} read-only"), e))?;
     }
     Ok(())
@@ -114,7 +132,9 @@ pub fn entry_name(h: &estiba_cgroups::hierarchy::Hierarchy) -> String {
         .unwrap_or_else(|| h.controllers.join(","))
 }
 
-fn bind(ctx: &MountContext, src: &Path, target: &str, flags: MsFlags, dest: &Path) -> Result<()> {
+/// Binds the container's own cgroup `src` (with what is mounted below it)
+/// on `target`.
+fn bind_source(src: &Path, target: &str) -> nix::Result<()> {
     mount(
         Some(src),
         target,
@@ -122,7 +142,11 @@ fn bind(ctx: &MountContext, src: &Path, target: &str, flags: MsFlags, dest: &Pat
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| Error::sys(format!("bind cgroup {src:?} on {dest:?}"), e))?;
+}
+
+fn bind(ctx: &MountContext, src: &Path, target: &str, flags: MsFlags, dest: &Path) -> Result<()> {
+    bind_source(src, target)
+        .map_err(|e| Error::sys(format!("bind cgroup {src:?} on {dest:?}"), e))?;
     if !flags.is_empty() {
         let top = crate::mounts::mount_on(ctx, dest)?;
         remount(&fd_path(&top), flags, ctx.in_userns)
