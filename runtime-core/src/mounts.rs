@@ -432,21 +432,25 @@ fn check_target(
             "mounts: {typ} on {dest:?}: must be mounted on ordinary directory (it resolves to {real:?})"
         )));
     }
-    let on_procfs = crate::sys::fs_magic(std::os::fd::AsFd::as_fd(target))
-        == Ok(crate::procfs::PROC_SUPER_MAGIC);
     if real == Path::new("/proc") {
-        let source_is_proc = source.is_some_and(|s| {
-            nix::sys::statfs::statfs(s)
-                .is_ok_and(|st| st.filesystem_type().0 == crate::procfs::PROC_SUPER_MAGIC)
-        });
-        if typ == "proc" || source_is_proc {
+        let source_is_proc = || {
+            source.is_some_and(|s| {
+                nix::sys::statfs::statfs(s)
+                    .is_ok_and(|st| st.filesystem_type().0 == crate::procfs::PROC_SUPER_MAGIC)
+            })
+        };
+        if typ == "proc" || source_is_proc() {
             return Ok(());
         }
         return Err(Error::Config(format!(
             "mounts: {dest:?} cannot be mounted because it is /proc, and the mount is not a procfs"
         )));
     }
-    if (real.starts_with("/proc") || on_procfs)
+    let on_procfs = || {
+        crate::sys::fs_magic(std::os::fd::AsFd::as_fd(target))
+            == Ok(crate::procfs::PROC_SUPER_MAGIC)
+    };
+    if (real.starts_with("/proc") || on_procfs())
         && !PROC_FILES_ALLOWED.iter().any(|p| real == Path::new(p))
     {
         return Err(Error::Config(format!(
