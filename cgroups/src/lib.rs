@@ -593,7 +593,16 @@ fn write_to(f: &mut std::fs::File, path: &Path, value: &str) -> Result<()> {
 /// concurrent delete removes under us (ENOENT) is made again.
 fn create_dir(h: &Hierarchy, dir: &Path) -> Result<Vec<PathBuf>> {
     let cpuset = !h.v2 && h.has("cpuset");
-    if dir.is_dir() && !(cpuset && CPUSET_FILES.iter().any(|f| is_unset(&dir.join(f)))) {
+    if !cpuset {
+        // Most often the parent is there: one mkdir answers, without a
+        // stat first; only a missing level above takes the walk.
+        match std::fs::create_dir(dir) {
+            Ok(()) => return Ok(vec![]),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(vec![]),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(dir, e)),
+        }
+    } else if dir.is_dir() && !CPUSET_FILES.iter().any(|f| is_unset(&dir.join(f))) {
         return Ok(vec![]);
     }
     let mut levels: Vec<&Path> = dir
