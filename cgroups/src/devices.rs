@@ -248,7 +248,7 @@ pub(crate) fn allow_list(rules: &[LinuxDeviceCgroup]) -> Result<Option<Vec<(Rule
 
 fn read_list(dir: &Path) -> Result<State> {
     let path = dir.join("devices.list");
-    let text = std::fs::read_to_string(&path).map_err(|e| crate::io_err(&path, e))?;
+    let text = crate::read_text(&path).map_err(|e| crate::io_err(&path, e))?;
     State::from_list(&text).map_err(|e| match e {
         Error::Io { msg, .. } => Error::Io { path, msg },
         other => other,

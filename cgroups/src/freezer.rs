@@ -14,7 +14,7 @@ const BOUND: Duration = Duration::from_secs(5);
 /// The state the kernel reports: v1 THAWED/FREEZING/FROZEN; v2 frozen 0/1.
 fn state(dir: &Path, v2: bool) -> Option<String> {
     if v2 {
-        let events = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
+        let events = crate::read_text(dir.join("cgroup.events")).ok()?;
         let frozen = events.lines().find_map(|l| l.strip_prefix("frozen "))?;
         return Some(
             if frozen.trim() == "1" {
@@ -25,14 +25,14 @@ fn state(dir: &Path, v2: bool) -> Option<String> {
             .into(),
         );
     }
-    let s = std::fs::read_to_string(dir.join("freezer.state")).ok()?;
+    let s = crate::read_text(dir.join("freezer.state")).ok()?;
     Some(s.trim().to_string())
 }
 
 /// Whether the cgroup at `dir` exists and is frozen or freezing.
 pub fn frozen_at(dir: &Path, v2: bool) -> bool {
     let wanted = if v2 {
-        std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+        crate::read_text(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
     } else {
         false
     };

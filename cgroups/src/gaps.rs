@@ -37,7 +37,7 @@ pub fn check_before_update(d: &Cgroup, r: &LinuxResources) -> Result<()> {
     let Some(dir) = d.dir_of("memory") else {
         return Ok(());
     };
-    let usage: i64 = std::fs::read_to_string(dir.join(file))
+    let usage: i64 = crate::read_text(dir.join(file))
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);

@@ -78,7 +78,7 @@ pub fn parse(mountinfo: &str) -> Vec<Hierarchy> {
 
 /// The hierarchies mounted where this process sees them.
 pub fn host() -> Vec<Hierarchy> {
-    std::fs::read_to_string("/proc/self/mountinfo")
+    crate::read_text("/proc/self/mountinfo")
         .map(|s| parse(&s))
         .unwrap_or_default()
 }

@@ -19,10 +19,12 @@ mod freezer;
 mod gaps;
 mod limits;
 mod rootless;
+mod text;
 /// The device programs attached to a v2 cgroup directory.
 pub use devfilter::attached as attached_device_programs;
 /// The statistics types `Cgroup::stats` returns (libcgroups').
 pub use libcgroups::stats;
+pub use text::read_text;
 pub mod hierarchy;
 mod sys;
 pub mod systemd;
@@ -157,7 +159,7 @@ pub fn container_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> 
     // Relative (and the default): under the runtime's own cgroup, as runc
     // does; on v2 under its parent (the runtime's own cgroup holds
     // processes, so it cannot delegate controllers to a child).
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let own = crate::read_text("/proc/self/cgroup").unwrap_or_default();
     Ok(Path::new("/").join(own_base(&own)).join(raw))
 }
 
@@ -550,11 +552,11 @@ pub fn is_frozen(path: &Path) -> bool {
     let v1 = Path::new("/sys/fs/cgroup/freezer")
         .join(rel)
         .join("freezer.state");
-    if let Ok(s) = std::fs::read_to_string(&v1) {
+    if let Ok(s) = crate::read_text(&v1) {
         return s.trim() == "FROZEN";
     }
     let v2 = Path::new("/sys/fs/cgroup").join(rel).join("cgroup.freeze");
-    matches!(std::fs::read_to_string(v2), Ok(s) if s.trim() == "1")
+    matches!(crate::read_text(v2), Ok(s) if s.trim() == "1")
 }
 
 fn write(path: &Path, value: &str) -> Result<()> {
@@ -630,8 +632,8 @@ fn create_dir(h: &Hierarchy, dir: &Path) -> Result<Vec<PathBuf>> {
             for f in CPUSET_FILES {
                 let mine = d.join(f);
                 if let (true, Some(parent)) = (is_unset(&mine), d.parent()) {
-                    let value = std::fs::read_to_string(parent.join(f))
-                        .map_err(|e| io_err(&parent.join(f), e))?;
+                    let value =
+                        crate::read_text(parent.join(f)).map_err(|e| io_err(&parent.join(f), e))?;
                     write(&mine, value.trim())?;
                 }
             }
@@ -645,7 +647,7 @@ const CPUSET_FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
 /// A cpuset file that reads empty (a read error is left to the join to
 /// report).
 fn is_unset(file: &Path) -> bool {
-    std::fs::read_to_string(file)
+    crate::read_text(file)
         .map(|s| s.trim().is_empty())
         .unwrap_or(false)
 }
@@ -665,9 +667,8 @@ fn enable_controllers(root: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
         .take(comps.len().saturating_sub(1))
         .chain(std::iter::once(&Component::CurDir))
     {
-        let avail = std::fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
-        let enabled =
-            std::fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
+        let avail = crate::read_text(cur.join("cgroup.controllers")).unwrap_or_default();
+        let enabled = crate::read_text(cur.join("cgroup.subtree_control")).unwrap_or_default();
         let want: Vec<String> = avail
             .split_whitespace()
             .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
@@ -698,7 +699,7 @@ fn enable_controllers(root: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
-    let procs = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+    let procs = match crate::read_text(dir.join("cgroup.procs")) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err(&dir.join("cgroup.procs"), e)),
@@ -774,7 +775,7 @@ fn remove_tree(dir: &Path, kill: bool) -> Result<bool> {
 
 /// Whether `pid` is gone, exiting, or has SIGKILL pending.
 fn dying(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(true, |s| dying_from_status(&s))
+    crate::read_text(format!("/proc/{pid}/status")).map_or(true, |s| dying_from_status(&s))
 }
 
 fn dying_from_status(status: &str) -> bool {

@@ -38,7 +38,7 @@ impl Cgroup {
                 .find(|(h, _)| h.v2)
                 .map(|(h, _)| &h.mount_point);
             let have = root
-                .and_then(|r| std::fs::read_to_string(r.join("cgroup.controllers")).ok())
+                .and_then(|r| crate::read_text(r.join("cgroup.controllers")).ok())
                 .unwrap_or_default();
             for key in keys.keys() {
                 let controller = key.split('.').next().unwrap_or("");
@@ -232,7 +232,7 @@ impl Cgroup {
             });
         };
         let path = dir.join(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| crate::io_err(&path, e))?;
+        let text = crate::read_text(&path).map_err(|e| crate::io_err(&path, e))?;
         // Kernels before 4.13 have no oom_kill line: none counted.
         Ok(text
             .lines()

@@ -277,7 +277,7 @@ fn driver_name(proc_devices: &str, kind: &str, major: i64) -> Option<String> {
 
 fn devices_of(r: Option<&LinuxResources>) -> Result<Vec<Value>> {
     let rules = r.and_then(|r| r.devices().as_deref()).unwrap_or_default();
-    let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+    let proc_devices = crate::read_text("/proc/devices").unwrap_or_default();
     device_properties(rules, &proc_devices)
 }
 
@@ -366,7 +366,7 @@ fn wait_until_in_unit(pid: i32, name: &str, job: &str) -> Result<()> {
     let deadline = Instant::now() + SYSTEMD_TIMEOUT;
     let needle = format!("/{name}");
     loop {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let text = crate::read_text(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         let placed = text.lines().any(|l| {
             let mut f = l.splitn(3, ':');
             let (_, ctrl, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));

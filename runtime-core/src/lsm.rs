@@ -11,7 +11,7 @@ use oci_spec::runtime::Process;
 use crate::error::{Error, Os, Result};
 
 pub fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+    crate::procfs::read_text("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.trim() == "Y")
 }
 
