@@ -176,7 +176,7 @@ fn every_v1_hierarchy_is_reachable_inside_by_each_host_name() {
         return;
     }
     // runc's /sys/fs/cgroup on v1: an entry per hierarchy, named as on the
-    // host, holding the container's own cgroup, and a link for each
+    // host, holding the container's own cgroup read-only, and a link for each
     // controller of a co-mounted one ("cpu" -> "cpu,cpuacct"), so that
     // every name the host has reaches the container's cgroup.
     let mut names: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
@@ -191,9 +191,12 @@ fn every_v1_hierarchy_is_reachable_inside_by_each_host_name() {
         .collect();
     names.sort();
     assert!(!names.is_empty(), "no v1 hierarchy on a v1 host");
+    // Read-only, each of them: a writable one would let the container make
+    // cgroups on the host (mkdir there is a new cgroup).
     let mut w = World::new("cgnames");
     w.script(&format!(
-        "for c in {}; do grep -qx 1 /sys/fs/cgroup/$c/cgroup.procs && echo $c; done",
+        "for c in {}; do grep -qx 1 /sys/fs/cgroup/$c/cgroup.procs && echo $c; \
+         mkdir /sys/fs/cgroup/$c/escape 2>/dev/null && echo \"$c writable\"; done; true",
         names.join(" ")
     ));
     // With a cgroup namespace each hierarchy is mounted afresh; without

@@ -12,6 +12,7 @@ use nix::mount::{mount, MsFlags};
 use crate::error::{Error, Result};
 use crate::mounts::{remount, MountContext, MountOptions};
 use crate::safepath::fd_path;
+use crate::sys;
 
 pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()> {
     let hierarchies = ctx.hierarchies;
@@ -66,6 +67,8 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
     // from the rootfs per entry.
     let tmpfs = crate::mounts::mount_on(ctx, dest)?;
     let top = fd_path(&tmpfs);
+    // The binds, for their flags at the end.
+    let mut bound: Vec<(String, std::path::PathBuf)> = vec![];
     for h in hierarchies.iter().filter(|h| !h.v2) {
         let name = entry_name(h);
         let subsystems = h.controllers.join(",");
@@ -100,9 +103,7 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
                         e,
                     ))
                 }
-                Ok(()) if flags.is_empty() => {}
-                Ok(()) => remount(&st, flags, ctx.in_userns)
-                    .map_err(|e| Error::sys(format!("remount cgroup {sub_dest:?}"), e))?,
+                Ok(()) => bound.push((st, sub_dest)),
             }
         }
         // Co-mounted controllers ("cpu,cpuacct") get one link per name.
@@ -115,6 +116,20 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
                 let _ = nix::unistd::symlinkat(name.as_str(), Some(tmpfs.as_raw_fd()), s.as_str());
             }
         }
+    }
+    if flags.is_empty() {
+        return Ok(());
+    }
+    // One mount_setattr gives the tmpfs and every entry on it the flags
+    // (runc remounts each bind, then the tmpfs: ten mount calls on a v1
+    // host); a kernel or flag it cannot take goes that way.
+    let attrs = crate::mounts::setattr_of(flags);
+    if attrs.is_some_and(|(set, clr)| sys::mount_setattr_recursive(&tmpfs, set, clr).is_ok()) {
+        return Ok(());
+    }
+    for (st, sub_dest) in &bound {
+        remount(st, flags, ctx.in_userns)
+            .map_err(|e| Error::sys(format!("remount cgroup {sub_dest:?}"), e))?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         remount(&top, flags, ctx.in_userns)

@@ -553,6 +553,48 @@ pub fn remount(target: &str, flags: MsFlags, in_userns: bool) -> nix::Result<()>
     )
 }
 
+/// Per-mount flags as mount_setattr (set, clear) attribute bits; `None`
+/// when `flags` holds one it has no attribute for.
+pub(crate) fn setattr_of(flags: MsFlags) -> Option<(u64, u64)> {
+    const ATIME_MASK: u64 = 0x70;
+    let mut set = 0;
+    let mut clr = 0;
+    for (flag, attr) in [
+        (MsFlags::MS_RDONLY, 0x1),
+        (MsFlags::MS_NOSUID, 0x2),
+        (MsFlags::MS_NODEV, 0x4),
+        (MsFlags::MS_NOEXEC, 0x8),
+        (MsFlags::MS_NODIRATIME, 0x80),
+    ] {
+        if flags.contains(flag) {
+            set |= attr;
+        }
+    }
+    // At most one access-time mode (relatime is 0 in the mask).
+    for (flag, attr) in [
+        (MsFlags::MS_RELATIME, 0x0),
+        (MsFlags::MS_NOATIME, 0x10),
+        (MsFlags::MS_STRICTATIME, 0x20),
+    ] {
+        if flags.contains(flag) {
+            if clr != 0 {
+                return None;
+            }
+            set |= attr;
+            clr = ATIME_MASK;
+        }
+    }
+    let known = MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC
+        | MsFlags::MS_NODIRATIME
+        | MsFlags::MS_RELATIME
+        | MsFlags::MS_NOATIME
+        | MsFlags::MS_STRICTATIME;
+    (known | flags == known).then_some((set, clr))
+}
+
 /// The recursive options (`rro`, `rnosuid`, ...) as mount_setattr
 /// (set, clear) attribute bits.
 fn recursive_attr(opt: &str) -> Option<(u64, u64)> {
@@ -654,6 +696,19 @@ mod tests {
         }
         // Data options are not mount options of ours.
         assert!(MountOptions::parse(&["size=1k"]).unwrap().data == ["size=1k"]);
+    }
+
+    #[test]
+    fn mount_flags_as_setattr_bits() {
+        let f = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        assert_eq!(setattr_of(f), Some((0xf, 0)));
+        assert_eq!(setattr_of(f | MsFlags::MS_RELATIME), Some((0xf, 0x70)));
+        assert_eq!(setattr_of(MsFlags::MS_NOATIME), Some((0x10, 0x70)));
+        assert_eq!(
+            setattr_of(MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME),
+            None
+        );
+        assert_eq!(setattr_of(MsFlags::MS_SYNCHRONOUS), None);
     }
 
     #[test]
