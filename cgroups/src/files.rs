@@ -141,28 +141,32 @@ fn needs(r: &LinuxResources) -> Vec<Need> {
     if let Some(b) = r.block_io() {
         let weights = b.weight_device().as_deref().unwrap_or_default();
         need(
-            b.weight().is_some(),
+            // 0 is "not set": docker sends weight 0 for every container,
+            // and runc writes no weight for it.
+            b.weight().is_some_and(|w| w != 0),
             "blockIO.weight",
             "blkio",
             &["blkio.weight", "blkio.bfq.weight"],
             Some(&["io.weight", "io.bfq.weight"]),
         );
         need(
-            b.leaf_weight().is_some(),
+            b.leaf_weight().is_some_and(|w| w != 0),
             "blockIO.leafWeight",
             "blkio",
             &["blkio.leaf_weight"],
             None,
         );
         need(
-            weights.iter().any(|w| w.weight().is_some()),
+            weights.iter().any(|w| w.weight().is_some_and(|w| w != 0)),
             "blockIO.weightDevice",
             "blkio",
             &["blkio.weight_device", "blkio.bfq.weight_device"],
             Some(&["io.weight", "io.bfq.weight"]),
         );
         need(
-            weights.iter().any(|w| w.leaf_weight().is_some()),
+            weights
+                .iter()
+                .any(|w| w.leaf_weight().is_some_and(|w| w != 0)),
             "blockIO.weightDevice.leafWeight",
             "blkio",
             &["blkio.leaf_weight_device"],

@@ -602,6 +602,20 @@ fn resources_this_host_cannot_hold_are_refused() {
     }
 }
 
+#[test]
+fn a_zero_block_io_weight_is_no_weight() {
+    if !can_run("a_zero_block_io_weight_is_no_weight") {
+        return;
+    }
+    // docker puts `"blockIO": {"weight": 0}` in every container's config;
+    // runc takes 0 as not set and writes nothing. A host without a blkio
+    // weight file (no BFQ, as this one) must still run it.
+    let mut w = World::new("bioweight0");
+    w.config["linux"]["resources"] = json!({"blockIO": {"weight": 0, "leafWeight": 0}});
+    w.script("echo ran");
+    assert_eq!(w.run_ok("c").trim(), "ran");
+}
+
 /// v2 device rules are one eBPF program, replaced when the cgroup layer is
 /// given new rules, never stacked (runc stacked them until the kernel's
 /// limit of 64); `estiba update` leaves it alone, as runc's update leaves
