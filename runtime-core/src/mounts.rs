@@ -556,15 +556,19 @@ pub fn remount(target: &str, flags: MsFlags, in_userns: bool) -> nix::Result<()>
 /// Per-mount flags as mount_setattr (set, clear) attribute bits; `None`
 /// when `flags` holds one it has no attribute for.
 pub(crate) fn setattr_of(flags: MsFlags) -> Option<(u64, u64)> {
-    const ATIME_MASK: u64 = 0x70;
+    use crate::sys::{
+        MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOEXEC,
+        MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME,
+        MOUNT_ATTR__ATIME,
+    };
     let mut set = 0;
     let mut clr = 0;
     for (flag, attr) in [
-        (MsFlags::MS_RDONLY, 0x1),
-        (MsFlags::MS_NOSUID, 0x2),
-        (MsFlags::MS_NODEV, 0x4),
-        (MsFlags::MS_NOEXEC, 0x8),
-        (MsFlags::MS_NODIRATIME, 0x80),
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
     ] {
         if flags.contains(flag) {
             set |= attr;
@@ -572,16 +576,16 @@ pub(crate) fn setattr_of(flags: MsFlags) -> Option<(u64, u64)> {
     }
     // At most one access-time mode (relatime is 0 in the mask).
     for (flag, attr) in [
-        (MsFlags::MS_RELATIME, 0x0),
-        (MsFlags::MS_NOATIME, 0x10),
-        (MsFlags::MS_STRICTATIME, 0x20),
+        (MsFlags::MS_RELATIME, MOUNT_ATTR_RELATIME),
+        (MsFlags::MS_NOATIME, MOUNT_ATTR_NOATIME),
+        (MsFlags::MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
     ] {
         if flags.contains(flag) {
             if clr != 0 {
                 return None;
             }
             set |= attr;
-            clr = ATIME_MASK;
+            clr = MOUNT_ATTR__ATIME;
         }
     }
     let known = MsFlags::MS_RDONLY
@@ -598,15 +602,13 @@ pub(crate) fn setattr_of(flags: MsFlags) -> Option<(u64, u64)> {
 /// The recursive options (`rro`, `rnosuid`, ...) as mount_setattr
 /// (set, clear) attribute bits.
 fn recursive_attr(opt: &str) -> Option<(u64, u64)> {
-    const RDONLY: u64 = 0x1;
-    const NOSUID: u64 = 0x2;
-    const NODEV: u64 = 0x4;
-    const NOEXEC: u64 = 0x8;
-    const ATIME_MASK: u64 = 0x70;
-    const NOATIME: u64 = 0x10;
-    const STRICTATIME: u64 = 0x20;
-    const NODIRATIME: u64 = 0x80;
-    const NOSYMFOLLOW: u64 = 0x20_0000;
+    use crate::sys::{
+        MOUNT_ATTR_NOATIME as NOATIME, MOUNT_ATTR_NODEV as NODEV,
+        MOUNT_ATTR_NODIRATIME as NODIRATIME, MOUNT_ATTR_NOEXEC as NOEXEC,
+        MOUNT_ATTR_NOSUID as NOSUID, MOUNT_ATTR_NOSYMFOLLOW as NOSYMFOLLOW,
+        MOUNT_ATTR_RDONLY as RDONLY, MOUNT_ATTR_STRICTATIME as STRICTATIME,
+        MOUNT_ATTR__ATIME as ATIME_MASK,
+    };
     Some(match opt {
         "rro" => (RDONLY, 0),
         "rrw" => (0, RDONLY),
