@@ -144,7 +144,7 @@ pub enum Error {
     Criu(String),
     /// The calling program runs from a writable executable, which a
     /// container process could reach (CVE-2019-5736): call
-    /// [`crate::selfprotect::ensure_protected`] first thing in `main`.
+    /// [`crate::runtime::selfprotect::ensure_protected`] first thing in `main`.
     #[error("the runtime runs from a writable executable that container processes could reach (CVE-2019-5736): call estiba_core::selfprotect::ensure_protected() at the start of main")]
     NeedsSealedRuntime,
 }
@@ -153,7 +153,7 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// A failed system call on a path: "<what> <path>: <errno text>".
+    /// A failed system call on a path: `"<what> <path>: <errno text>"`.
     pub fn path(what: &'static str, path: impl Into<PathBuf>, err: impl Into<Os>) -> Self {
         Error::Path {
             what,

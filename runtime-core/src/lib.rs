@@ -44,48 +44,18 @@
 //! Or, in one call that waits for the exit code: [`run_foreground`]. The
 //! programs in `examples/` run each step for real.
 
-mod bundle;
-mod cgroupfs;
-mod channel;
-mod console;
-mod container;
-mod copyup;
-mod create;
+// By stage: input checks, the runtime's side, the init's side, the
+// syscall layer (ARCHITECTURE.md).
+mod config;
 mod criu;
-mod devices;
 mod error;
-pub mod events;
-mod exec;
-mod fdpass;
-mod foreground;
-mod guard;
-mod helper;
-mod hooks;
-mod id;
-mod idmap;
 mod init;
 pub mod log;
-mod lsm;
-mod mounts;
-mod namespaces;
-mod netdev;
-mod netlink;
-mod process;
-mod procfs;
-mod rootfs;
-mod rootless;
-mod run;
-mod safepath;
-pub mod selfprotect;
-pub mod signal;
-mod spec;
-mod state;
-mod stdio;
+mod net;
+mod runtime;
 mod sys;
-mod taskattr;
-mod userdb;
-pub use userdb::{ExecUser, Id as UserId};
-mod wait;
+pub use init::userdb::{ExecUser, Id as UserId};
+pub use runtime::{events, selfprotect, signal};
 
 /// The cgroup layer, whose error [`Error::Cgroup`] carries.
 pub use estiba_cgroups as cgroups;
@@ -95,24 +65,24 @@ pub use oci_spec;
 /// JSON values: [`default_spec`], [`features`] and [`event`] return them.
 pub use serde_json;
 
-pub use bundle::{parse_process, parse_spec, Bundle};
-pub use container::{list, Container};
-pub use create::{create, write_pid_file, CreateOptions, Created};
+pub use config::bundle::{parse_process, parse_spec, Bundle};
+pub use config::guard::read_input;
+pub use config::id::validate as validate_id;
+pub use config::spec::{default_spec, features, OCI_VERSION};
 pub use criu::restore::{restore, restore_foreground, RestoreOptions};
 pub use criu::{CheckpointOptions, CriuOptions};
 pub use error::{Error, Os, Result};
-pub use events::event;
-pub use exec::{process_from_flags, ExecOptions, ExecOutcome, ProcessFlags};
-pub use foreground::ForegroundOptions;
-pub use guard::read_input;
-pub use id::validate as validate_id;
-pub use rootless::{default_root, in_user_namespace};
-pub use run::{run_foreground, AfterRun};
-pub use signal::Signal;
-pub use spec::{default_spec, features, OCI_VERSION};
-pub use state::{now_rfc3339, OciState, Status};
-pub use stdio::{program_start, Stdio};
-pub use wait::{ExitStatus, ProcessHandle};
+pub use runtime::container::{list, Container};
+pub use runtime::create::{create, write_pid_file, CreateOptions, Created};
+pub use runtime::events::event;
+pub use runtime::exec::{process_from_flags, ExecOptions, ExecOutcome, ProcessFlags};
+pub use runtime::foreground::ForegroundOptions;
+pub use runtime::rootless::{default_root, in_user_namespace};
+pub use runtime::run::{run_foreground, AfterRun};
+pub use runtime::signal::Signal;
+pub use runtime::state::{now_rfc3339, OciState, Status};
+pub use runtime::stdio::{program_start, Stdio};
+pub use runtime::wait::{ExitStatus, ProcessHandle};
 
 /// Where state lives unless `--root` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/estiba";

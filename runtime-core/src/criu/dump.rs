@@ -1,9 +1,9 @@
 //! `checkpoint`: criu dumps (or pre-dumps) the container's process tree.
 
-use crate::container::Container;
 use crate::criu::{self, CheckpointOptions};
 use crate::error::{Error, Result};
-use crate::state::Status;
+use crate::runtime::container::Container;
+use crate::runtime::state::Status;
 
 impl Container {
     /// Checkpoints the container into `opts.image_path`. Unless it was
@@ -103,7 +103,10 @@ impl Container {
 /// `socket:[N]`), for restore to hand its own in their place: as given
 /// at create (the state), or, for a container an older estiba made, as
 /// they are now.
-fn record_descriptors(saved: &crate::state::Saved, images: &std::path::Path) -> Result<()> {
+fn record_descriptors(
+    saved: &crate::runtime::state::Saved,
+    images: &std::path::Path,
+) -> Result<()> {
     let names: Vec<String> = if saved.stdio.is_empty() {
         (0..3)
             .map(|fd| {

@@ -234,7 +234,7 @@ pub(crate) fn external_binds(spec: &Spec, bundle: &Path) -> Vec<(PathBuf, PathBu
         let opts = m.options().as_deref().unwrap_or_default();
         let bind =
             m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
-        if let (true, Ok(src)) = (bind, crate::mounts::bind_source(m, bundle)) {
+        if let (true, Ok(src)) = (bind, crate::init::mounts::bind_source(m, bundle)) {
             out.push((m.destination().clone(), src));
         }
     }
@@ -247,8 +247,8 @@ pub(crate) fn external_binds(spec: &Spec, bundle: &Path) -> Vec<(PathBuf, PathBu
 /// that place (runc resolves it the same way).
 pub(crate) fn mounted_binds(spec: &Spec, bundle: &Path, pid: i32) -> Vec<(PathBuf, PathBuf)> {
     let binds = external_binds(spec, bundle);
-    let root = crate::safepath::Root::open(Path::new(&format!("/proc/{pid}/root")));
-    let info = crate::procfs::read_text(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let root = crate::sys::safepath::Root::open(Path::new(&format!("/proc/{pid}/root")));
+    let info = crate::sys::procfs::read_text(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
     let mountpoint = |id: u64| {
         info.lines().find_map(|l| {
             let mut f = l.split(' ');
@@ -345,7 +345,7 @@ pub(crate) fn cgroup_binds(spec: &Spec, bound_in: Option<&Path>) -> Vec<(PathBuf
         .filter(|h| !h.v2 && bound(h))
         .filter_map(|h| {
             let first = h.controllers.first()?.clone();
-            Some((dest.join(crate::cgroupfs::entry_name(h)), Some(first)))
+            Some((dest.join(crate::init::cgroupfs::entry_name(h)), Some(first)))
         })
         .collect()
 }

@@ -9,11 +9,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use crate::bundle::Bundle;
-use crate::create::{claim, Claimed};
+use crate::config::bundle::Bundle;
 use crate::criu::{self, CriuOptions};
 use crate::error::{Error, Result};
-use crate::{id, state};
+use crate::runtime::create::{claim, Claimed};
+use crate::{config::id, runtime::state};
 
 /// runc's `restore` flags.
 #[derive(Debug, Clone, Default)]
@@ -106,9 +106,9 @@ fn restore_with_pty(opts: &RestoreOptions, keep_pty: bool) -> Result<(i32, Optio
         .and_then(|p| p.terminal())
         .unwrap_or(false);
     let keep_pty = keep_pty && terminal && opts.console_socket.is_none();
-    crate::create::check_console(terminal, opts.console_socket.is_some() || keep_pty)?;
+    crate::runtime::create::check_console(terminal, opts.console_socket.is_some() || keep_pty)?;
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    let own_pid_ns = crate::namespaces::Plan::from_spec(spec)?.new_pid;
+    let own_pid_ns = crate::config::namespaces::Plan::from_spec(spec)?.new_pid;
     let Claimed {
         dir,
         dir_fd: _lock,
@@ -127,7 +127,7 @@ fn restore_with_pty(opts: &RestoreOptions, keep_pty: bool) -> Result<(i32, Optio
     let console = opts
         .console_socket
         .as_deref()
-        .map(crate::fdpass::connect_console_socket)
+        .map(crate::sys::fdpass::connect_console_socket)
         .transpose()?;
     let root = CriuRoot::bind(&bundle.rootfs, &dir)?;
     let binds = mount_points(&root.0, &bundle)?;
@@ -172,12 +172,12 @@ fn restore_with_pty(opts: &RestoreOptions, keep_pty: bool) -> Result<(i32, Optio
     saved.cgroup_left_out = cgroup.left_out();
     if !terminal {
         // The restored init's streams are ours, inherited by criu.
-        saved.stdio = crate::stdio::names([None; 3]);
+        saved.stdio = crate::runtime::stdio::names([None; 3]);
     }
     saved.created_done = true;
     saved.save(&dir)?;
     if let Some(p) = &opts.pid_file {
-        crate::create::write_pid_file(p, pid)?;
+        crate::runtime::create::write_pid_file(p, pid)?;
     }
     cleanup.armed = false;
     Ok((pid, pty))
@@ -236,7 +236,7 @@ fn hand_over(
             "restore: process.terminal is true but the checkpoint holds no terminal".into(),
         )),
         (true, Some(master), Some(sock)) => {
-            crate::fdpass::send_fd(sock, "/dev/ptmx", &master, "the pty master")?;
+            crate::sys::fdpass::send_fd(sock, "/dev/ptmx", &master, "the pty master")?;
             Ok(None)
         }
         (true, Some(master), None) => Ok(Some(master)),
@@ -293,14 +293,14 @@ fn restore_opts(
 /// criu runs. Returns the binds by their resolved destination (criu's key).
 fn mount_points(root: &Path, bundle: &Bundle) -> Result<Vec<(PathBuf, PathBuf)>> {
     let real = std::fs::canonicalize(root).map_err(|e| Error::path("resolve", root, &e))?;
-    let r = crate::safepath::Root::open(&real)?;
+    let r = crate::sys::safepath::Root::open(&real)?;
     let mut temp = TempBinds(vec![]);
     let mut out = vec![];
     for (dest, source) in criu::external_binds(&bundle.spec, &bundle.dir) {
         let file = std::fs::metadata(&source).is_ok_and(|m| !m.is_dir());
         let fd = r.ensure(&dest, file)?;
         let inside = r.inside_path(&fd).unwrap_or(dest);
-        let at = crate::safepath::fd_path(&fd);
+        let at = crate::sys::safepath::fd_path(&fd);
         nix::mount::mount(
             Some(&source),
             at.as_str(),
@@ -330,7 +330,7 @@ impl Drop for TempBinds {
 /// waits for the init while passing on signals (and reaping orphans with
 /// `fg.subreaper`), deletes the container, and returns its exit code.
 pub fn restore_foreground(opts: &RestoreOptions, fg: crate::ForegroundOptions) -> Result<i32> {
-    let waiter = crate::foreground::Foreground::begin(fg)?;
+    let waiter = crate::runtime::foreground::Foreground::begin(fg)?;
     let result = restore_with_pty(opts, true).and_then(|(pid, pty)| waiter.wait(pid, pty));
     drop(waiter);
     let cleanup = crate::Container::load(&opts.root, &opts.id).and_then(|c| c.delete(true));

@@ -23,13 +23,13 @@ fn for_the_caller(
     flags: libc::c_int,
     clone: impl FnOnce(libc::c_int) -> Result<libc::pid_t, Errno>,
 ) -> Result<libc::pid_t, Errno> {
-    let flags = match crate::helper::in_helper() {
+    let flags = match crate::runtime::helper::in_helper() {
         true => flags | libc::CLONE_PARENT,
         false => flags,
     };
     let pid = clone(flags)?;
     if pid > 0 {
-        crate::helper::cloned(pid);
+        crate::runtime::helper::cloned(pid);
     }
     Ok(pid)
 }
@@ -301,6 +301,21 @@ pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> Errno {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and touches no Rust state.
     unsafe { libc::_exit(code) }
+}
+
+/// fork(3), even in a multi-threaded process: the child runs `child` and
+/// leaves with the code it returns ([`exit_now`]), so it never comes back
+/// into the caller's code with another thread's state half-copied. The
+/// parent gets the child's pid.
+pub fn fork_then(child: impl FnOnce() -> i32) -> Result<libc::pid_t, Errno> {
+    // SAFETY: glibc's fork makes the heap consistent in the child; the
+    // child only runs `child` and then _exits.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        p if p < 0 => Err(Errno::last()),
+        0 => exit_now(child()),
+        p => Ok(p),
+    }
 }
 
 /// `ioctl(TIOCGPTN)` + unlock: the slave's number of a pty master.
@@ -579,8 +594,11 @@ pub fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clr: u64) -> Result<(), E
     )
 }
 
+pub(crate) mod fdpass;
 mod newmount;
 pub use newmount::*;
+pub(crate) mod procfs;
+pub(crate) mod safepath;
 mod selfexe;
 pub use selfexe::*;
 

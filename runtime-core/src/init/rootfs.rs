@@ -6,10 +6,10 @@ use std::path::Path;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 
-use crate::devices;
 use crate::error::{Error, Result};
-use crate::mounts::{self, MountContext};
-use crate::safepath::{fd_path, Root};
+use crate::init::devices;
+use crate::init::mounts::{self, MountContext};
+use crate::sys::safepath::{fd_path, Root};
 
 /// Propagation of `/` in the container's mount namespace (rslave unless the
 /// spec says otherwise, so nothing the container mounts leaks to the host).
@@ -23,7 +23,7 @@ fn root_propagation(spec: &Spec) -> MsFlags {
 
 /// The mount point holding `path`, from mountinfo (longest prefix wins).
 fn mount_point_of(path: &Path) -> Option<String> {
-    let info = crate::procfs::read_text("/proc/self/mountinfo").ok()?;
+    let info = crate::sys::procfs::read_text("/proc/self/mountinfo").ok()?;
     info.lines()
         .filter_map(|l| l.split(' ').nth(4))
         .filter(|mp| path.starts_with(mp))
@@ -387,7 +387,7 @@ pub fn apply_system(spec: &Spec) -> Result<()> {
     }
     let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
     if let Some(sysctls) = sysctls.filter(|s| !s.is_empty()) {
-        let proc = crate::procfs::ProcFs::open(Path::new("/proc"))?;
+        let proc = crate::sys::procfs::ProcFs::open(Path::new("/proc"))?;
         for (k, v) in sysctls {
             let rel = format!("sys/{}", k.replace('.', "/"));
             proc.write(&rel, v.as_bytes(), true)

@@ -7,7 +7,7 @@ use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
 
 use crate::error::{Error, Result};
-use crate::safepath::{fd_path, Root};
+use crate::sys::safepath::{fd_path, Root};
 
 /// Every mount option the parser understands (not passed on as
 /// filesystem data): the features document's `mountOptions`.
@@ -277,7 +277,7 @@ pub fn mount_entry(ctx: &MountContext, index: usize, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let bind = opts.is_bind() || typ == "bind";
     if typ == "cgroup" || typ == "cgroup2" {
-        return crate::cgroupfs::mount_cgroup_fs(ctx, dest, &opts);
+        return crate::init::cgroupfs::mount_cgroup_fs(ctx, dest, &opts);
     }
     if bind {
         opts.check_bind(dest)?;
@@ -327,7 +327,7 @@ pub fn mount_entry(ctx: &MountContext, index: usize, m: &Mount) -> Result<()> {
                     .root
                     .open_in(dest, libc::O_RDONLY | libc::O_DIRECTORY)
                     .map_err(|e| Error::path("open tmpfs", ctx.root.host_path(dest), e))?;
-                crate::copyup::copy_up(&lower, &upper, dest)?;
+                crate::init::copyup::copy_up(&lower, &upper, dest)?;
             }
             return apply_propagation(ctx, &opts, dest);
         }
@@ -436,7 +436,7 @@ fn check_target(
         let source_is_proc = || {
             source.is_some_and(|s| {
                 nix::sys::statfs::statfs(s)
-                    .is_ok_and(|st| st.filesystem_type().0 == crate::procfs::PROC_SUPER_MAGIC)
+                    .is_ok_and(|st| st.filesystem_type().0 == crate::sys::procfs::PROC_SUPER_MAGIC)
             })
         };
         if typ == "proc" || source_is_proc() {
@@ -448,7 +448,7 @@ fn check_target(
     }
     let on_procfs = || {
         crate::sys::fs_magic(std::os::fd::AsFd::as_fd(target))
-            == Ok(crate::procfs::PROC_SUPER_MAGIC)
+            == Ok(crate::sys::procfs::PROC_SUPER_MAGIC)
     };
     if (real.starts_with("/proc") || on_procfs())
         && !PROC_FILES_ALLOWED.iter().any(|p| real == Path::new(p))

@@ -80,7 +80,7 @@ struct Grantable {
 
 impl Grantable {
     fn here() -> Self {
-        let last = crate::procfs::read_text("/proc/sys/kernel/cap_last_cap")
+        let last = crate::sys::procfs::read_text("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse::<u8>().ok())
             .unwrap_or(40);
@@ -234,7 +234,7 @@ impl SeccompPlan {
                 "metadata": self.metadata,
                 "state": self.state,
             });
-            crate::fdpass::send_fd(sock, &msg.to_string(), &fd, "the seccomp listener")?;
+            crate::sys::fdpass::send_fd(sock, &msg.to_string(), &fd, "the seccomp listener")?;
         }
         Ok(())
     }
@@ -254,7 +254,7 @@ pub fn finalize(
 ) -> Result<()> {
     let nnp = process.no_new_privileges().unwrap_or(false);
     apply_rlimits(process)?;
-    crate::taskattr::apply(process)?;
+    crate::init::taskattr::apply(process)?;
     drop_bounding(caps)?;
     let cwd = process.cwd();
     // Try the cwd as root first, then as the user (root may lack access
@@ -280,7 +280,7 @@ pub fn finalize(
         set_no_new_privs()?;
     }
     sys::umask(process.user().umask().unwrap_or(0o022));
-    crate::lsm::apply(process)?;
+    crate::init::lsm::apply(process)?;
     sys::reset_signals();
     close_runtime_fds(preserved_fds)?;
     if let (Some(s), true) = (seccomp, nnp) {

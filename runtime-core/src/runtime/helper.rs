@@ -65,15 +65,10 @@ pub(crate) fn run<T>(
         return work();
     }
     let (ours, theirs) = UnixDatagram::pair().map_err(|e| Error::sys("socketpair", &e))?;
-    // SAFETY: fork(3) in a multi-threaded process: the child only runs
-    // `work` (our code, on a heap glibc made consistent at the fork) and
-    // _exits; it never returns into the caller's code.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Error::sys("fork a helper", nix::errno::Errno::last()));
-    }
-    if pid == 0 {
-        drop(ours);
+    // The helper only runs `work` (our code) and exits.
+    let ours_fd = ours.as_raw_fd();
+    let pid = sys::fork_then(|| {
+        let _ = nix::unistd::close(ours_fd);
         IN_HELPER.store(true, Ordering::Relaxed);
         let reply = match work() {
             Ok(v) => {
@@ -86,8 +81,9 @@ pub(crate) fn run<T>(
             ),
         };
         let _ = send(&theirs, &reply.0, &reply.1);
-        sys::exit_now(0);
-    }
+        0
+    })
+    .map_err(|e| Error::sys("fork a helper", e))?;
     drop(theirs);
     let got = receive(&ours);
     // The helper exits once it has sent; reap it.

@@ -93,7 +93,7 @@ fn memory_policy(mp: &LinuxMemoryPolicy) -> Result<(libc::c_int, Vec<usize>)> {
         _ => {}
     }
     if flags & (1 << 14) == 0 {
-        let online = crate::procfs::read_text("/sys/devices/system/node/online")
+        let online = crate::sys::procfs::read_text("/sys/devices/system/node/online")
             .ok()
             .and_then(|s| parse_cpus(s.trim()).ok())
             .unwrap_or_else(|| vec![0]);
@@ -186,7 +186,7 @@ pub fn reset_affinity(pid: libc::pid_t, exec_process: Option<&Process>) -> Resul
         Some(c) => (parse_cpus(c)?, "process.execCPUAffinity.initial"),
         None => {
             let online =
-                crate::procfs::read_text("/sys/devices/system/cpu/online").unwrap_or_default();
+                crate::sys::procfs::read_text("/sys/devices/system/cpu/online").unwrap_or_default();
             match parse_cpus(online.trim()) {
                 Ok(all) => (all, "every online CPU"),
                 Err(_) => return Ok(()),

@@ -10,13 +10,13 @@ use std::path::Path;
 use nix::mount::{mount, MsFlags};
 
 use crate::error::{Error, Result};
-use crate::mounts::{remount, MountContext, MountOptions};
-use crate::safepath::fd_path;
+use crate::init::mounts::{remount, MountContext, MountOptions};
 use crate::sys;
+use crate::sys::safepath::fd_path;
 
 pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> Result<()> {
     let hierarchies = ctx.hierarchies;
-    let flags = crate::mounts::without(
+    let flags = crate::init::mounts::without(
         opts.flags,
         MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT,
     );
@@ -65,7 +65,7 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
     // The tmpfs is new, empty and seen by nothing but this init: its entries
     // are made and mounted on through one descriptor of it, with no lookup
     // from the rootfs per entry.
-    let tmpfs = crate::mounts::mount_on(ctx, dest)?;
+    let tmpfs = crate::init::mounts::mount_on(ctx, dest)?;
     let top = fd_path(&tmpfs);
     // The binds, for their flags at the end.
     let mut bound: Vec<(String, std::path::PathBuf)> = vec![];
@@ -123,7 +123,7 @@ pub fn mount_cgroup_fs(ctx: &MountContext, dest: &Path, opts: &MountOptions) -> 
     // One mount_setattr gives the tmpfs and every entry on it the flags
     // (runc remounts each bind, then the tmpfs: ten mount calls on a v1
     // host); a kernel or flag it cannot take goes that way.
-    let attrs = crate::mounts::setattr_of(flags);
+    let attrs = crate::init::mounts::setattr_of(flags);
     if attrs.is_some_and(|(set, clr)| sys::mount_setattr_recursive(&tmpfs, set, clr).is_ok()) {
         return Ok(());
     }
@@ -163,7 +163,7 @@ fn bind(ctx: &MountContext, src: &Path, target: &str, flags: MsFlags, dest: &Pat
     bind_source(src, target)
         .map_err(|e| Error::sys(format!("bind cgroup {src:?} on {dest:?}"), e))?;
     if !flags.is_empty() {
-        let top = crate::mounts::mount_on(ctx, dest)?;
+        let top = crate::init::mounts::mount_on(ctx, dest)?;
         remount(&fd_path(&top), flags, ctx.in_userns)
             .map_err(|e| Error::sys(format!("remount cgroup {dest:?}"), e))?;
     }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::container::Container;
 use crate::error::Result;
-use crate::state::Status;
+use crate::runtime::container::Container;
+use crate::runtime::state::Status;
 
 fn zero(n: &u64) -> bool {
     *n == 0

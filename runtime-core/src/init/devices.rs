@@ -10,7 +10,7 @@ use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use crate::error::{Error, Result};
-use crate::safepath::{fd_path, Root};
+use crate::sys::safepath::{fd_path, Root};
 
 /// A device to create: path inside the container, kind, numbers, mode, owner.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use oci_spec::runtime::Process;
 use crate::error::{Error, Os, Result};
 
 pub fn apparmor_enabled() -> bool {
-    crate::procfs::read_text("/sys/module/apparmor/parameters/enabled")
+    crate::sys::procfs::read_text("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.trim() == "Y")
 }
 
@@ -39,13 +39,13 @@ pub fn apply(p: &Process) -> Result<()> {
         } else {
             "self/attr/exec"
         };
-        crate::procfs::ProcFs::open(Path::new("/proc"))?
+        crate::sys::procfs::ProcFs::open(Path::new("/proc"))?
             .write(attr, format!("exec {profile}").as_bytes(), false)
             .map_err(|e| Error::Init(format!("apply AppArmor profile {profile:?}: {}", Os(e))))?;
     }
     if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
         if selinux_enabled() {
-            crate::procfs::ProcFs::open(Path::new("/proc"))?
+            crate::sys::procfs::ProcFs::open(Path::new("/proc"))?
                 .write("self/attr/exec", label.as_bytes(), false)
                 .map_err(|e| Error::Init(format!("apply SELinux label {label:?}: {}", Os(e))))?;
         } else {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
+use crate::config::namespaces::id_map_text;
 use crate::error::{Error, Result};
-use crate::namespaces::id_map_text;
-use crate::procfs::ProcFs;
+use crate::sys::procfs::ProcFs;
 
 /// Where state lives unless `--root` says otherwise: as runc, root's
 /// `/run/estiba`, and `$XDG_RUNTIME_DIR/estiba` for anyone else (also for
@@ -34,7 +34,7 @@ fn honor_xdg_runtime_dir() -> bool {
 /// Whether this process runs in a user namespace other than the initial
 /// one (whose uid map is the whole range onto itself).
 pub fn in_user_namespace() -> bool {
-    crate::procfs::read_text("/proc/self/uid_map")
+    crate::sys::procfs::read_text("/proc/self/uid_map")
         .map(|m| !is_initial_map(&m))
         .unwrap_or(false)
 }
@@ -138,7 +138,7 @@ fn run_map_tool(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
             m.size().to_string(),
         ]);
     }
-    crate::hooks::run_program(&path, &args, MAP_TOOL_TIMEOUT)
+    crate::runtime::hooks::run_program(&path, &args, MAP_TOOL_TIMEOUT)
         .map_err(|msg| Error::Sys(format!("{tool} {pid}: {msg}")))
 }
 
@@ -166,7 +166,7 @@ pub fn processes_of(init: i32, own_pid_ns: bool) -> Vec<i32> {
     let parent_of: Vec<(i32, i32)> = procs
         .into_iter()
         .filter_map(|p| {
-            let stat = crate::procfs::read_text(format!("/proc/{p}/stat")).ok()?;
+            let stat = crate::sys::procfs::read_text(format!("/proc/{p}/stat")).ok()?;
             Some((p, ppid_of_stat(&stat)?))
         })
         .collect();

@@ -3,10 +3,10 @@
 //! report the exit code (128+n for a signal n). With `process.terminal` and no console
 //! socket, the runtime holds the pty itself and proxies the caller's tty.
 
-use crate::container::Container;
-use crate::create::{create_anywhere, load_bundle, CreateOptions};
 use crate::error::Result;
-use crate::foreground::Foreground;
+use crate::runtime::container::Container;
+use crate::runtime::create::{create_anywhere, load_bundle, CreateOptions};
+use crate::runtime::foreground::Foreground;
 
 /// What becomes of a container `run` waited for once its init has exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum AfterRun {
 /// Runs the container to completion; returns its exit code. A run that
 /// fails is deleted whatever `after` says.
 pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
-    crate::selfprotect::require_protected()?;
+    crate::runtime::selfprotect::require_protected()?;
     // Read once: create takes it as it is.
     let bundle = load_bundle(opts)?;
     let terminal = bundle

@@ -24,7 +24,7 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Self> {
         let dir = std::fs::canonicalize(dir).map_err(|e| Error::path("bundle", dir, &e))?;
         let config = dir.join("config.json");
-        let text = crate::guard::read_input(&config)?;
+        let text = crate::config::guard::read_input(&config)?;
         let spec = parse_spec(&text)?;
         Self::from_spec(dir, spec)
     }
@@ -46,7 +46,7 @@ impl Bundle {
         let joined = dir.join(root.path());
         let rootfs =
             std::fs::canonicalize(&joined).map_err(|e| Error::path("root.path", &joined, &e))?;
-        crate::guard::check_rootfs(&joined, &rootfs)?;
+        crate::config::guard::check_rootfs(&joined, &rootfs)?;
         if !rootfs.is_dir() {
             return Err(Error::path("root.path", rootfs, nix::errno::Errno::ENOTDIR));
         }
@@ -196,7 +196,7 @@ fn validate(spec: &Spec) -> Result<()> {
         return Ok(());
     };
     if let Some(rdt) = linux.intel_rdt() {
-        let mounted = crate::procfs::read_text("/proc/self/mountinfo")
+        let mounted = crate::sys::procfs::read_text("/proc/self/mountinfo")
             .is_ok_and(|m| m.lines().any(|l| l.contains(" - resctrl ")));
         return Err(if mounted {
             Error::Unsupported(format!(
@@ -273,12 +273,12 @@ fn validate(spec: &Spec) -> Result<()> {
             )));
         }
     }
-    crate::guard::check_sysctls(spec)?;
-    crate::guard::check_mounts(spec)?;
+    crate::config::guard::check_sysctls(spec)?;
+    crate::config::guard::check_mounts(spec)?;
     if let Some(path) = linux.cgroups_path() {
         estiba_cgroups::container_path(Some(path), "x")?;
     }
-    crate::guard::check_devices(spec)
+    crate::config::guard::check_devices(spec)
 }
 
 /// Every hook in the spec, whatever its stage.

@@ -13,13 +13,13 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::Hook;
 
-use crate::bundle::Bundle;
-use crate::channel::{self, Msg};
+use crate::config::bundle::Bundle;
+use crate::config::namespaces::{self, Plan};
 use crate::error::{Error, Result};
-use crate::namespaces::{self, Plan};
-use crate::process::CapSets;
-use crate::state::{self, Saved, EXEC_SOCKET};
-use crate::{hooks, id, sys};
+use crate::init::process::CapSets;
+use crate::runtime::channel::{self, Msg};
+use crate::runtime::state::{self, Saved, EXEC_SOCKET};
+use crate::{config::id, runtime::hooks, sys};
 
 /// How to create a container: runc's `create` flags, and what a program
 /// embedding the library may give instead of files (the config, stdio).
@@ -44,7 +44,7 @@ pub struct CreateOptions {
     /// the pty master is returned in [`Created::pty`] instead.
     pub return_pty: bool,
     /// The init's standard input, output and error (default: the caller's).
-    pub stdio: crate::stdio::Stdio,
+    pub stdio: crate::runtime::stdio::Stdio,
     /// Do not use pivot_root (a rootfs on ramfs).
     pub no_pivot: bool,
     /// Do not give the container a new session keyring.
@@ -59,7 +59,7 @@ pub struct CreateOptions {
     pub pidfd_socket: Option<PathBuf>,
     /// What [`crate::run_foreground`] may do to the calling process while
     /// it waits (nothing by default; the CLI asks for runc's `run`).
-    pub foreground: crate::foreground::ForegroundOptions,
+    pub foreground: crate::runtime::foreground::ForegroundOptions,
     /// Whether the container may go without a cgroup the runtime cannot
     /// make (no limits asked, no `cgroupsPath` given): `None` decides as
     /// runc's `--rootless auto` (not root, or root only in a user
@@ -104,7 +104,7 @@ pub(crate) struct StageHooks {
 pub(crate) struct Prepared {
     pub bundle: Bundle,
     /// Personality and memory policy: the container's, for every process.
-    pub attrs: crate::taskattr::ContainerAttrs,
+    pub attrs: crate::init::taskattr::ContainerAttrs,
     /// The caller's descriptors that become the init's 0, 1 and 2.
     pub stdio: [Option<std::os::fd::RawFd>; 3],
     pub plan: Plan,
@@ -124,9 +124,9 @@ pub(crate) struct Prepared {
     pub no_new_keyring: bool,
     pub preserved_fds: u32,
     pub setgroups_allowed: bool,
-    pub seccomp: Option<crate::process::SeccompPlan>,
+    pub seccomp: Option<crate::init::process::SeccompPlan>,
     /// Id-mapped mounts, made by the runtime for the init to attach.
-    pub idmapped: crate::idmap::Prepared,
+    pub idmapped: crate::runtime::idmap::Prepared,
     /// The v1 `tasks` files the init writes "0" to, first thing after
     /// `Go`: it moves itself into its cgroup (see `make_before_clone`).
     pub cgroup_tasks: Vec<PathBuf>,
@@ -139,7 +139,7 @@ pub(crate) struct Prepared {
 /// before any process exists, so a bad profile fails create cleanly.
 pub(crate) fn compile_seccomp(
     spec: &oci_spec::runtime::Spec,
-) -> Result<Option<crate::process::SeccompPlan>> {
+) -> Result<Option<crate::init::process::SeccompPlan>> {
     let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
@@ -159,7 +159,7 @@ pub(crate) fn compile_seccomp(
         ),
         _ => None,
     };
-    Ok(Some(crate::process::SeccompPlan {
+    Ok(Some(crate::init::process::SeccompPlan {
         filter,
         listener,
         metadata: s.listener_metadata().clone().unwrap_or_default(),
@@ -281,9 +281,9 @@ pub(crate) fn create_anywhere(
     return_pty: bool,
     start_now: bool,
 ) -> Result<(Created, StartedNow)> {
-    crate::helper::run(
+    crate::runtime::helper::run(
         || create_with_console(opts, loaded, console_size, return_pty, start_now),
-        |(c, started)| crate::helper::Wire {
+        |(c, started)| crate::runtime::helper::Wire {
             body: serde_json::json!({"id": c.id, "pid": c.pid, "dir": c.state_dir, "pty": c.pty.is_some(), "started": started}),
             fds: c.pty.into_iter().collect(),
         },
@@ -337,21 +337,21 @@ pub(crate) fn create_with_console(
         None => load_bundle(opts)?,
     };
     let spec = &bundle.spec;
-    crate::selfprotect::require_protected()?;
+    crate::runtime::selfprotect::require_protected()?;
     let plan = Plan::from_spec(spec)?;
     let process = spec.process().as_ref();
     let caps = CapSets::from_spec(process.and_then(|p| p.capabilities().as_ref()))?;
     if let Some(p) = process {
-        crate::lsm::validate(p)?;
+        crate::init::lsm::validate(p)?;
     }
     let seccomp = compile_seccomp(spec)?;
-    let attrs = crate::taskattr::ContainerAttrs::from_spec(spec)?;
+    let attrs = crate::init::taskattr::ContainerAttrs::from_spec(spec)?;
     let own_netns = plan.new_net
         || plan
             .joins
             .iter()
             .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Network);
-    let net_devices = crate::netdev::plan(spec, own_netns)?;
+    let net_devices = crate::net::netdev::plan(spec, own_netns)?;
     let memory = spec
         .linux()
         .as_ref()
@@ -416,11 +416,11 @@ pub(crate) fn create_with_console(
         false => Some(listen_socket(&dir_fd, &dir)?),
     };
     let console = match (&opts.console_socket, console) {
-        (Some(path), _) => Some(crate::fdpass::connect_console_socket(path)?),
+        (Some(path), _) => Some(crate::sys::fdpass::connect_console_socket(path)?),
         (None, internal) => internal,
     };
     let pidfd_socket = match &opts.pidfd_socket {
-        Some(path) => Some(crate::fdpass::connect_pidfd_socket(path)?),
+        Some(path) => Some(crate::sys::fdpass::connect_pidfd_socket(path)?),
         None => None,
     };
     let (parent_chan, child_chan) = channel::pair()?;
@@ -434,7 +434,7 @@ pub(crate) fn create_with_console(
         || !hooks.create_container.is_empty()
         || !net_devices.is_empty();
     // Before clone: only the runtime (root on the host) may id-map.
-    let idmapped = crate::idmap::prepare(spec, &bundle.dir)?;
+    let idmapped = crate::runtime::idmap::prepare(spec, &bundle.dir)?;
     // Made before the init exists, so it gets in without being moved by
     // pid (see `make_before_clone`); elsewhere it is moved in after clone.
     let placement = match may_go_without_cgroup {
@@ -455,7 +455,7 @@ pub(crate) fn create_with_console(
         seccomp,
         attrs,
         stdio: opts.stdio.raw(),
-        setgroups_allowed: crate::rootless::setgroups_allowed(spec),
+        setgroups_allowed: crate::runtime::rootless::setgroups_allowed(spec),
         bundle,
         plan,
         caps,
@@ -513,9 +513,9 @@ pub(crate) fn create_with_console(
     let spec = &prepared.bundle.spec;
 
     if prepared.plan.new_user {
-        crate::rootless::write_id_maps(pid, spec)?;
+        crate::runtime::rootless::write_id_maps(pid, spec)?;
     }
-    crate::taskattr::reset_affinity(pid, None)?;
+    crate::init::taskattr::reset_affinity(pid, None)?;
     if v1_after_clone {
         // While the init makes its namespaces; it joins these after `Go`.
         let made = cgroup.make_v1()?;
@@ -568,7 +568,7 @@ pub(crate) fn create_with_console(
             Some(Msg::MountsDone) => {
                 crate::log::debug!("create {}: init's mounts done, hooks next", opts.id);
                 // Before the hooks: a CNI prestart hook sees the devices.
-                crate::netdev::move_all(&net_devices, pid)?;
+                crate::net::netdev::move_all(&net_devices, pid)?;
                 if !saved.poststop.is_empty() {
                     let stopped = saved.oci(state::Status::Stopped);
                     cleanup.poststop = Some((
@@ -596,10 +596,10 @@ pub(crate) fn create_with_console(
     }
     crate::log::debug!("create {}: init ready", opts.id);
     if let Some(sock) = &pidfd_socket {
-        crate::fdpass::send_pidfd(sock, pid, "standard")?;
+        crate::sys::fdpass::send_pidfd(sock, pid, "standard")?;
     }
     if !terminal {
-        saved.stdio = crate::stdio::names(opts.stdio.raw());
+        saved.stdio = crate::runtime::stdio::names(opts.stdio.raw());
     }
     saved.created_done = true;
     let dir = state::container_dir(&opts.root, &opts.id);
@@ -635,7 +635,7 @@ pub(crate) fn create_with_console(
     };
     crate::log::debug!("create {}: recorded", opts.id);
     let pty = match &pty_ours {
-        Some(sock) => Some(crate::fdpass::recv_fd(sock, "the pty master")?),
+        Some(sock) => Some(crate::sys::fdpass::recv_fd(sock, "the pty master")?),
         None => None,
     };
     cleanup.armed = false;
@@ -708,7 +708,7 @@ fn cgroup_plan(
         .and_then(|l| l.cgroups_path().as_deref())
         .filter(|p| !p.as_os_str().is_empty());
     let may_go_without =
-        rootless.unwrap_or_else(crate::rootless::detect) && !systemd && asked.is_none();
+        rootless.unwrap_or_else(crate::runtime::rootless::detect) && !systemd && asked.is_none();
     let path = estiba_cgroups::cgroup_path(
         asked.or(may_go_without.then_some(Path::new(id))),
         id,

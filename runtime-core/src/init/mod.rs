@@ -2,22 +2,33 @@
 //! a copy of the runtime's memory, single-threaded, inside the new
 //! namespaces. It never returns: it execs the user's program or exits.
 
+pub(crate) mod cgroupfs;
+pub(crate) mod console;
+pub(crate) mod copyup;
+pub(crate) mod devices;
+pub(crate) mod lsm;
+pub(crate) mod mounts;
+pub(crate) mod process;
+pub(crate) mod rootfs;
+pub(crate) mod taskattr;
+pub(crate) mod userdb;
+
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{accept4, SockFlag};
 
-use crate::channel::{Channel, Msg};
-use crate::create::Prepared;
 use crate::error::{Error, Result};
-use crate::mounts::MountContext;
-use crate::safepath::Root;
-use crate::{hooks, namespaces, process, rootfs, sys};
+use crate::runtime::channel::{Channel, Msg};
+use crate::runtime::create::Prepared;
+use crate::sys::safepath::Root;
+use crate::{config::namespaces, runtime::hooks, sys};
+use mounts::MountContext;
 
 /// Entry point in the child. Errors before `Ready` go to the parent over
 /// the channel; errors after `start` go to the `start` caller.
 pub(crate) fn run(p: &Prepared, chan: Channel) -> ! {
     // The descriptors the caller gave for stdio become 0, 1 and 2.
-    if let Err(e) = crate::stdio::install(p.stdio, 3 + p.preserved_fds as i32) {
+    if let Err(e) = crate::runtime::stdio::install(p.stdio, 3 + p.preserved_fds as i32) {
         let _ = chan.send(&Msg::Fail(e.to_string()));
         sys::exit_now(1);
     }
@@ -134,7 +145,7 @@ fn until_ready(
             .linux()
             .as_ref()
             .and_then(|l| l.mount_label().as_deref())
-            .filter(|l| !l.is_empty() && crate::lsm::selinux_enabled()),
+            .filter(|l| !l.is_empty() && crate::init::lsm::selinux_enabled()),
         idmapped: &p.idmapped,
     };
     if plan.new_mount {
@@ -150,7 +161,7 @@ fn until_ready(
     }
     crate::log::debug!("init: mounts done");
     // Hooks run after the environment exists (lifecycle step 2 is done).
-    let mut state = p.saved.oci(crate::state::Status::Created);
+    let mut state = p.saved.oci(crate::runtime::state::Status::Created);
     state.pid = host_pid;
     let state_json = serde_json::to_vec(&state).unwrap_or_default();
     if p.parent_hooks {
@@ -192,7 +203,7 @@ fn until_ready(
         return Ok(Some((None, host_pid)));
     };
     if let Some(adj) = process.oom_score_adj() {
-        crate::procfs::ProcFs::open(std::path::Path::new("/proc"))?.write_named(
+        crate::sys::procfs::ProcFs::open(std::path::Path::new("/proc"))?.write_named(
             &format!("process.oomScoreAdj {adj}"),
             "self/oom_score_adj",
             adj.to_string().as_bytes(),
@@ -204,10 +215,10 @@ fn until_ready(
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16))
             .or(p.console_size);
-        crate::console::setup(sock, size, true)?;
+        crate::init::console::setup(sock, size, true)?;
     }
     let args = process.args().as_deref().unwrap_or_default();
-    let env = crate::userdb::with_home(&p.env, process.user().uid());
+    let env = crate::init::userdb::with_home(&p.env, process.user().uid());
     let program = process::look_path(&args[0], &env)?;
     let exec = process::ExecArgs::new(&program, args, &env)?;
     crate::log::debug!("init: program found");
@@ -226,7 +237,7 @@ fn until_ready(
 fn become_the_process(
     p: &Prepared,
     process: &oci_spec::runtime::Process,
-    state: &crate::state::OciState,
+    state: &crate::runtime::state::OciState,
 ) -> Result<()> {
     p.attrs.apply()?;
     let seccomp = p.seccomp.as_ref().map(|plan| process::SeccompPlan {
@@ -283,7 +294,7 @@ fn finish(p: &Prepared, host_pid: i32) -> Result<()> {
             "process: required to start the container".into(),
         ));
     }
-    let mut state = p.saved.oci(crate::state::Status::Created);
+    let mut state = p.saved.oci(crate::runtime::state::Status::Created);
     state.pid = host_pid;
     let state_json = serde_json::to_vec(&state).unwrap_or_default();
     hooks::run_all_in(

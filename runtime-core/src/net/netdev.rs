@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use oci_spec::runtime::Spec;
 
 use crate::error::{Error, Result};
-use crate::netlink::{Addr, Netlink, IFA_F_PERMANENT};
+use crate::net::netlink::{Addr, Netlink, IFA_F_PERMANENT};
 
 /// One device to move, checked before anything exists.
 #[derive(Debug)]

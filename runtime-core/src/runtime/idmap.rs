@@ -12,9 +12,9 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 
+use crate::config::namespaces::id_map_text;
 use crate::error::{Error, Result};
-use crate::mounts::MountOptions;
-use crate::namespaces::id_map_text;
+use crate::init::mounts::MountOptions;
 use crate::sys;
 
 /// The prepared mounts: the index in `mounts[]` and the detached,
@@ -131,7 +131,7 @@ pub fn prepare(spec: &Spec, bundle_dir: &Path) -> Result<Prepared> {
                 fd.map_err(|e| Error::path("dup", "user namespace of an id-mapped mount", &e))?
             }
         };
-        let source = crate::mounts::bind_source(m, bundle_dir)?;
+        let source = crate::init::mounts::bind_source(m, bundle_dir)?;
         let recursive_tree = opts.flags.contains(nix::mount::MsFlags::MS_REC);
         let c = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::Config(format!("mounts: {dest:?}: source has a NUL byte")))?;
@@ -187,7 +187,7 @@ fn user_namespace(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<Ow
     }
     drop(rx);
     let res = (|| {
-        let proc = crate::procfs::ProcFs::open(Path::new("/proc"))?;
+        let proc = crate::sys::procfs::ProcFs::open(Path::new("/proc"))?;
         for (file, maps) in [("uid_map", uids), ("gid_map", gids)] {
             proc.write_named(
                 "id-mapped mount's user namespace",

@@ -18,7 +18,7 @@ fn entries(text: &str) -> impl Iterator<Item = (&str, u32, u32, &str)> {
 /// A database file of the container's, if it is a readable regular file:
 /// an image could put a fifo there to hang the init.
 fn db(path: &str) -> Option<String> {
-    let bytes = crate::guard::read_input(std::path::Path::new(path)).ok()?;
+    let bytes = crate::config::guard::read_input(std::path::Path::new(path)).ok()?;
     String::from_utf8(bytes).ok()
 }
 

@@ -218,7 +218,7 @@ impl Saved {
 
 /// Start time (clock ticks since boot) of `pid` and whether it is a zombie.
 pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
-    let stat = crate::procfs::read_text(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::sys::procfs::read_text(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();

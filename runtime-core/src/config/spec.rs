@@ -121,7 +121,7 @@ pub fn features() -> Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": crate::mounts::KNOWN_OPTIONS,
+        "mountOptions": crate::init::mounts::KNOWN_OPTIONS,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": all_capabilities(),
@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(spec.hostname().as_deref(), Some("estiba"));
         let dir = std::env::temp_dir().join(format!("estiba-spec-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("rootfs")).unwrap();
-        crate::bundle::Bundle::from_spec(dir.clone(), spec).unwrap();
+        crate::config::bundle::Bundle::from_spec(dir.clone(), spec).unwrap();
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -150,7 +150,7 @@ impl Plan {
             .sort_by_key(|j| j.typ != LinuxNamespaceType::User);
         // A runtime that is itself in a user namespace (rootless podman
         // runs it so) has the same limits: no mknod, locked mount flags.
-        plan.in_userns |= crate::rootless::in_user_namespace();
+        plan.in_userns |= crate::runtime::rootless::in_user_namespace();
         Ok(plan)
     }
 }
@@ -193,7 +193,7 @@ pub fn write_time_offsets(spec: &Spec) -> Result<()> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    crate::procfs::ProcFs::open(std::path::Path::new("/proc"))?.write_named(
+    crate::sys::procfs::ProcFs::open(std::path::Path::new("/proc"))?.write_named(
         "linux.timeOffsets",
         "self/timens_offsets",
         text.as_bytes(),

@@ -113,7 +113,7 @@ fn move_onto_readonly_clone() -> std::result::Result<(), nix::errno::Errno> {
     let file = std::fs::File::open(format!("/proc/self/fd/{}", tree.as_raw_fd())).map_err(io)?;
     drop(tree);
     let meta = file.metadata().map_err(io)?;
-    let maps = crate::procfs::read_text("/proc/self/maps").map_err(io)?;
+    let maps = crate::sys::procfs::read_text("/proc/self/maps").map_err(io)?;
     let mine = sys::mappings_of(
         &maps,
         std::os::unix::fs::MetadataExt::dev(&meta),
@@ -122,7 +122,7 @@ fn move_onto_readonly_clone() -> std::result::Result<(), nix::errno::Errno> {
     if mine.is_empty() {
         return Err(Errno::ENOENT);
     }
-    let stat = crate::procfs::read_text("/proc/self/stat").map_err(io)?;
+    let stat = crate::sys::procfs::read_text("/proc/self/stat").map_err(io)?;
     let layout = sys::parse_stat_layout(&stat).ok_or(Errno::EINVAL)?;
     let written = sys::writable_segments();
     // From here to the prctl nothing allocates (see remap_from).

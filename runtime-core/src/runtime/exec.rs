@@ -12,12 +12,12 @@ use std::path::PathBuf;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxCapabilities, Process};
 
-use crate::channel::{self, Channel, Msg};
-use crate::container::Container;
 use crate::error::{Error, Result};
-use crate::foreground::Foreground;
-use crate::process::{self, CapSets};
-use crate::state::Status;
+use crate::init::process::{self, CapSets};
+use crate::runtime::channel::{self, Channel, Msg};
+use crate::runtime::container::Container;
+use crate::runtime::foreground::Foreground;
+use crate::runtime::state::Status;
 use crate::sys;
 
 /// How to exec (runc's `exec` flags, once resolved into a process).
@@ -37,7 +37,7 @@ pub struct ExecOptions {
     pub return_pty: bool,
     /// The process's standard input, output and error (default: the
     /// caller's).
-    pub stdio: crate::stdio::Stdio,
+    pub stdio: crate::runtime::stdio::Stdio,
     /// A file to write the process's pid to.
     pub pid_file: Option<PathBuf>,
     /// Pass descriptors 3 .. 3+N on to the process.
@@ -51,13 +51,13 @@ pub struct ExecOptions {
     /// Who to run as instead of the process's user: numbers, or names
     /// looked up in the container's /etc/passwd and /etc/group (from
     /// inside its root); parse `"USER[:GROUP]"` into one.
-    pub user: Option<crate::userdb::ExecUser>,
+    pub user: Option<crate::init::userdb::ExecUser>,
     /// A unix socket to send a pidfd of the process to (runc's
     /// `--pidfd-socket`), once it runs.
     pub pidfd_socket: Option<PathBuf>,
     /// What waiting in the foreground may do to the calling process
     /// (nothing by default; the CLI asks for runc's `exec`).
-    pub foreground: crate::foreground::ForegroundOptions,
+    pub foreground: crate::runtime::foreground::ForegroundOptions,
 }
 
 impl ExecOptions {
@@ -85,7 +85,7 @@ impl ExecOptions {
 #[non_exhaustive]
 pub enum ExecOutcome {
     /// `detach`: the program runs; a handle to signal and wait for it.
-    Detached(crate::wait::ProcessHandle),
+    Detached(crate::runtime::wait::ProcessHandle),
     /// Foreground: its exit code (128+n for signal n).
     Exited(i32),
 }
@@ -272,9 +272,9 @@ impl Container {
         } else {
             Some(Foreground::begin(opts.foreground)?)
         };
-        let (pid, pty) = crate::helper::run(
+        let (pid, pty) = crate::runtime::helper::run(
             || self.spawn(opts),
-            |(pid, pty)| crate::helper::Wire {
+            |(pid, pty)| crate::runtime::helper::Wire {
                 body: serde_json::json!({"pid": pid, "pty": pty.is_some()}),
                 fds: pty.into_iter().collect(),
             },
@@ -287,7 +287,7 @@ impl Container {
             },
         )?;
         let Some(fg) = fg else {
-            let handle = crate::wait::ProcessHandle::open(pid)?.with_pty(pty);
+            let handle = crate::runtime::wait::ProcessHandle::open(pid)?.with_pty(pty);
             return Ok(ExecOutcome::Detached(handle));
         };
         fg.wait(pid, pty).map(ExecOutcome::Exited)
@@ -315,7 +315,7 @@ impl Container {
                 )
             }
         }
-        crate::selfprotect::require_protected()?;
+        crate::runtime::selfprotect::require_protected()?;
         let subs = sub_cgroup_paths(&opts.sub_cgroups)?;
         // Numbers are applied here; names are looked up inside the root.
         let mut process = std::borrow::Cow::Borrowed(&opts.process);
@@ -343,13 +343,13 @@ impl Container {
             )));
         }
         let caps = CapSets::from_spec(p.capabilities().as_ref())?;
-        crate::lsm::validate(p)?;
+        crate::init::lsm::validate(p)?;
         // The container's seccomp profile applies to exec'd processes too.
         let spec = self.spec_ref()?;
-        let mut seccomp = crate::create::compile_seccomp(spec)?;
+        let mut seccomp = crate::runtime::create::compile_seccomp(spec)?;
         // So are its personality and memory policy (runc applies them to
         // every process).
-        let attrs = crate::taskattr::ContainerAttrs::from_spec(spec)?;
+        let attrs = crate::init::taskattr::ContainerAttrs::from_spec(spec)?;
         if let Some(plan) = &mut seccomp {
             plan.state = serde_json::to_value(self.state()).unwrap_or_default();
         }
@@ -369,7 +369,10 @@ impl Container {
             ));
         }
         let (proxy_end, console) = match (&opts.console_socket, terminal) {
-            (Some(path), _) => (None, Some(crate::fdpass::connect_console_socket(path)?)),
+            (Some(path), _) => (
+                None,
+                Some(crate::sys::fdpass::connect_console_socket(path)?),
+            ),
             (None, true) => {
                 let (a, b) = UnixStream::pair().map_err(|e| Error::sys("socketpair", &e))?;
                 (Some(a), Some(b))
@@ -391,7 +394,7 @@ impl Container {
         let nss = open_namespaces(init)?;
         // Where the container's user namespace denies setgroups (a
         // rootless container mapping one gid), its processes cannot call it.
-        let setgroups_allowed = crate::procfs::read_text(format!("/proc/{init}/setgroups"))
+        let setgroups_allowed = crate::sys::procfs::read_text(format!("/proc/{init}/setgroups"))
             .map_or(true, |s| s.trim() != "deny");
         // The init's root, taken before joining: after setns(mnt) the kernel
         // puts us at the namespace's original root, which is not the
@@ -408,7 +411,7 @@ impl Container {
             .map_err(|e| Error::sys(format!("open {root_path}"), e))?,
         );
         let pidfd_socket = match &opts.pidfd_socket {
-            Some(path) => Some(crate::fdpass::connect_pidfd_socket(path)?),
+            Some(path) => Some(crate::sys::fdpass::connect_pidfd_socket(path)?),
             None => None,
         };
         let cg = self.cgroup_handle()?;
@@ -456,7 +459,7 @@ impl Container {
             .as_ref()
             .is_some_and(|p| p.clone_into.is_none() || in_cgroup);
         let result = (|| {
-            crate::taskattr::reset_affinity(pid, Some(p))?;
+            crate::init::taskattr::reset_affinity(pid, Some(p))?;
             match (subs.is_empty(), paused) {
                 _ if placed => {}
                 (true, true) => cg.enter_unfrozen(pid)?,
@@ -481,13 +484,13 @@ impl Container {
             return Err(e);
         }
         if let Some(sock) = &pidfd_socket {
-            crate::fdpass::send_pidfd(sock, pid, "setns")?;
+            crate::sys::fdpass::send_pidfd(sock, pid, "setns")?;
         }
         if let Some(pid_file) = &opts.pid_file {
-            crate::create::write_pid_file(pid_file, pid)?;
+            crate::runtime::create::write_pid_file(pid_file, pid)?;
         }
         let pty = match &proxy_end {
-            Some(sock) => Some(crate::fdpass::recv_fd(sock, "the pty master")?),
+            Some(sock) => Some(crate::sys::fdpass::recv_fd(sock, "the pty master")?),
             None => None,
         };
         Ok((pid, pty))
@@ -610,7 +613,7 @@ fn clone_through_userns(
         )));
     }
     let pid = i32::from_ne_bytes(buf);
-    crate::helper::cloned(pid);
+    crate::runtime::helper::cloned(pid);
     Ok(pid)
 }
 
@@ -622,16 +625,16 @@ fn child(
     cgroup_tasks: &[std::path::PathBuf],
     init_root: &OwnedFd,
     p: &Process,
-    user_names: Option<&crate::userdb::ExecUser>,
+    user_names: Option<&crate::init::userdb::ExecUser>,
     (caps, setgroups_allowed): (&CapSets, bool),
     console: Option<(&UnixStream, Option<(u16, u16)>)>,
     seccomp: Option<&process::SeccompPlan>,
-    attrs: &crate::taskattr::ContainerAttrs,
+    attrs: &crate::init::taskattr::ContainerAttrs,
     (stdio, preserve_fds): ([Option<std::os::fd::RawFd>; 3], u32),
     chan: &Channel,
 ) -> Result<std::convert::Infallible> {
     let res = (|| -> Result<Error> {
-        crate::stdio::install(stdio, 3 + preserve_fds as i32)?;
+        crate::runtime::stdio::install(stdio, 3 + preserve_fds as i32)?;
         // The process's memory is the runtime's until exec: keep other
         // container processes from reading it or its /proc/<pid>/exe.
         sys::prctl(libc::PR_SET_DUMPABLE, 0)
@@ -660,7 +663,7 @@ fn child(
         // session leader is outside the container (criu refuses that).
         sys::setsid();
         if let Some((sock, size)) = console {
-            crate::console::setup(sock, size, false)?;
+            crate::init::console::setup(sock, size, false)?;
         }
         let mut p = std::borrow::Cow::Borrowed(p);
         if let Some(spec) = user_names {
@@ -671,13 +674,14 @@ fn child(
             p.to_mut().set_user(user);
         }
         let p: &Process = &p;
-        let env = crate::userdb::with_home(&p.env().clone().unwrap_or_default(), p.user().uid());
+        let env =
+            crate::init::userdb::with_home(&p.env().clone().unwrap_or_default(), p.user().uid());
         let args = p.args().as_deref().unwrap_or_default();
         let program = process::look_path(&args[0], &env)?;
         crate::log::debug!("exec: in the container, about to run {program:?}");
         let exec = process::ExecArgs::new(&program, args, &env)?;
         attrs.apply()?;
-        crate::taskattr::apply_exec_affinity_final(p)?;
+        crate::init::taskattr::apply_exec_affinity_final(p)?;
         process::finalize(p, caps, setgroups_allowed, preserve_fds, seccomp)?;
         Ok(exec.exec())
     })();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::error::{Error, Result};
-use crate::signal::Signal;
+use crate::runtime::signal::Signal;
 use crate::sys;
 
 /// How a container process ended.

@@ -9,8 +9,8 @@ use nix::sys::socket::connect;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
-use crate::state::{self, OciState, Saved, Status, EXEC_SOCKET};
-use crate::{hooks, id, log, sys};
+use crate::runtime::state::{self, OciState, Saved, Status, EXEC_SOCKET};
+use crate::{config::id, log, runtime::hooks, sys};
 
 /// How long an operation waits for another one on the same container
 /// (a create running its hooks holds the lock) before it gives up.
@@ -226,7 +226,7 @@ impl Container {
 
     /// Sends `signal` to the init, or with `all` to every process of the
     /// container's cgroup.
-    pub fn kill(&self, signal: crate::signal::Signal, all: bool) -> Result<()> {
+    pub fn kill(&self, signal: crate::runtime::signal::Signal, all: bool) -> Result<()> {
         let status = self.status();
         if matches!(status, Status::Stopped) {
             return Err(self.state_error(status, "container not running"));
@@ -249,17 +249,17 @@ impl Container {
     /// Waits until the container's init exits, at most `timeout` (None: no
     /// limit; [`Error::Timeout`] when it runs on). The exit status is known
     /// to the init's parent (the process that created the container);
-    /// any other caller gets [`ExitStatus::Unknown`] once it is gone.
-    pub fn wait(&self, timeout: Option<Duration>) -> Result<crate::wait::ExitStatus> {
+    /// any other caller gets [`ExitStatus::Unknown`](crate::ExitStatus::Unknown) once it is gone.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<crate::runtime::wait::ExitStatus> {
         let pid = self.saved.pid;
         // A zombie still has its status for its parent to collect.
         if pid <= 0 || !self.saved.init_exists() {
-            return Ok(crate::wait::ExitStatus::Unknown);
+            return Ok(crate::runtime::wait::ExitStatus::Unknown);
         }
-        let handle = crate::wait::ProcessHandle::open(pid)?;
+        let handle = crate::runtime::wait::ProcessHandle::open(pid)?;
         // The pid could have been recycled between the check and the open.
         if !self.saved.init_exists() {
-            return Ok(crate::wait::ExitStatus::Unknown);
+            return Ok(crate::runtime::wait::ExitStatus::Unknown);
         }
         handle.wait(timeout)
     }
@@ -319,7 +319,7 @@ impl Container {
             return Ok(cg.pids()?);
         }
         Ok(if self.saved.init_alive() {
-            crate::rootless::processes_of(self.saved.pid, self.saved.own_pid_ns)
+            crate::runtime::rootless::processes_of(self.saved.pid, self.saved.own_pid_ns)
         } else {
             vec![]
         })
@@ -352,7 +352,7 @@ impl Container {
         } else {
             self.saved.bundle.join("config.json")
         };
-        let spec = crate::bundle::parse_spec(&crate::guard::read_input(&path)?)?;
+        let spec = crate::config::bundle::parse_spec(&crate::config::guard::read_input(&path)?)?;
         Ok(self.spec.get_or_init(|| spec))
     }
 

@@ -152,7 +152,8 @@ pub fn check_devices(spec: &Spec) -> Result<()> {
 pub fn check_mounts(spec: &Spec) -> Result<()> {
     for m in spec.mounts().iter().flatten() {
         let dest = m.destination();
-        let opts = crate::mounts::MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
+        let opts =
+            crate::init::mounts::MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
         let bind = opts.is_bind() || m.typ().as_deref() == Some("bind");
         if bind {
             opts.check_bind(dest)?;
@@ -163,7 +164,7 @@ pub fn check_mounts(spec: &Spec) -> Result<()> {
             )));
         }
     }
-    crate::idmap::check(spec)
+    crate::runtime::idmap::check(spec)
 }
 
 /// runc's rule: the rootfs, inside the (resolved) bundle, must not be or

@@ -54,7 +54,7 @@ pub fn setup(sock: &UnixStream, size: Option<(u16, u16)>, bind_console: bool) ->
         )
         .map_err(|e| Error::path("bind console", console, e))?;
     }
-    crate::fdpass::send_fd(sock, "/dev/ptmx", &master, "the pty master")?;
+    crate::sys::fdpass::send_fd(sock, "/dev/ptmx", &master, "the pty master")?;
     drop(master);
     for target in 0..3 {
         nix::unistd::dup2(slave.as_raw_fd(), target).map_err(|e| Error::sys("dup2 console", e))?;
