@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::config::bundle::Bundle;
 use crate::criu::{self, CriuOptions};
 use crate::error::{Error, Result};
-use crate::runtime::create::{claim, Claimed};
+use crate::runtime::claim::{claim, Claimed};
 use crate::{config::id, runtime::state};
 
 /// runc's `restore` flags.

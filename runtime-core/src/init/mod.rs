@@ -19,7 +19,7 @@ use nix::sys::socket::{accept4, SockFlag};
 
 use crate::error::{Error, Result};
 use crate::runtime::channel::{Channel, Msg};
-use crate::runtime::create::Prepared;
+use crate::runtime::spawn::Prepared;
 use crate::sys::safepath::Root;
 use crate::{config::namespaces, runtime::hooks, sys};
 use mounts::MountContext;

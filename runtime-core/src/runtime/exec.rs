@@ -346,7 +346,7 @@ impl Container {
         crate::init::lsm::validate(p)?;
         // The container's seccomp profile applies to exec'd processes too.
         let spec = self.spec_ref()?;
-        let mut seccomp = crate::runtime::create::compile_seccomp(spec)?;
+        let mut seccomp = crate::runtime::spawn::compile_seccomp(spec)?;
         // So are its personality and memory policy (runc applies them to
         // every process).
         let attrs = crate::init::taskattr::ContainerAttrs::from_spec(spec)?;

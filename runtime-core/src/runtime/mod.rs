@@ -3,6 +3,7 @@
 //! init, and the CVE-2019-5736 protection of the runtime itself.
 
 pub(crate) mod channel;
+pub(crate) mod claim;
 pub(crate) mod container;
 pub(crate) mod create;
 pub mod events;
@@ -15,6 +16,7 @@ pub(crate) mod rootless;
 pub(crate) mod run;
 pub mod selfprotect;
 pub mod signal;
+pub(crate) mod spawn;
 pub(crate) mod state;
 pub(crate) mod stdio;
 pub(crate) mod wait;
