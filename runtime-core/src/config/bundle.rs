@@ -262,6 +262,11 @@ fn validate(spec: &Spec) -> Result<()> {
     crate::config::guard::check_devices(spec)
 }
 
+/// The spec's `linux.resources`, if any.
+pub(crate) fn resources_of(spec: &Spec) -> Option<&oci_spec::runtime::LinuxResources> {
+    spec.linux().as_ref().and_then(|l| l.resources().as_ref())
+}
+
 /// Every hook in the spec, whatever its stage.
 pub fn hooks_of(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::Hook> {
     let hooks = spec.hooks().as_ref();

@@ -107,7 +107,7 @@ fn restore_with_pty(opts: &RestoreOptions, keep_pty: bool) -> Result<(i32, Optio
         .unwrap_or(false);
     let keep_pty = keep_pty && terminal && opts.console_socket.is_none();
     crate::runtime::create::check_console(terminal, opts.console_socket.is_some() || keep_pty)?;
-    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let resources = crate::config::bundle::resources_of(spec);
     let own_pid_ns = crate::config::namespaces::Plan::from_spec(spec)?.new_pid;
     let Claimed {
         dir,

@@ -85,7 +85,7 @@ pub(crate) fn claim(
     let spec = &bundle.spec;
     let (cgroup_path, may_go_without_cgroup) = cgroup_plan(spec, id, rootless, systemd)?;
     let cgroup = estiba_cgroups::Cgroup::open(&cgroup_path, systemd)?;
-    cgroup.check(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
+    cgroup.check(crate::config::bundle::resources_of(spec))?;
     let (dir, dir_fd) = claim_id(root, id)?;
     let cleanup = Cleanup::new(&dir);
     let saved = first_state(id, bundle, &cgroup_path, systemd, own_pid_ns);

@@ -303,11 +303,7 @@ fn check(opts: &CreateOptions, loaded: Option<Bundle>, return_pty: bool) -> Resu
             .iter()
             .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Network);
     let net_devices = crate::net::netdev::plan(spec, own_netns)?;
-    let memory = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref())
-        .and_then(|r| r.memory().as_ref());
+    let memory = crate::config::bundle::resources_of(spec).and_then(|r| r.memory().as_ref());
     if memory.is_some_and(|m| m.kernel().is_some()) {
         // Said, not silently dropped: Linux 6.x takes the write and ignores
         // it (runc ignores the field too).

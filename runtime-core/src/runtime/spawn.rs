@@ -12,6 +12,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::Hook;
 
+use crate::config::bundle::resources_of;
 use crate::config::bundle::Bundle;
 use crate::config::namespaces::{self, Plan};
 use crate::error::{Error, Result};
@@ -230,7 +231,8 @@ impl Made {
         let placement = &staged.placement;
         // Pure v2: born in its cgroup, limited already.
         if placement.as_ref().is_some_and(|p| p.tasks.is_empty()) {
-            self.cgroup.apply(resources_of(&staged.prepared))?;
+            self.cgroup
+                .apply(resources_of(&staged.prepared.bundle.spec))?;
         }
         crate::log::debug!("create {}: cloning the init", opts.id);
         let (pid, in_cgroup) = clone_init(
@@ -269,7 +271,7 @@ impl Made {
         in_cgroup: bool,
     ) -> Result<()> {
         let spec = &staged.prepared.bundle.spec;
-        let resources = resources_of(&staged.prepared);
+        let resources = resources_of(&staged.prepared.bundle.spec);
         let placement = &staged.placement;
         if staged.prepared.plan.new_user {
             crate::runtime::rootless::write_id_maps(pid, spec)?;
@@ -407,15 +409,6 @@ impl Made {
         }
         Ok(None)
     }
-}
-
-/// The container's `linux.resources`.
-fn resources_of(p: &Prepared) -> Option<&oci_spec::runtime::LinuxResources> {
-    p.bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref())
 }
 
 /// The exec socket `start` connects to; bound through the state dir's fd so
