@@ -246,6 +246,7 @@ impl Made {
                 .map(std::os::fd::AsFd::as_fd),
         )?;
         self.cleanup.pid = Some(pid);
+        crate::init::taskattr::start_elsewhere(pid);
         crate::log::debug!(
             "create {}: init {pid} cloned{}",
             opts.id,

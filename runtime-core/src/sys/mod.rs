@@ -567,6 +567,13 @@ pub fn sched_setattr(attr: &mut SchedAttr) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// The CPU the calling thread runs on now (it may move at any time).
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes nothing and only reports.
+    let c = unsafe { libc::sched_getcpu() };
+    usize::try_from(c).ok()
+}
+
 /// `sched_setaffinity(0, ...)` to exactly `cpus`.
 pub fn sched_setaffinity(pid: libc::pid_t, cpus: &[usize]) -> Result<(), Errno> {
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write inside it.
