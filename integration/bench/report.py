@@ -3,7 +3,10 @@
 left in WORK: medians per runtime and estiba's ratio to each other one
 (below 1: estiba is faster or smaller)."""
 import csv
+import glob
+import json
 import os
+import statistics
 import sys
 
 work, runs = sys.argv[1], sys.argv[2]
@@ -13,8 +16,18 @@ others = [n for n in names if n != "estiba"]
 
 
 def medians(name):
-    """Command name -> median seconds, from a hyperfine CSV export (a
-    runtime that did not finish a path has no row: "-" in the table)."""
+    """Command name -> median seconds: over every round's times where
+    timings.sh timed the path in rounds (NAME.<k>.json), else from a
+    hyperfine CSV export (a runtime that did not finish a path has no row:
+    "-" in the table)."""
+    rounds = sorted(glob.glob(os.path.join(work, glob.escape(name) + ".[0-9]*.json")))
+    if rounds:
+        times = {}
+        for path in rounds:
+            with open(path) as f:
+                for result in json.load(f)["results"]:
+                    times.setdefault(result["command"], []).extend(result["times"])
+        return {command: statistics.median(t) for command, t in times.items() if t}
     with open(os.path.join(work, name + ".csv")) as f:
         return {row["command"]: float(row["median"]) for row in csv.DictReader(f)}
 

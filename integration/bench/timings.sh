@@ -8,8 +8,20 @@ b=$work/bundle
 declare -A bin
 names=()
 while read -r name path; do names+=("$name"); bin[$name]=$path; done < "$work/runtimes"
-warm=$((runs < 5 ? 1 : 5))
-hf() { hyperfine -N -w "$warm" -r "$runs" "$@" >/dev/null; }
+# Each path is timed in rounds, every runtime once a round: this machine's
+# speed drifts by a third within a minute, and a runtime timed only in the
+# first half of a path would be timed in other weather than the next one.
+rounds=$((runs >= 10 ? 5 : 1))
+per=$(((runs + rounds - 1) / rounds))
+warm=$((runs < 5 ? 1 : 2))
+# hf NAME [hyperfine arguments]: the rounds' times in $work/NAME.<k>.json.
+hf() {
+    local name=$1
+    shift
+    for ((k = 0; k < rounds; k++)); do
+        hyperfine -N -w "$warm" -r "$per" --export-json "$work/$name.$k.json" "$@" >/dev/null
+    done
+}
 x() { echo "${bin[$1]} --root $work/root-$1"; }
 for r in "${names[@]}"; do
     # Each runtime must work here before it is timed.
@@ -37,14 +49,14 @@ for r in "${names[@]}"; do
     par+=(-n "$r" "sh -c 'seq 50 | xargs -P8 -I{} $c run --bundle $b par-$r-{} >/dev/null'")
     $c run -d --bundle "$work/sleeper" sl-$r </dev/null >/dev/null 2>&1
 done
-hf --export-csv "$work/run.csv" "${run[@]}"
-hf -i --export-csv "$work/create.csv" "${create[@]}"
-hf --export-csv "$work/start.csv" "${start[@]}"
-hf --export-csv "$work/delete.csv" "${delete[@]}"
-hf --export-csv "$work/csd.csv" "${csd[@]}"
-hf --export-csv "$work/exec.csv" "${exec[@]}"
-hf -i --export-csv "$work/cold-create.csv" "${cold_create[@]}"
-hf --export-csv "$work/cold-exec.csv" "${cold_exec[@]}"
+hf run "${run[@]}"
+hf create -i "${create[@]}"
+hf start "${start[@]}"
+hf delete "${delete[@]}"
+hf csd "${csd[@]}"
+hf exec "${exec[@]}"
+hf cold-create -i "${cold_create[@]}"
+hf cold-exec "${cold_exec[@]}"
 # One runtime at a time, each bounded: a runtime whose parallel runs hang
 # (youki 0.7 here: a `run` never reaps its /bin/true) gets no number.
 par_runs=$(( (runs + 9) / 10 < 3 ? 3 : (runs + 9) / 10 ))
@@ -62,8 +74,8 @@ for r in "${names[@]}"; do
     $c delete --force cc-$r
     for i in $(seq 20); do $c create --bundle "$b" many-$r-$i </dev/null >/dev/null 2>&1; done
 done
-hf --export-csv "$work/state.csv" "${state[@]}"
-hf --export-csv "$work/list.csv" "${list[@]}"
+hf state "${state[@]}"
+hf list "${list[@]}"
 for r in "${names[@]}"; do
     c=$(x "$r")
     for i in $(seq 20); do $c delete --force many-$r-$i; done
@@ -103,8 +115,8 @@ for r in "${names[@]}"; do
          -p "sh -c '$c delete --force pc-$r 2>/dev/null; true'" -n "$r-sealed" "$s create --bundle $b pc-$r")
     pe+=(-n "$r" "$c exec sl-$r /bin/true" -n "$r-sealed" "$s exec sl-$r /bin/true")
 done
-hf -i --export-csv "$work/prot-create.csv" "${pc[@]}"
-hf --export-csv "$work/prot-exec.csv" "${pe[@]}"
+hf prot-create -i "${pc[@]}"
+hf prot-exec "${pe[@]}"
 eval "exec ${HOLD[1]}>&-"
 wait
 for r in "${names[@]}"; do
