@@ -254,7 +254,8 @@ impl Made {
         );
         self.saved.pid = pid;
         self.saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
-        self.saved.save(&self.dir)?;
+        // Saved again by `place` or `record`, the last one plain.
+        self.saved.save_keeping_spare(&self.dir)?;
         // The init holds its own copies now.
         staged.prepared.console = None;
         staged.prepared.exec_listener = None;
@@ -285,7 +286,7 @@ impl Made {
             if !made.is_empty() {
                 cleanup.cgroup_parents_made.extend(made.iter().cloned());
                 saved.cgroup_parents_made.extend(made);
-                saved.save(&self.dir)?;
+                saved.save_keeping_spare(&self.dir)?;
             }
             cgroup.apply(resources)?;
         }
@@ -320,7 +321,7 @@ impl Made {
         // Unchanged (no parent made, nothing left out: the usual case), the
         // state written with the pid says it already.
         if saved.cgroup_parents_made != recorded.0 || saved.cgroup_left_out != recorded.1 {
-            saved.save(&self.dir)?;
+            saved.save_keeping_spare(&self.dir)?;
         }
         if opts.systemd_cgroup {
             cleanup.cgroup = Some(cgroup.clone());

@@ -142,25 +142,24 @@ impl Saved {
     /// ([`replace`]): readers see the old state or the new one, never half
     /// of either.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        // Each writer its own: two swaps through one name could put the
-        // older state back.
-        let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
-        let body =
-            serde_json::to_vec(self).map_err(|e| Error::Sys(format!("encode state: {e}")))?;
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::path("write", &tmp, &e))?;
-        f.write_all(&body)
-            .map_err(|e| Error::path("write", &tmp, &e))?;
-        drop(f);
-        let path = dir.join(STATE_FILE);
-        replace(&tmp, &path)
+        self.save_with(dir, Spare::Removed)
     }
 
+    /// [`Saved::save`] for a writer that saves again soon (create saves
+    /// three times): the state it replaces stays at the writer's temporary
+    /// name and is written over by the next save, instead of a new file
+    /// each time. On a disk-backed root every new file is an inode
+    /// allocation (ext4 without a journal scans past each inode freed in
+    /// the last minute) and every removal a discard. A plain `save` ends it.
+    pub(crate) fn save_keeping_spare(&self, dir: &Path) -> Result<()> {
+        self.save_with(dir, Spare::Keep)
+    }
+
+    fn save_with(&self, dir: &Path, spare: Spare) -> Result<()> {
+        let body =
+            serde_json::to_vec(self).map_err(|e| Error::Sys(format!("encode state: {e}")))?;
+        put(dir, &body, spare)
+    }
     /// Whether the recorded init process still runs (not a zombie, same
     /// start time, so not a recycled pid).
     pub fn init_alive(&self) -> bool {
@@ -295,6 +294,37 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// What becomes of the file a save replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spare {
+    /// Left at the writer's temporary name for its next save.
+    Keep,
+    Removed,
+}
+
+/// Writes `body` as the state in `dir`, through the writer's temporary file.
+fn put(dir: &Path, body: &[u8], spare: Spare) -> Result<()> {
+    // Each writer its own: two swaps through one name could put the older
+    // state back.
+    let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
+    let write = |e: std::io::Error| Error::path("write", &tmp, &e);
+    // Not truncated on open: ext4 (auto_da_alloc) writes a file cut to
+    // zero out to disk at close. A longer spare is cut to length after.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(write)?;
+    f.write_all(body).map_err(write)?;
+    if f.metadata().map_err(write)?.len() > body.len() as u64 {
+        f.set_len(body.len() as u64).map_err(write)?;
+    }
+    drop(f);
+    replace(&tmp, &dir.join(STATE_FILE), spare)
+}
+
 /// Puts the file at `tmp` at `path` atomically. Swapped in (RENAME_EXCHANGE)
 /// where a file is there already, and the old one then removed: ext4 makes
 /// a rename that replaces a file allocate and start writing the new one's
@@ -302,9 +332,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// and, freed again, a discard (with `-o discard`, waited for). Swapped,
 /// a state that lives a few seconds never reaches the disk. Plain rename
 /// where there is nothing to swap with, or the filesystem cannot swap.
-fn replace(tmp: &Path, path: &Path) -> Result<()> {
+fn replace(tmp: &Path, path: &Path, spare: Spare) -> Result<()> {
     use nix::fcntl::{renameat2, RenameFlags};
     match renameat2(None, tmp, None, path, RenameFlags::RENAME_EXCHANGE) {
+        Ok(()) if spare == Spare::Keep => Ok(()),
         Ok(()) => fs::remove_file(tmp).map_err(|e| Error::path("remove", tmp, &e)),
         Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL) => {
             fs::rename(tmp, path).map_err(|e| Error::path("rename", path, &e))
@@ -388,11 +419,31 @@ mod tests {
         let d = Scratch::new("replace");
         let (tmp, path) = (d.0.join(".t"), d.0.join("state.json"));
         fs::write(&tmp, "first").unwrap();
-        replace(&tmp, &path).unwrap();
+        replace(&tmp, &path, Spare::Removed).unwrap();
         fs::write(&tmp, "second").unwrap();
-        replace(&tmp, &path).unwrap();
+        replace(&tmp, &path, Spare::Removed).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "second");
         assert!(!tmp.exists());
+    }
+
+    /// create's saves write over one spare file: the state is always the
+    /// last one written, whole (a shorter state after a longer one leaves
+    /// no tail of it), and the last plain save leaves no temporary behind.
+    #[test]
+    fn saves_through_a_spare_leave_exactly_the_last_state() {
+        let d = Scratch::new("spare");
+        let tmp = d.0.join(format!(".state.json.{}.tmp", std::process::id()));
+        let long = format!("{{\"pid\":1,\"pad\":\"{}\"}}", "x".repeat(300));
+        put(&d.0, b"{\"pid\":0}", Spare::Keep).unwrap();
+        put(&d.0, long.as_bytes(), Spare::Keep).unwrap();
+        assert!(tmp.exists(), "the replaced state is kept as the spare");
+        put(&d.0, b"{\"pid\":2}", Spare::Keep).unwrap();
+        let now = fs::read(d.0.join(STATE_FILE)).unwrap();
+        assert_eq!(now, b"{\"pid\":2}");
+        serde_json::from_slice::<serde_json::Value>(&now).unwrap();
+        put(&d.0, b"{\"pid\":3}", Spare::Removed).unwrap();
+        assert_eq!(fs::read(d.0.join(STATE_FILE)).unwrap(), b"{\"pid\":3}");
+        assert!(!tmp.exists(), "a plain save removes the spare");
     }
 
     /// `state`, `list` and `delete` read the state while create and start
@@ -420,7 +471,7 @@ mod tests {
         };
         for i in 0..300 {
             fs::write(&tmp, &versions[i % 2]).unwrap();
-            replace(&tmp, &path).unwrap();
+            replace(&tmp, &path, Spare::Removed).unwrap();
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let reads = reader.join().unwrap().unwrap();
