@@ -127,6 +127,14 @@ pub(crate) struct ForInit {
     pub(crate) env: Vec<String>,
 }
 
+/// Whether `place` applied the cgroup limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limits {
+    Applied,
+    /// Left for [`Made::apply_after_go`].
+    AfterGo,
+}
+
 /// What the init is cloned with, and where in its cgroup it is born.
 pub(crate) struct Staged {
     pub(crate) prepared: Prepared,
@@ -264,14 +272,15 @@ impl Made {
     }
 
     /// The init's id maps, CPU affinity and cgroup, where clone did not
-    /// place it; limits applied.
+    /// place it; limits applied, but for the init that joins its v1
+    /// cgroups itself: [`Limits::AfterGo`].
     pub(crate) fn place(
         &mut self,
         opts: &CreateOptions,
         staged: &Staged,
         pid: i32,
         in_cgroup: bool,
-    ) -> Result<()> {
+    ) -> Result<Limits> {
         let spec = &staged.prepared.bundle.spec;
         let resources = resources_of(&staged.prepared.bundle.spec);
         let placement = &staged.placement;
@@ -288,7 +297,8 @@ impl Made {
                 saved.cgroup_parents_made.extend(made);
                 saved.save_keeping_spare(&self.dir)?;
             }
-            cgroup.apply(resources)?;
+            // The dirs (and their cpusets) are what the init's join needs.
+            return Ok(Limits::AfterGo);
         }
         let clone3_refused = placement
             .as_ref()
@@ -296,10 +306,11 @@ impl Made {
         if clone3_refused {
             // Made and limited already; the init's own writes to `tasks`
             // then find it in place.
-            return cgroup.enter(pid).map_err(Into::into);
+            cgroup.enter(pid)?;
+            return Ok(Limits::Applied);
         }
         if placement.is_some() {
-            return Ok(());
+            return Ok(Limits::Applied);
         }
         let recorded = (
             saved.cgroup_parents_made.clone(),
@@ -326,7 +337,23 @@ impl Made {
         if opts.systemd_cgroup {
             cleanup.cgroup = Some(cgroup.clone());
         }
-        cgroup.apply(resources).map_err(Into::into)
+        cgroup.apply(resources)?;
+        Ok(Limits::Applied)
+    }
+
+    /// The limits `place` left for after `Go`: applied while the init
+    /// makes its mounts, before anything of the container's runs (the init
+    /// waits for the parent after its mounts when there are hooks, and
+    /// execs only once recorded). runc too sets them once its init is
+    /// ready; done before `Go` they held the init back ~0.25 ms.
+    pub(crate) fn apply_after_go(&self, staged: &Staged, limits: Limits) -> Result<()> {
+        match limits {
+            Limits::Applied => Ok(()),
+            Limits::AfterGo => self
+                .cgroup
+                .apply(resources_of(&staged.prepared.bundle.spec))
+                .map_err(Into::into),
+        }
     }
 
     /// After `Go`: until the init is `Ready`, moving network devices in and
