@@ -97,18 +97,29 @@ impl Cgroup {
     /// fewest writes, v2's program attached; with no rules a container
     /// still gets only the default devices (runc's meaning).
     pub fn apply(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        self.apply_limits(resources)?;
+        self.apply_device_rules(resources)
+    }
+
+    /// [`Cgroup::apply`] without the device rules.
+    pub fn apply_limits(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let Some(r) = resources else {
+            return Ok(());
+        };
+        self.check_files(r)?;
+        if needs_libcgroups(r) {
+            self.apply_with_libcgroups(&without_devices(r))?;
+        }
+        gaps::apply(self, r)
+    }
+
+    /// Only the device rules of [`Cgroup::apply`]. On v1 they are written
+    /// one by one (a deny-all first where the set shrinks), so a process in
+    /// the cgroup may find a default device refused until the last write.
+    pub fn apply_device_rules(&self, resources: Option<&LinuxResources>) -> Result<()> {
         let rules = resources
             .and_then(|r| r.devices().as_deref())
             .unwrap_or_default();
-        if let Some(r) = resources {
-            self.check_files(r)?;
-        }
-        if let Some(r) = resources.filter(|r| needs_libcgroups(r)) {
-            self.apply_with_libcgroups(&without_devices(r))?;
-        }
-        if let Some(r) = resources {
-            gaps::apply(self, r)?;
-        }
         self.apply_devices(rules)
     }
 
