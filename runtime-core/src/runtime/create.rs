@@ -245,10 +245,10 @@ pub(crate) fn create_with_console(
     let (parent_chan, child_chan) = channel::pair()?;
     let (pid, in_cgroup) =
         made.clone_and_record(opts, &mut staged, dir_fd, &parent_chan, child_chan)?;
-    let limits = made.place(opts, &staged, pid, in_cgroup)?;
+    made.place(opts, &staged, pid, in_cgroup)?;
     crate::log::debug!("create {}: init {pid} in its cgroup or joining it", opts.id);
     parent_chan.send(&Msg::Go(pid))?;
-    made.apply_after_go(&staged, limits)?;
+    made.apply_after_go(&staged)?;
     made.until_ready(opts, &parent_chan, pid, &staged.prepared, &net_devices)?;
     crate::log::debug!("create {}: init ready", opts.id);
     if let Some(sock) = &pidfd_socket {

@@ -127,18 +127,17 @@ pub(crate) struct ForInit {
     pub(crate) env: Vec<String>,
 }
 
-/// Whether `place` applied the cgroup limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Limits {
-    Applied,
-    /// Left for [`Made::apply_after_go`].
-    AfterGo,
-}
-
 /// What the init is cloned with, and where in its cgroup it is born.
 pub(crate) struct Staged {
     pub(crate) prepared: Prepared,
     pub(crate) placement: Option<estiba_cgroups::Placement>,
+}
+
+impl Staged {
+    /// Whether the init writes itself into its v1 cgroups after `Go`.
+    fn joins_v1_itself(&self) -> bool {
+        self.placement.as_ref().is_some_and(|p| !p.tasks.is_empty())
+    }
 }
 
 /// What a create has made so far, and the cleanup that undoes it unless
@@ -273,14 +272,14 @@ impl Made {
 
     /// The init's id maps, CPU affinity and cgroup, where clone did not
     /// place it; limits applied, but for the init that joins its v1
-    /// cgroups itself: [`Limits::AfterGo`].
+    /// cgroups itself: see [`Made::apply_after_go`].
     pub(crate) fn place(
         &mut self,
         opts: &CreateOptions,
         staged: &Staged,
         pid: i32,
         in_cgroup: bool,
-    ) -> Result<Limits> {
+    ) -> Result<()> {
         let spec = &staged.prepared.bundle.spec;
         let resources = resources_of(&staged.prepared.bundle.spec);
         let placement = &staged.placement;
@@ -289,7 +288,7 @@ impl Made {
         }
         crate::init::taskattr::reset_affinity(pid, None)?;
         let (cgroup, saved, cleanup) = (&mut self.cgroup, &mut self.saved, &mut self.cleanup);
-        if placement.as_ref().is_some_and(|p| !p.tasks.is_empty()) {
+        if staged.joins_v1_itself() {
             // While the init makes its namespaces; it joins these after `Go`.
             let made = cgroup.make_v1()?;
             if !made.is_empty() {
@@ -301,8 +300,7 @@ impl Made {
             // and complete device rules what its first device (a mknod, a
             // pty) needs: v1's are written one by one, and a /dev/zero
             // made halfway through was refused (1 in ~500 parallel runs).
-            cgroup.apply_device_rules(resources)?;
-            return Ok(Limits::AfterGo);
+            return cgroup.apply_device_rules(resources).map_err(Into::into);
         }
         let clone3_refused = placement
             .as_ref()
@@ -310,11 +308,10 @@ impl Made {
         if clone3_refused {
             // Made and limited already; the init's own writes to `tasks`
             // then find it in place.
-            cgroup.enter(pid)?;
-            return Ok(Limits::Applied);
+            return cgroup.enter(pid).map_err(Into::into);
         }
         if placement.is_some() {
-            return Ok(Limits::Applied);
+            return Ok(());
         }
         let recorded = (
             saved.cgroup_parents_made.clone(),
@@ -341,8 +338,7 @@ impl Made {
         if opts.systemd_cgroup {
             cleanup.cgroup = Some(cgroup.clone());
         }
-        cgroup.apply(resources)?;
-        Ok(Limits::Applied)
+        cgroup.apply(resources).map_err(Into::into)
     }
 
     /// The limits `place` left for after `Go` (all but the device rules):
@@ -350,14 +346,13 @@ impl Made {
     /// container's runs (the init waits for the parent after its mounts
     /// when there are hooks, and execs only once recorded). runc too sets
     /// them once its init is ready; done before `Go` they held it back.
-    pub(crate) fn apply_after_go(&self, staged: &Staged, limits: Limits) -> Result<()> {
-        match limits {
-            Limits::Applied => Ok(()),
-            Limits::AfterGo => self
-                .cgroup
-                .apply_limits(resources_of(&staged.prepared.bundle.spec))
-                .map_err(Into::into),
+    pub(crate) fn apply_after_go(&self, staged: &Staged) -> Result<()> {
+        if !staged.joins_v1_itself() {
+            return Ok(());
         }
+        self.cgroup
+            .apply_limits(resources_of(&staged.prepared.bundle.spec))
+            .map_err(Into::into)
     }
 
     /// After `Go`: until the init is `Ready`, moving network devices in and

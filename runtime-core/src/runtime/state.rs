@@ -160,6 +160,7 @@ impl Saved {
             serde_json::to_vec(self).map_err(|e| Error::Sys(format!("encode state: {e}")))?;
         put(dir, &body, spare)
     }
+
     /// Whether the recorded init process still runs (not a zombie, same
     /// start time, so not a recycled pid).
     pub fn init_alive(&self) -> bool {
@@ -326,7 +327,8 @@ fn put(dir: &Path, body: &[u8], spare: Spare) -> Result<()> {
 }
 
 /// Puts the file at `tmp` at `path` atomically. Swapped in (RENAME_EXCHANGE)
-/// where a file is there already, and the old one then removed: ext4 makes
+/// where a file is there already, the old one then removed or, with
+/// [`Spare::Keep`], left at `tmp` for the next write: ext4 makes
 /// a rename that replaces a file allocate and start writing the new one's
 /// blocks at once (auto_da_alloc), so every state update cost a disk write
 /// and, freed again, a discard (with `-o discard`, waited for). Swapped,
