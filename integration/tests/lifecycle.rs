@@ -21,6 +21,80 @@ fn run_prints_from_inside_and_cleans_up() {
     );
 }
 
+/// An overlay rootfs with `index=on`, as engines mount one: the kernel
+/// refuses a second mount of its upper dir while the first's filesystem
+/// lives on anywhere, so a mount that works again shows the container's
+/// mounts were all gone when `run` returned (the engine unmounts the
+/// rootfs and mounts a new one from the same snapshot at once).
+struct Overlay {
+    opts: String,
+    at: std::path::PathBuf,
+}
+
+impl Overlay {
+    /// Moves the world's rootfs down as the lower dir; None (said) where
+    /// this kernel has no overlay with `index=on` here.
+    fn under(w: &World, test: &str) -> Option<Overlay> {
+        let lower = w.dir.join("lower");
+        std::fs::rename(w.rootfs(), &lower).unwrap();
+        for d in ["upper", "work", "bundle/rootfs"] {
+            std::fs::create_dir_all(w.dir.join(d)).unwrap();
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={},index=on",
+            lower.display(),
+            w.dir.join("upper").display(),
+            w.dir.join("work").display()
+        );
+        let o = Overlay {
+            opts,
+            at: w.rootfs(),
+        };
+        if let Err(e) = o.mount() {
+            estiba_integration::skip!("{test}: no overlay mount with index=on here: {e}");
+            return None;
+        }
+        Some(o)
+    }
+
+    fn mount(&self) -> nix::Result<()> {
+        nix::mount::mount(
+            Some("overlay"),
+            &self.at,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(self.opts.as_str()),
+        )
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.at, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn run_returns_with_the_containers_mounts_gone() {
+    let test = "run_returns_with_the_containers_mounts_gone";
+    if !can_run(test) {
+        return;
+    }
+    let mut w = World::new("mntgone");
+    let Some(overlay) = Overlay::under(&w, test) else {
+        return;
+    };
+    for i in 0..5 {
+        w.run_ok(&format!("c{i}"));
+        nix::mount::umount(&overlay.at).expect("unmount the rootfs after run");
+        let again = overlay.mount();
+        assert!(
+            again.is_ok(),
+            "run {i}: the upper dir is still in use after run returned: {again:?}"
+        );
+    }
+}
+
 /// `run --keep`: the exit code is reported and the container stays,
 /// stopped, with its cgroup, until `delete`.
 #[test]

@@ -63,8 +63,9 @@ impl Drop for Cleanup {
 
 /// What making a container starts with, shared by create and restore: its
 /// cgroup planned, opened and checked against the config's resources, its
-/// id claimed (a locked state dir), its first state and config copy
-/// written. The cleanup undoes it all unless disarmed.
+/// id claimed (a locked state dir), its first state written. The config
+/// copy ([`save_config_copy`]) is the caller's to write before it records
+/// the container. The cleanup undoes it all unless disarmed.
 pub(crate) struct Claimed {
     pub(crate) dir: PathBuf,
     pub(crate) dir_fd: OwnedFd,
@@ -90,7 +91,6 @@ pub(crate) fn claim(
     let cleanup = Cleanup::new(&dir);
     let saved = first_state(id, bundle, &cgroup_path, systemd, own_pid_ns);
     saved.save(&dir)?;
-    save_config_copy(&dir, spec)?;
     Ok(Claimed {
         dir,
         dir_fd,
@@ -204,7 +204,7 @@ fn first_state(
 
 /// The config as created: exec and `spec()` read this copy, never the
 /// bundle again (an edited or removed bundle changes nothing).
-fn save_config_copy(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+pub(crate) fn save_config_copy(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
     let copy = dir.join(state::CONFIG_COPY);
     std::fs::write(&copy, serde_json::to_vec(spec).unwrap_or_default())
         .map_err(|e| Error::path("write", &copy, &e))

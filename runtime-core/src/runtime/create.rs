@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::init::process::CapSets;
 use crate::runtime::channel::{self, Msg};
 use crate::runtime::claim::{claim, Claimed};
+use crate::runtime::run::HeldMounts;
 use crate::runtime::spawn::{compile_seccomp, ForInit, Made};
 
 /// How to create a container: runc's `create` flags, and what a program
@@ -97,6 +98,8 @@ pub struct Created {
     pub state_dir: PathBuf,
     /// The pty master, with [`CreateOptions::return_pty`].
     pub pty: Option<OwnedFd>,
+    /// `run`'s hold on the container's mount namespace (see `HeldMounts`).
+    pub(crate) mounts: HeldMounts,
 }
 
 /// `LISTEN_FDS` from systemd socket activation is passed on, as runc does.
@@ -158,6 +161,8 @@ pub(crate) fn create_anywhere(
                     pid: w.body["pid"].as_i64().unwrap_or(0) as i32,
                     state_dir: PathBuf::from(w.body["dir"].as_str().unwrap_or_default()),
                     pty,
+                    // (Not passed back: the helper's exit lets go of it.)
+                    mounts: HeldMounts::none(),
                 },
                 started,
             ))
@@ -248,12 +253,17 @@ pub(crate) fn create_with_console(
     made.place(opts, &staged, pid, in_cgroup)?;
     crate::log::debug!("create {}: init {pid} in its cgroup or joining it", opts.id);
     parent_chan.send(&Msg::Go(pid))?;
-    made.apply_after_go(&staged)?;
+    made.after_go(&staged)?;
     made.until_ready(opts, &parent_chan, pid, &staged.prepared, &net_devices)?;
     crate::log::debug!("create {}: init ready", opts.id);
     if let Some(sock) = &pidfd_socket {
         crate::sys::fdpass::send_pidfd(sock, pid, "standard")?;
     }
+    // While the init waits for its start, so surely in its mount namespace.
+    let mounts = match start_now {
+        true => HeldMounts::of(pid),
+        false => HeldMounts::none(),
+    };
     let started = made.record(opts, &parent_chan, pid, terminal, start_now)?;
     crate::log::debug!("create {}: recorded", opts.id);
     let pty = match &pty_ours {
@@ -267,6 +277,7 @@ pub(crate) fn create_with_console(
             pid,
             state_dir: made.dir,
             pty,
+            mounts,
         },
         started,
     ))

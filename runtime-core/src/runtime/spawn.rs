@@ -272,7 +272,7 @@ impl Made {
 
     /// The init's id maps, CPU affinity and cgroup, where clone did not
     /// place it; limits applied, but for the init that joins its v1
-    /// cgroups itself: see [`Made::apply_after_go`].
+    /// cgroups itself: see [`Made::after_go`].
     pub(crate) fn place(
         &mut self,
         opts: &CreateOptions,
@@ -341,17 +341,20 @@ impl Made {
         cgroup.apply(resources).map_err(Into::into)
     }
 
-    /// The limits `place` left for after `Go` (all but the device rules):
-    /// applied while the init makes its mounts, before anything of the
-    /// container's runs (the init waits for the parent after its mounts
+    /// What the parent does after `Go`, while the init makes its mounts
+    /// (it would only wait): the config copy written, and the limits
+    /// `place` left for now (all but the device rules), before anything of
+    /// the container's runs (the init waits for the parent after its mounts
     /// when there are hooks, and execs only once recorded). runc too sets
-    /// them once its init is ready; done before `Go` they held it back.
-    pub(crate) fn apply_after_go(&self, staged: &Staged) -> Result<()> {
+    /// limits once its init is ready; done before `Go` they held it back.
+    pub(crate) fn after_go(&self, staged: &Staged) -> Result<()> {
+        let spec = &staged.prepared.bundle.spec;
+        crate::runtime::claim::save_config_copy(&self.dir, spec)?;
         if !staged.joins_v1_itself() {
             return Ok(());
         }
         self.cgroup
-            .apply_limits(resources_of(&staged.prepared.bundle.spec))
+            .apply_limits(resources_of(spec))
             .map_err(Into::into)
     }
 
