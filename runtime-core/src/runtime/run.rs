@@ -78,7 +78,7 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
 /// has exited. The last reference does the teardown (every mount
 /// undone, an expedited RCU grace period, the superblocks freed: ~0.3 ms
 /// here); held, it is not in the init's exit, which comes before the exit
-/// is reported, so the wait ends sooner and the teardown runs on a thread
+/// is reported, so the wait ends sooner and the teardown runs in a task
 /// beside the delete. Nothing depends on it: without it (a /proc that
 /// refuses), the init's exit does the teardown as before.
 #[derive(Debug)]
@@ -95,27 +95,20 @@ impl HeldMounts {
         HeldMounts(None)
     }
 
-    /// Lets go on a thread of its own (inline if none can be started).
+    /// Lets go in a task of its own (inline if none can be started).
     fn release_beside(self) -> Teardown {
-        let Some(ns) = self.0 else {
-            return Teardown(None);
-        };
-        // The thread only closes a descriptor: a small stack is plenty.
-        let spawned = std::thread::Builder::new()
-            .stack_size(64 * 1024)
-            .spawn(move || drop(ns));
-        Teardown(spawned.ok())
+        Teardown(self.0.and_then(|ns| crate::sys::closer::on_task(ns.into())))
     }
 }
 
-/// A teardown under way on its own thread.
-struct Teardown(Option<std::thread::JoinHandle<()>>);
+/// A teardown under way in its own task.
+struct Teardown(Option<crate::sys::closer::Closer>);
 
 impl Teardown {
-    /// Bounded: the thread only runs the kernel's teardown of the mounts.
+    /// Bounded: the task only runs the kernel's teardown of the mounts.
     fn finish(self) {
         if let Some(t) = self.0 {
-            let _ = t.join();
+            t.join();
         }
     }
 }

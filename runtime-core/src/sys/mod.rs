@@ -601,6 +601,7 @@ pub fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clr: u64) -> Result<(), E
     )
 }
 
+pub(crate) mod closer;
 pub(crate) mod fdpass;
 mod newmount;
 pub use newmount::*;
