@@ -776,6 +776,21 @@ fn remove_tree(dir: &Path, kill: bool) -> Result<bool> {
 /// Whether `pid` is gone, exiting, or has SIGKILL pending.
 fn dying(pid: i32) -> bool {
     crate::read_text(format!("/proc/{pid}/status")).map_or(true, |s| dying_from_status(&s))
+        || crate::read_text(format!("/proc/{pid}/stat")).map_or(true, |s| exiting_from_stat(&s))
+}
+
+/// Whether /proc/PID/stat's flags (field 9) have PF_EXITING: a process
+/// that took its SIGKILL and is in its exit (undoing its namespaces can
+/// take a while) has no signal pending any more and is not a zombie yet.
+fn exiting_from_stat(stat: &str) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last ')'. After it: state (3), ppid, pgrp, session,
+    // tty_nr, tpgid, flags (9).
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(6))
+        .and_then(|f| f.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
 fn dying_from_status(status: &str) -> bool {
@@ -818,6 +833,16 @@ mod tests {
             &live.replace("S (sleeping)", "Z (zombie)")
         ));
         assert!(!dying(std::process::id() as i32));
+    }
+
+    #[test]
+    fn an_exit_under_way_reads_as_dying() {
+        // PF_EXITING (0x4) in the flags; a name with ") " in it.
+        let stat = |flags: u32| format!("42 (a) b) R 1 42 42 0 -1 {flags} 0 0 0 0 5 6");
+        assert!(exiting_from_stat(&stat(0x404044)));
+        assert!(!exiting_from_stat(&stat(0x404040)));
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(!exiting_from_stat(&own));
     }
 
     #[test]
