@@ -162,7 +162,7 @@ pub(crate) fn create_anywhere(
                     state_dir: PathBuf::from(w.body["dir"].as_str().unwrap_or_default()),
                     pty,
                     // (Not passed back: the helper's exit lets go of it.)
-                    mounts: HeldMounts::none(),
+                    mounts: HeldMounts::default(),
                 },
                 started,
             ))
@@ -260,9 +260,10 @@ pub(crate) fn create_with_console(
         crate::sys::fdpass::send_pidfd(sock, pid, "standard")?;
     }
     // While the init waits for its start, so surely in its mount namespace.
-    let mounts = match start_now {
-        true => HeldMounts::of(pid),
-        false => HeldMounts::none(),
+    let mounts = if start_now {
+        HeldMounts::of(pid)
+    } else {
+        HeldMounts::default()
     };
     let started = made.record(opts, &parent_chan, pid, terminal, start_now)?;
     crate::log::debug!("create {}: recorded", opts.id);

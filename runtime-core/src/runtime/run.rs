@@ -40,7 +40,7 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
     // Started by create itself: no `start` connects (one round trip and
     // the exec socket fewer).
     let (mut created, started) = create_anywhere(opts, Some(bundle), size, proxy, true)?;
-    let mounts = std::mem::replace(&mut created.mounts, HeldMounts::none());
+    let mounts = std::mem::take(&mut created.mounts);
     // Loaded once for start and delete (its status is derived, never stored).
     let (container, result) = match Container::load(&opts.root, &opts.id) {
         Ok(c) => {
@@ -67,7 +67,10 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
         None => Container::load(&opts.root, &opts.id).and_then(|c| c.delete(true)),
     };
     crate::log::debug!("run {}: deleted", opts.id);
-    teardown.finish();
+    // Bounded: the task only runs the kernel's teardown of the mounts.
+    if let Some(t) = teardown {
+        t.join();
+    }
     let code = result?;
     cleanup?;
     Ok(code)
@@ -81,7 +84,7 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
 /// is reported, so the wait ends sooner and the teardown runs in a task
 /// beside the delete. Nothing depends on it: without it (a /proc that
 /// refuses), the init's exit does the teardown as before.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct HeldMounts(Option<std::fs::File>);
 
 impl HeldMounts {
@@ -91,24 +94,8 @@ impl HeldMounts {
         HeldMounts(std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok())
     }
 
-    pub(crate) fn none() -> HeldMounts {
-        HeldMounts(None)
-    }
-
     /// Lets go in a task of its own (inline if none can be started).
-    fn release_beside(self) -> Teardown {
-        Teardown(self.0.and_then(|ns| crate::sys::closer::on_task(ns.into())))
-    }
-}
-
-/// A teardown under way in its own task.
-struct Teardown(Option<crate::sys::closer::Closer>);
-
-impl Teardown {
-    /// Bounded: the task only runs the kernel's teardown of the mounts.
-    fn finish(self) {
-        if let Some(t) = self.0 {
-            t.join();
-        }
+    fn release_beside(self) -> Option<crate::sys::closer::Closer> {
+        self.0.and_then(|ns| crate::sys::closer::on_task(ns.into()))
     }
 }
