@@ -33,8 +33,22 @@ struct Overlay {
 
 impl Overlay {
     /// Moves the world's rootfs down as the lower dir; None (said) where
-    /// this kernel has no overlay with `index=on` here.
+    /// this kernel has no overlay with `index=on` here. Mounted in a
+    /// private mount namespace of this test's thread (the runtime it
+    /// starts inherits it): a container another test makes meanwhile
+    /// copies the host's mounts, and its copy would hold the overlay
+    /// (the v2 guest's CI at 273d245 failed that way, 2 tests at a time).
     fn under(w: &World, test: &str) -> Option<Overlay> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .expect("unshare a mount namespace");
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .expect("make this thread's mounts private");
         let lower = w.dir.join("lower");
         std::fs::rename(w.rootfs(), &lower).unwrap();
         for d in ["upper", "work", "bundle/rootfs"] {
