@@ -25,6 +25,9 @@ pub struct Container {
     /// The config, parsed once: `exec` needs its process and its
     /// container-wide settings.
     spec: std::sync::OnceLock<oci_spec::runtime::Spec>,
+    /// The cgroup handle create used, kept by `run` for its delete: opening
+    /// one reads mountinfo again.
+    cgroup: Option<estiba_cgroups::Cgroup>,
 }
 
 impl Container {
@@ -55,7 +58,21 @@ impl Container {
             saved,
             lock: None,
             spec: std::sync::OnceLock::new(),
+            cgroup: None,
         })
+    }
+
+    /// The container as the create that made it in this process left it:
+    /// its final state and its cgroup handle (`run` goes on with it
+    /// without reading either again).
+    pub(crate) fn as_made(dir: PathBuf, saved: Saved, cgroup: estiba_cgroups::Cgroup) -> Self {
+        Container {
+            dir,
+            saved,
+            lock: None,
+            spec: std::sync::OnceLock::new(),
+            cgroup: Some(cgroup),
+        }
     }
 
     /// `delete --force` of an id whose create was killed before its first
@@ -125,6 +142,7 @@ impl Container {
             lock: Some(fd),
             // The config copy is written once, at create.
             spec: self.spec.clone(),
+            cgroup: self.cgroup.clone(),
         })
     }
 
@@ -330,6 +348,9 @@ impl Container {
     }
 
     fn cgroup(&self) -> Result<estiba_cgroups::Cgroup> {
+        if let Some(cg) = &self.cgroup {
+            return Ok(cg.clone());
+        }
         Ok(
             estiba_cgroups::Cgroup::open(&self.saved.cgroup_path, self.saved.systemd_cgroup)?
                 .leave_out(&self.saved.cgroup_left_out),

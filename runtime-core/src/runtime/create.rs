@@ -15,6 +15,7 @@ use crate::runtime::channel::{self, Msg};
 use crate::runtime::claim::{claim, Claimed};
 use crate::runtime::run::HeldMounts;
 use crate::runtime::spawn::{compile_seccomp, ForInit, Made};
+use crate::runtime::state::Saved;
 
 /// How to create a container: runc's `create` flags, and what a program
 /// embedding the library may give instead of files (the config, stdio).
@@ -100,6 +101,9 @@ pub struct Created {
     pub pty: Option<OwnedFd>,
     /// `run`'s hold on the container's mount namespace (see `HeldMounts`).
     pub(crate) mounts: HeldMounts,
+    /// What `run` goes on with: the final state and the cgroup handle, as
+    /// create made them here (none from the helper: `run` loads them).
+    pub(crate) made: Option<(Saved, estiba_cgroups::Cgroup)>,
 }
 
 /// `LISTEN_FDS` from systemd socket activation is passed on, as runc does.
@@ -163,6 +167,7 @@ pub(crate) fn create_anywhere(
                     pty,
                     // (Not passed back: the helper's exit lets go of it.)
                     mounts: HeldMounts::default(),
+                    made: None,
                 },
                 started,
             ))
@@ -279,6 +284,7 @@ pub(crate) fn create_with_console(
             state_dir: made.dir,
             pty,
             mounts,
+            made: Some((made.saved, made.cgroup)),
         },
         started,
     ))

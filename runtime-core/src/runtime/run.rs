@@ -41,8 +41,13 @@ pub fn run_foreground(opts: &CreateOptions, after: AfterRun) -> Result<i32> {
     // the exec socket fewer).
     let (mut created, started) = create_anywhere(opts, Some(bundle), size, proxy, true)?;
     let mounts = std::mem::take(&mut created.mounts);
-    // Loaded once for start and delete (its status is derived, never stored).
-    let (container, result) = match Container::load(&opts.root, &opts.id) {
+    // As create left it, else loaded once, for start and delete (its
+    // status is derived, never stored).
+    let container = match created.made.take() {
+        Some((saved, cgroup)) => Ok(Container::as_made(created.state_dir.clone(), saved, cgroup)),
+        None => Container::load(&opts.root, &opts.id),
+    };
+    let (container, result) = match container {
         Ok(c) => {
             let begun = match started {
                 Some(exec) => c.started(exec),
