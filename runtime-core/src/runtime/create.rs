@@ -254,7 +254,7 @@ pub(crate) fn create_with_console(
     )?;
     let (parent_chan, child_chan) = channel::pair()?;
     let (pid, in_cgroup) =
-        made.clone_and_record(opts, &mut staged, dir_fd, &parent_chan, child_chan)?;
+        made.clone_staged(opts, &mut staged, dir_fd, &parent_chan, child_chan)?;
     made.place(opts, &staged, pid, in_cgroup)?;
     crate::log::debug!("create {}: init {pid} in its cgroup or joining it", opts.id);
     parent_chan.send(&Msg::Go(pid))?;

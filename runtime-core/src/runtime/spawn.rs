@@ -223,11 +223,12 @@ impl Made {
         })
     }
 
-    /// Clones the init (into its v2 cgroup where it was made before) and
-    /// records its pid: a create killed from here on leaves a pid that
-    /// `delete --force` kills and waits for, so the cgroup is empty when it
-    /// is removed. Returns the pid, and whether it was born in its cgroup.
-    pub(crate) fn clone_and_record(
+    /// Clones the init (into its v2 cgroup where it was made before).
+    /// Returns the pid, and whether it was born in its cgroup. The pid is
+    /// recorded after `Go`; a create killed before then takes its init
+    /// with it, and `delete --force` waits for a cgroup holding only dying
+    /// processes before removing it.
+    pub(crate) fn clone_staged(
         &mut self,
         opts: &CreateOptions,
         staged: &mut Staged,
@@ -259,10 +260,9 @@ impl Made {
             opts.id,
             if in_cgroup { " into its cgroup" } else { "" }
         );
-        self.saved.pid = pid;
-        self.saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
-        // Saved again by `place` or `record`, the last one plain.
-        self.saved.save_keeping_spare(&self.dir)?;
+        // Recorded after `Go` (`after_go`), off the path to it: until then
+        // the init dies with this process (its parent-death signal, or
+        // the channel's end) and the state names the cgroup already.
         // The init holds its own copies now.
         staged.prepared.console = None;
         staged.prepared.exec_listener = None;
@@ -331,7 +331,7 @@ impl Made {
         // What a killed create leaves is found from this: the cgroup and the
         // parents it made (the init dies with create until it is recorded).
         // Unchanged (no parent made, nothing left out: the usual case), the
-        // state written with the pid says it already.
+        // first state says it already.
         if saved.cgroup_parents_made != recorded.0 || saved.cgroup_left_out != recorded.1 {
             saved.save_keeping_spare(&self.dir)?;
         }
@@ -347,7 +347,13 @@ impl Made {
     /// the container's runs (the init waits for the parent after its mounts
     /// when there are hooks, and execs only once recorded). runc too sets
     /// limits once its init is ready; done before `Go` they held it back.
-    pub(crate) fn after_go(&self, staged: &Staged) -> Result<()> {
+    pub(crate) fn after_go(&mut self, staged: &Staged) -> Result<()> {
+        // Before any hook runs: a create killed during one then reads as
+        // stopped once its init is gone. (Saved again by `record`, plain.)
+        let pid = self.cleanup.pid.unwrap_or(0);
+        self.saved.pid = pid;
+        self.saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
+        self.saved.save_keeping_spare(&self.dir)?;
         let spec = &staged.prepared.bundle.spec;
         crate::runtime::claim::save_config_copy(&self.dir, spec)?;
         if !staged.joins_v1_itself() {

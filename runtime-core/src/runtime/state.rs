@@ -177,9 +177,14 @@ impl Saved {
 
     pub fn status(&self, dir: &Path) -> Status {
         if !self.created_done {
-            // A create still under way, or one that died: the init (if any)
-            // decides whether anything is left to clean.
-            return if self.pid == 0 || self.init_alive() {
+            // A create still under way, or one that died: the init decides
+            // whether anything is left to clean; before the init is
+            // recorded, the create's lock on the dir does.
+            let under_way = match self.pid {
+                0 => create_holds(dir),
+                _ => self.init_alive(),
+            };
+            return if under_way {
                 Status::Creating
             } else {
                 Status::Stopped
@@ -248,6 +253,16 @@ pub fn exec_socket(
 }
 
 /// `<root>/<id>`, after the id was validated.
+/// Whether a create (or restore) still holds the lock on `dir`: it does
+/// from its claim to its end. Taken for a moment when free.
+fn create_holds(dir: &Path) -> bool {
+    let Ok(f) = fs::File::open(dir) else {
+        return false;
+    };
+    crate::sys::flock_exclusive_now(std::os::fd::AsFd::as_fd(&f))
+        == Err(nix::errno::Errno::EWOULDBLOCK)
+}
+
 pub fn container_dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
@@ -368,14 +383,11 @@ mod tests {
         assert_eq!(proc_start_time(me).map(|x| x.0), Some(a));
     }
 
-    #[test]
-    fn reused_pid_reads_as_dead() {
-        let me = std::process::id() as i32;
-        let (start, _) = proc_start_time(me).unwrap();
-        let mut s = Saved {
+    fn saved(pid: i32, pid_start: u64, created_done: bool) -> Saved {
+        Saved {
             id: "x".into(),
-            pid: me,
-            pid_start: start + 1,
+            pid,
+            pid_start,
             bundle: "/".into(),
             rootfs: "/".into(),
             created: String::new(),
@@ -389,13 +401,34 @@ mod tests {
             poststart: vec![],
             poststop: vec![],
             oci_version: "1.0.0".into(),
-            created_done: true,
+            created_done,
             no_process: false,
             stdio: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn reused_pid_reads_as_dead() {
+        let me = std::process::id() as i32;
+        let (start, _) = proc_start_time(me).unwrap();
+        let mut s = saved(me, start + 1, true);
         assert!(!s.init_alive());
         s.pid_start = start;
         assert!(s.init_alive());
+    }
+
+    #[test]
+    fn a_create_gone_before_recording_its_init_reads_as_stopped() {
+        // The first state (pid 0) of a create killed before its init was
+        // recorded: creating only while the create holds the dir's lock.
+        let d = Scratch::new("unrecorded");
+        let s = saved(0, 0, false);
+        assert_eq!(s.status(&d.0), Status::Stopped);
+        let lock = fs::File::open(&d.0).unwrap();
+        crate::sys::flock_exclusive_now(std::os::fd::AsFd::as_fd(&lock)).unwrap();
+        assert_eq!(s.status(&d.0), Status::Creating);
+        drop(lock);
+        assert_eq!(s.status(&d.0), Status::Stopped);
     }
 
     /// A directory of the test's own, removed when dropped.
