@@ -46,6 +46,11 @@ fn may_enter_a_container() -> bool {
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     estiba_core::program_start();
+    // From here, above run()'s own frame: the range must lie within the
+    // stack's mapping (at least 128 KiB below where the kernel started it).
+    if may_enter_a_container() {
+        estiba_core::prefault_stack();
+    }
     let code = run();
     // process::exit flushes stdout, as returning from std's main does.
     std::process::exit(code.into())

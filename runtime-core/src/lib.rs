@@ -81,7 +81,7 @@ pub use runtime::rootless::{default_root, in_user_namespace};
 pub use runtime::run::{run_foreground, AfterRun};
 pub use runtime::signal::Signal;
 pub use runtime::state::{now_rfc3339, OciState, Status};
-pub use runtime::stdio::{program_start, Stdio};
+pub use runtime::stdio::{prefault_stack, program_start, Stdio};
 pub use runtime::wait::{ExitStatus, ProcessHandle};
 
 /// Where state lives unless `--root` says otherwise.

@@ -76,3 +76,9 @@ pub(crate) fn install(fds: [Option<RawFd>; 3], floor: RawFd) -> Result<()> {
 pub fn program_start() {
     crate::sys::program_start();
 }
+
+/// For a program about to create, run or exec: the stack those paths use,
+/// mapped in one call rather than a page fault at a time (best effort).
+pub fn prefault_stack() {
+    crate::sys::prefault_stack(120 * 1024);
+}

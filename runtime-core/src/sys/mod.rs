@@ -649,6 +649,33 @@ pub fn loopback_up() -> Result<(), Errno> {
     Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(|_| ())
 }
 
+/// Maps `bytes` of fresh stack below the caller's frame in one call
+/// (`MADV_POPULATE_WRITE`, Linux 5.14) instead of a page fault for each
+/// page as the call chain first reaches it: create, run and exec go ~150 KiB
+/// deep (the parsed config, 3 KB, is moved by value through their frames),
+/// ~38 faults each. Best effort: an older kernel, or a range beyond the
+/// stack's mapping, leaves the faults as they were.
+pub fn prefault_stack(bytes: usize) {
+    let here = std::hint::black_box(0u8);
+    // SAFETY: sysconf reads a value; no pointers.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => return,
+    };
+    let top = std::ptr::addr_of!(here) as usize & !(page - 1);
+    let start = top.saturating_sub(bytes) & !(page - 1);
+    // SAFETY: MADV_POPULATE_WRITE only faults in pages of mappings that
+    // exist (it fails with ENOMEM otherwise) and changes no contents; the
+    // range is below this frame, in the stack no live frame uses yet.
+    unsafe {
+        libc::madvise(
+            start as *mut libc::c_void,
+            top - start,
+            libc::MADV_POPULATE_WRITE,
+        )
+    };
+}
+
 /// What std's own start-up does that a program with its own C `main` (the
 /// CLI) still needs: SIGPIPE ignored, so that a reader that went away is an
 /// EPIPE error and not death; and descriptors 0-2 open (on /dev/null when
