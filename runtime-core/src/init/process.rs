@@ -71,23 +71,33 @@ fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> Result<HashSet<caps
 }
 
 /// What this process can hand on: capabilities the running kernel knows
-/// (up to cap_last_cap) that are in our own bounding set. Read once per
-/// create or exec.
+/// that are in our own bounding set. Asked of the kernel per capability the
+/// config names, each once (PR_CAPBSET_READ says EINVAL past cap_last_cap):
+/// a handful of calls, where the whole set was 41 and a /proc read.
+#[derive(Default)]
 struct Grantable {
-    last: u8,
-    ours: Option<HashSet<caps::Capability>>,
+    asked: std::cell::Cell<u64>,
+    granted: std::cell::Cell<u64>,
 }
 
 impl Grantable {
-    fn here() -> Self {
-        let last = crate::sys::procfs::read_text("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse::<u8>().ok())
-            .unwrap_or(40);
-        Grantable {
-            last,
-            ours: caps::read(None, caps::CapSet::Bounding).ok(),
+    fn can_grant(&self, c: caps::Capability) -> bool {
+        let ask = || match sys::in_bounding_set(c.index()) {
+            Ok(yes) => yes,
+            Err(nix::errno::Errno::EINVAL) => false,
+            // Not known either way: left to the kernel at exec.
+            Err(_) => true,
+        };
+        let Some(bit) = 1u64.checked_shl(u32::from(c.index())) else {
+            return ask();
+        };
+        if self.asked.get() & bit == 0 {
+            self.asked.set(self.asked.get() | bit);
+            if ask() {
+                self.granted.set(self.granted.get() | bit);
+            }
         }
+        self.granted.get() & bit != 0
     }
 
     /// `set` without what cannot be granted here. The spec (1.1+): a
@@ -97,7 +107,7 @@ impl Grantable {
     fn filter(&self, set: HashSet<caps::Capability>, set_name: &str) -> HashSet<caps::Capability> {
         set.into_iter()
             .filter(|c| {
-                let ok = c.index() <= self.last && self.ours.as_ref().is_none_or(|b| b.contains(c));
+                let ok = self.can_grant(*c);
                 if !ok {
                     crate::log::warn!("{set_name} capability {c} cannot be granted here; skipped");
                 }
@@ -122,7 +132,7 @@ impl CapSets {
         let Some(c) = c else {
             return Ok(Self::default());
         };
-        let here = Grantable::here();
+        let here = Grantable::default();
         Ok(CapSets {
             bounding: here.filter(to_caps(c.bounding())?, "bounding"),
             effective: here.filter(to_caps(c.effective())?, "effective"),
@@ -444,5 +454,36 @@ mod tests {
             .contains(&caps::Capability::CAP_NET_BIND_SERVICE));
         assert_eq!(sets.effective.len(), 1);
         assert!(sets.ambient.is_empty());
+    }
+
+    #[test]
+    fn a_capability_outside_our_bounding_set_is_skipped_not_refused() {
+        // Spec 1.1+: what the runtime cannot grant is a warning. Dropped
+        // from this test thread's own bounding set (per thread), it must
+        // leave every set it was asked for; the others stay.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: capability filtering test needs root (CAP_SETPCAP)");
+            return;
+        }
+        std::thread::spawn(|| {
+            caps::drop(
+                None,
+                caps::CapSet::Bounding,
+                caps::Capability::CAP_WAKE_ALARM,
+            )
+            .unwrap();
+            let c: LinuxCapabilities = serde_json::from_str(
+                r#"{"bounding":["CAP_WAKE_ALARM","CAP_KILL"],"effective":["CAP_WAKE_ALARM"],
+                    "permitted":["CAP_WAKE_ALARM","CAP_KILL"]}"#,
+            )
+            .unwrap();
+            let sets = CapSets::from_spec(Some(&c)).unwrap();
+            let kill = std::collections::HashSet::from([caps::Capability::CAP_KILL]);
+            assert_eq!(sets.bounding, kill);
+            assert_eq!(sets.permitted, kill);
+            assert!(sets.effective.is_empty());
+        })
+        .join()
+        .unwrap();
     }
 }

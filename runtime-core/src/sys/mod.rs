@@ -390,6 +390,14 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     }
 }
 
+/// Whether capability `index` is in this thread's bounding set
+/// (PR_CAPBSET_READ); EINVAL for one the running kernel does not know.
+pub fn in_bounding_set(index: u8) -> Result<bool, Errno> {
+    // SAFETY: PR_CAPBSET_READ takes an integer and reads nothing else.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(index), 0, 0, 0) };
+    Errno::result(ret).map(|r| r == 1)
+}
+
 /// `flock(LOCK_EX | LOCK_NB)`: EWOULDBLOCK when another holds the lock.
 pub fn flock_exclusive_now(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: flock takes a descriptor and an integer; `fd` is valid.
