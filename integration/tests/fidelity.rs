@@ -789,3 +789,50 @@ fn json_output_keeps_runcs_key_order() {
         assert_eq!(keys(&ev), ["type", "id", "data"], "runc's events");
     }
 }
+
+/// runc's `state` leaves "owner" empty; its `list` names the owner of the
+/// container's state directory from /etc/passwd (`#<uid>` without a name),
+/// in the JSON and in the table.
+#[test]
+fn owner_is_empty_in_state_and_named_in_list_as_runc_does() {
+    if !can_run("owner_is_empty_in_state_and_named_in_list_as_runc_does") {
+        return;
+    }
+    let mut w = sleeper("owner");
+    let id = w.running("c");
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(w.root.join(&id)).unwrap());
+    let named = std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid.to_string())
+        .map(|f| f[0].to_string())
+        .unwrap_or(format!("#{uid}"));
+    let state: serde_json::Value =
+        serde_json::from_slice(&w.estiba(&["state", &id]).stdout).unwrap();
+    assert_eq!(state["owner"], "", "state");
+    let list: serde_json::Value =
+        serde_json::from_slice(&w.estiba(&["list", "--format", "json"]).stdout).unwrap();
+    assert_eq!(list[0]["owner"], named.as_str(), "list --format json");
+    let table = text(&w.estiba(&["list"]).stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_default();
+    assert_eq!(
+        row.split_whitespace().last(),
+        Some(named.as_str()),
+        "{table}"
+    );
+    // runc's own, on the same bundle, where installed.
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    if let Some(out) = w.runc(&["run", "-d", "--bundle", &bundle, &id]) {
+        assert!(out.status.success(), "runc run: {}", text(&out.stderr));
+        let theirs: serde_json::Value =
+            serde_json::from_slice(&w.runc(&["state", &id]).unwrap().stdout).unwrap();
+        assert_eq!(theirs["owner"], state["owner"], "runc's state");
+        let theirs: serde_json::Value =
+            serde_json::from_slice(&w.runc(&["list", "--format", "json"]).unwrap().stdout).unwrap();
+        assert_eq!(theirs[0]["owner"], list[0]["owner"], "runc's list");
+    }
+}

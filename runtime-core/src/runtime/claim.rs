@@ -181,7 +181,6 @@ fn first_state(
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         created: state::now_rfc3339(),
-        owner: owner_name(),
         annotations: spec
             .annotations()
             .clone()
@@ -208,21 +207,4 @@ pub(crate) fn save_config_copy(dir: &Path, spec: &oci_spec::runtime::Spec) -> Re
     let copy = dir.join(state::CONFIG_COPY);
     std::fs::write(&copy, serde_json::to_vec(spec).unwrap_or_default())
         .map_err(|e| Error::path("write", &copy, &e))
-}
-
-/// The caller's user name from /etc/passwd (no NSS: loading its modules
-/// would cost more than the rest of create), else the uid.
-fn owner_name() -> String {
-    let uid = nix::unistd::geteuid().as_raw();
-    let from_passwd = std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                let id: u32 = f.nth(1)?.parse().ok()?;
-                (id == uid).then(|| name.to_string())
-            })
-        });
-    from_passwd.unwrap_or_else(|| uid.to_string())
 }

@@ -474,14 +474,41 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
         Err(e) => return Err(Error::path("read", root, &e)),
     };
     let mut out = vec![];
+    let mut names = UserNames::default();
     for entry in entries.flatten() {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
         if let Ok(c) = Container::load(root, &name) {
-            out.push(c.state());
+            let mut state = c.state();
+            if let Ok(m) = entry.metadata() {
+                state.owner = names.of(std::os::unix::fs::MetadataExt::uid(&m));
+            }
+            out.push(state);
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// User names by uid from /etc/passwd, read once (runc's lookup: no NSS),
+/// `#<uid>` for a uid it does not name.
+#[derive(Default)]
+struct UserNames(Option<String>);
+
+impl UserNames {
+    fn of(&mut self, uid: u32) -> String {
+        let passwd = self
+            .0
+            .get_or_insert_with(|| std::fs::read_to_string("/etc/passwd").unwrap_or_default());
+        passwd
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let id: u32 = f.nth(1)?.parse().ok()?;
+                (id == uid).then(|| name.to_string())
+            })
+            .unwrap_or_else(|| format!("#{uid}"))
+    }
 }

@@ -61,7 +61,6 @@ pub struct Saved {
     pub rootfs: PathBuf,
     /// RFC 3339, UTC, nanoseconds.
     pub created: String,
-    pub owner: String,
     #[serde(default)]
     pub annotations: std::collections::BTreeMap<String, String>,
     pub cgroup_path: PathBuf,
@@ -124,7 +123,8 @@ pub struct OciState {
     /// The config's annotations.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
     pub annotations: std::collections::BTreeMap<String, String>,
-    /// Who created it (runc's extra field).
+    /// runc's extra field: empty from `state`; from `list`, the name of
+    /// the state directory's owner (`#<uid>` without one).
     pub owner: String,
 }
 
@@ -215,7 +215,8 @@ impl Saved {
             bundle: self.bundle.clone(),
             rootfs: self.rootfs.clone(),
             created: self.created.clone(),
-            owner: self.owner.clone(),
+            // runc's `state` leaves it empty; `list` fills it in.
+            owner: String::new(),
             annotations: self.annotations.clone(),
         }
     }
@@ -391,7 +392,6 @@ mod tests {
             bundle: "/".into(),
             rootfs: "/".into(),
             created: String::new(),
-            owner: "root".into(),
             annotations: Default::default(),
             cgroup_path: "/x".into(),
             systemd_cgroup: false,
