@@ -19,7 +19,7 @@ def medians(name):
     """Command name -> median seconds: over every round's times where
     timings.sh timed the path in rounds (NAME.<k>.json), else from a
     hyperfine CSV export (a runtime that did not finish a path has no row:
-    "-" in the table)."""
+    "-" in the table; nor has any, where nothing finished)."""
     rounds = sorted(glob.glob(os.path.join(work, glob.escape(name) + ".[0-9]*.json")))
     if rounds:
         times = {}
@@ -28,8 +28,11 @@ def medians(name):
                 for result in json.load(f)["results"]:
                     times.setdefault(result["command"], []).extend(result["times"])
         return {command: statistics.median(t) for command, t in times.items() if t}
-    with open(os.path.join(work, name + ".csv")) as f:
-        return {row["command"]: float(row["median"]) for row in csv.DictReader(f)}
+    try:
+        with open(os.path.join(work, name + ".csv")) as f:
+            return {row["command"]: float(row["median"]) for row in csv.DictReader(f)}
+    except FileNotFoundError:
+        return {}
 
 
 def kib(name):

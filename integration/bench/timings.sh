@@ -57,16 +57,27 @@ hf csd "${csd[@]}"
 hf exec "${exec[@]}"
 hf cold-create -i "${cold_create[@]}"
 hf cold-exec "${cold_exec[@]}"
-# One runtime at a time, each bounded: a runtime whose parallel runs hang
-# (youki 0.7 here: a `run` never reaps its /bin/true) gets no number.
-par_runs=$(( (runs + 9) / 10 < 3 ? 3 : (runs + 9) / 10 ))
-for ((i = 0; i < ${#par[@]}; i += 3)); do
-    r=${par[i + 1]}
-    hyperfine -N -w 1 -r "$par_runs" --export-csv "$work/par-$r.csv" -n "$r" "timeout 60 ${par[i + 2]}" >/dev/null 2>&1 \
-        || { echo "$r: 50 parallel runs did not finish within 60 s" >&2; pkill -9 -f "par-$r-" || true; }
+# In rounds, one batch of each runtime a round (the machine's speed drifts
+# as for the other paths), each batch bounded: a runtime whose parallel runs
+# hang (youki 0.7 here: a `run` never reaps its /bin/true) gets no number.
+par_runs=$((runs / 4 < 3 ? 3 : runs / 4))
+declare -A par_hung=()
+par_batch() { # K R COMMAND: one timed batch, in $work/par.K-R.json unless K is "warm"
+    local out=$work/par.$1-$2.json
+    [ "$1" = warm ] && out=$work/par-warm.json
+    hyperfine -N -r 1 --export-json "$out" -n "$2" "timeout 60 $3" >/dev/null 2>&1 && return
+    echo "$2: 50 parallel runs failed or did not finish within 60 s" >&2
+    pkill -9 -f "par-$2-" || true
+    rm -f "$out"
+    par_hung[$2]=1
+}
+for k in warm $(seq 0 $((par_runs - 1))); do
+    for ((i = 0; i < ${#par[@]}; i += 3)); do
+        r=${par[i + 1]}
+        if [ -z "${par_hung[$r]:-}" ]; then par_batch "$k" "$r" "${par[i + 2]}"; fi
+    done
 done
-first=$(ls "$work"/par-*.csv 2>/dev/null | head -1)
-{ [ -n "$first" ] && head -1 "$first"; cat "$work"/par-*.csv 2>/dev/null | grep -v '^command'; } > "$work/par.csv" || true
+rm -f "$work/par-warm.json"
 for r in "${names[@]}"; do
     c=$(x "$r")
     $c delete --force cr-$r
