@@ -129,6 +129,11 @@ impl std::str::FromStr for ExecUser {
     }
 }
 
+/// The name of `uid` in `passwd` text (the first match).
+pub(crate) fn name_of(uid: u32, passwd: &str) -> Option<&str> {
+    entries(passwd).find(|e| e.1 == uid).map(|e| e.0)
+}
+
 /// HOME for `uid`: its passwd entry's (the first match, empty included),
 /// else `/`, as runc does.
 pub fn home_of(uid: u32, passwd: Option<&str>) -> String {

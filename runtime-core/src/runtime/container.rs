@@ -501,14 +501,6 @@ impl UserNames {
         let passwd = self
             .0
             .get_or_insert_with(|| std::fs::read_to_string("/etc/passwd").unwrap_or_default());
-        passwd
-            .lines()
-            .find_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                let id: u32 = f.nth(1)?.parse().ok()?;
-                (id == uid).then(|| name.to_string())
-            })
-            .unwrap_or_else(|| format!("#{uid}"))
+        crate::init::userdb::name_of(uid, passwd).map_or_else(|| format!("#{uid}"), str::to_string)
     }
 }

@@ -258,7 +258,7 @@ pub(crate) fn create_with_console(
     made.place(opts, &staged, pid, in_cgroup)?;
     crate::log::debug!("create {}: init {pid} in its cgroup or joining it", opts.id);
     parent_chan.send(&Msg::Go(pid))?;
-    made.after_go(&staged)?;
+    made.after_go(&staged, pid)?;
     made.until_ready(opts, &parent_chan, pid, &staged.prepared, &net_devices)?;
     crate::log::debug!("create {}: init ready", opts.id);
     if let Some(sock) = &pidfd_socket {

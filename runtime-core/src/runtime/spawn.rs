@@ -347,10 +347,9 @@ impl Made {
     /// the container's runs (the init waits for the parent after its mounts
     /// when there are hooks, and execs only once recorded). runc too sets
     /// limits once its init is ready; done before `Go` they held it back.
-    pub(crate) fn after_go(&mut self, staged: &Staged) -> Result<()> {
+    pub(crate) fn after_go(&mut self, staged: &Staged, pid: i32) -> Result<()> {
         // Before any hook runs: a create killed during one then reads as
         // stopped once its init is gone. (Saved again by `record`, plain.)
-        let pid = self.cleanup.pid.unwrap_or(0);
         self.saved.pid = pid;
         self.saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
         self.saved.save_keeping_spare(&self.dir)?;

@@ -253,7 +253,6 @@ pub fn exec_socket(
     Ok((sock, addr))
 }
 
-/// `<root>/<id>`, after the id was validated.
 /// Whether a create (or restore) still holds the lock on `dir`: it does
 /// from its claim to its end. Taken for a moment when free.
 fn create_holds(dir: &Path) -> bool {
@@ -264,6 +263,7 @@ fn create_holds(dir: &Path) -> bool {
         == Err(nix::errno::Errno::EWOULDBLOCK)
 }
 
+/// `<root>/<id>`, after the id was validated.
 pub fn container_dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
