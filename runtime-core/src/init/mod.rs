@@ -102,7 +102,44 @@ fn until_ready(
     };
     early?;
     crate::log::debug!("init: go");
-    // Before the cgroup namespace is made: its root is this cgroup.
+    enter_namespaces(p)?;
+    make_mounts(p)?;
+    crate::log::debug!("init: mounts done");
+    // Hooks run after the environment exists (lifecycle step 2 is done).
+    let mut state = p.saved.oci(crate::runtime::state::Status::Created);
+    state.pid = host_pid;
+    let state_json = serde_json::to_vec(&state).unwrap_or_default();
+    if p.parent_hooks {
+        chan.send(&Msg::MountsDone)?;
+        match chan.recv()? {
+            Some(Msg::HooksDone) => {}
+            None => return Ok(None),
+            Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+        }
+    }
+    hooks::run_all_in(
+        "createContainer",
+        &p.hooks.create_container,
+        &state_json,
+        &p.env,
+    )?;
+    switch_root(p)?;
+    crate::log::debug!("init: system set up");
+    // The spec lets `create` go without a process; `start` then refuses.
+    let Some(process) = p.bundle.spec.process() else {
+        chan.send(&Msg::Ready)?;
+        return Ok(Some((None, host_pid)));
+    };
+    let exec = prepare_process(p, process, &state)?;
+    chan.send(&Msg::Ready)?;
+    Ok(Some((Some(exec), host_pid)))
+}
+
+/// Into the container's namespaces: its cgroup first (the root of a new
+/// cgroup namespace is the cgroup the init is in), then the namespaces
+/// to join and the new ones; root in a new user namespace, the loopback up
+/// in a new network namespace, a session and a session keyring of its own.
+fn enter_namespaces(p: &Prepared) -> Result<()> {
     estiba_cgroups::join_as_current_thread(&p.cgroup_tasks)?;
     let plan = &p.plan;
     for j in &plan.joins {
@@ -130,17 +167,32 @@ fn until_ready(
             let _ = sys::join_session_keyring(&name);
         }
     }
+    Ok(())
+}
+
+/// The config's mounts and /dev, below the rootfs, in a mount namespace
+/// of the container's own (without one there is nothing to mount; the
+/// rootfs must still open).
+fn make_mounts(p: &Prepared) -> Result<()> {
     let spec = &p.bundle.spec;
     let rootfs_path = &p.bundle.rootfs;
+    // Either way the rootfs must open: an error names it here.
+    let opened = Root::open(rootfs_path)?;
+    if !p.plan.new_mount {
+        return Ok(());
+    }
+    rootfs::prepare(spec, rootfs_path)?;
+    // The bind changed what the rootfs path names: reopen it.
+    drop(opened);
     let root = Root::open(rootfs_path)?;
     let ctx = MountContext {
         root: &root,
         bundle: &p.bundle.dir,
-        in_userns: plan.in_userns,
+        in_userns: p.plan.in_userns,
         cgroup_path: &p.saved.cgroup_path,
         hierarchies: &p.cgroup_hierarchies,
-        new_cgroupns: plan.new_cgroup,
-        new_netns: plan.new_net,
+        new_cgroupns: p.plan.new_cgroup,
+        new_netns: p.plan.new_net,
         mount_label: spec
             .linux()
             .as_ref()
@@ -148,60 +200,46 @@ fn until_ready(
             .filter(|l| !l.is_empty() && crate::init::lsm::selinux_enabled()),
         idmapped: &p.idmapped,
     };
-    if plan.new_mount {
-        rootfs::prepare(spec, rootfs_path)?;
-        // The bind changed what the rootfs path names: reopen it.
-        let root = Root::open(rootfs_path)?;
-        let ctx = MountContext { root: &root, ..ctx };
-        rootfs::mount_all(&ctx, spec)?;
-        rootfs::populate_dev(&ctx, spec)?;
-        if let Some(process) = spec.process() {
-            root.mkdir_all(process.cwd())?;
-        }
+    rootfs::mount_all(&ctx, spec)?;
+    rootfs::populate_dev(&ctx, spec)?;
+    if let Some(process) = spec.process() {
+        root.mkdir_all(process.cwd())?;
     }
-    crate::log::debug!("init: mounts done");
-    // Hooks run after the environment exists (lifecycle step 2 is done).
-    let mut state = p.saved.oci(crate::runtime::state::Status::Created);
-    state.pid = host_pid;
-    let state_json = serde_json::to_vec(&state).unwrap_or_default();
-    if p.parent_hooks {
-        chan.send(&Msg::MountsDone)?;
-        match chan.recv()? {
-            Some(Msg::HooksDone) => {}
-            None => return Ok(None),
-            Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
-        }
-    }
-    hooks::run_all_in(
-        "createContainer",
-        &p.hooks.create_container,
-        &state_json,
-        &p.env,
-    )?;
-    if plan.new_mount {
-        let null = rootfs::HostNull::open(spec)?;
-        if p.no_pivot {
-            rootfs::move_root(rootfs_path)?;
-        } else {
-            rootfs::pivot(rootfs_path)?;
-        }
-        crate::log::debug!("init: pivoted");
-        rootfs::reopen_dev_null()?;
-        // Sysctls before readonlyPaths turns /proc/sys read-only.
-        rootfs::apply_system(spec)?;
-        rootfs::finalize(spec, plan.in_userns, null)?;
-    } else {
+    Ok(())
+}
+
+/// Into the rootfs (pivot_root, a move for `--no-pivot`, a chroot without
+/// a mount namespace), then the system settings and, with a mount
+/// namespace, the masked and read-only paths.
+fn switch_root(p: &Prepared) -> Result<()> {
+    let spec = &p.bundle.spec;
+    let rootfs_path = &p.bundle.rootfs;
+    if !p.plan.new_mount {
         nix::unistd::chroot(rootfs_path.as_path())
             .map_err(|e| Error::path("chroot", rootfs_path, e))?;
         nix::unistd::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
-        rootfs::apply_system(spec)?;
+        return rootfs::apply_system(spec);
     }
-    crate::log::debug!("init: system set up");
-    // The spec lets `create` go without a process; `start` then refuses.
-    let Some(process) = spec.process() else {
-        chan.send(&Msg::Ready)?;
-        return Ok(Some((None, host_pid)));
-    };
+    let null = rootfs::HostNull::open(spec)?;
+    if p.no_pivot {
+        rootfs::move_root(rootfs_path)?;
+    } else {
+        rootfs::pivot(rootfs_path)?;
+    }
+    crate::log::debug!("init: pivoted");
+    rootfs::reopen_dev_null()?;
+    // Sysctls before readonlyPaths turns /proc/sys read-only.
+    rootfs::apply_system(spec)?;
+    rootfs::finalize(spec, p.plan.in_userns, null)
+}
+
+/// The process as create leaves it for `start`: its OOM score, terminal,
+/// program found, and the init become it (user, capabilities, ...).
+fn prepare_process(
+    p: &Prepared,
+    process: &oci_spec::runtime::Process,
+    state: &crate::runtime::state::OciState,
+) -> Result<process::ExecArgs> {
     if let Some(adj) = process.oom_score_adj() {
         crate::sys::procfs::ProcFs::open(std::path::Path::new("/proc"))?.write_named(
             &format!("process.oomScoreAdj {adj}"),
@@ -222,12 +260,11 @@ fn until_ready(
     let program = process::look_path(&args[0], &env)?;
     let exec = process::ExecArgs::new(&program, args, &env)?;
     crate::log::debug!("init: program found");
-    become_the_process(p, process, &state)?;
+    become_the_process(p, process, state)?;
     // The user switch cleared the parent-death signal; create has not
     // recorded the init yet.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    chan.send(&Msg::Ready)?;
-    Ok(Some((Some(exec), host_pid)))
+    Ok(exec)
 }
 
 /// The process's own attributes, as runc sets them during create: the
