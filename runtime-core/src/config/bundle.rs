@@ -56,28 +56,25 @@ impl Bundle {
 
 /// Parses config.json text; a syntax or type error names line and column.
 pub fn parse_spec(text: &[u8]) -> Result<Spec> {
-    parse_json(text, "config.json", "/process/scheduler/flags")
+    let err = |source| Error::Parse {
+        what: "config.json".into(),
+        source,
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(text).map_err(err)?;
+    if let Some(flags) = v.pointer_mut("/process/scheduler/flags") {
+        respell_sched_flags(flags);
+    }
+    serde_json::from_value(v).map_err(err)
 }
 
 /// A process.json (`exec --process`), with the spec's scheduler flag names.
 pub fn parse_process(text: &[u8]) -> Result<oci_spec::runtime::Process> {
-    parse_json(text, "process", "/scheduler/flags")
-}
-
-/// Straight into `T`: half the time of a JSON tree first. A document that
-/// does not parse so (scheduler flags at `flags` with the spec's names, a
-/// key given twice: the last one counts, as in runc) takes the tree, whose
-/// result or error is then the answer.
-fn parse_json<T: serde::de::DeserializeOwned>(text: &[u8], what: &str, flags: &str) -> Result<T> {
-    if let Ok(parsed) = serde_json::from_slice(text) {
-        return Ok(parsed);
-    }
     let err = |source| Error::Parse {
-        what: what.into(),
+        what: "process".into(),
         source,
     };
     let mut v: serde_json::Value = serde_json::from_slice(text).map_err(err)?;
-    if let Some(flags) = v.pointer_mut(flags) {
+    if let Some(flags) = v.pointer_mut("/scheduler/flags") {
         respell_sched_flags(flags);
     }
     serde_json::from_value(v).map_err(err)
@@ -288,14 +285,6 @@ pub fn hooks_of(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::Hook> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_key_given_twice_takes_the_last_as_runc_does() {
-        let j =
-            br#"{"ociVersion":"1.3.0","hostname":"first","root":{"path":"r"},"hostname":"last"}"#;
-        let s = parse_spec(j).unwrap();
-        assert_eq!(s.hostname().as_deref(), Some("last"));
-    }
-
     #[test]
     fn sched_flags_with_the_specs_names() {
         let j = br#"{"ociVersion":"1.3.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN","SCHED_FLAG_RECLAIM"]}}}"#;
