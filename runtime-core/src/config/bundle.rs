@@ -55,6 +55,10 @@ impl Bundle {
 }
 
 /// Parses config.json text; a syntax or type error names line and column.
+/// Through a JSON tree: a key given twice counts once, the last (as in
+/// runc), and the scheduler flags can be respelled. (Parsing straight into
+/// the spec takes half the time, ~11 us, but its deserializer is another
+/// 240 KB of binary beside the tree's.)
 pub fn parse_spec(text: &[u8]) -> Result<Spec> {
     let err = |source| Error::Parse {
         what: "config.json".into(),
@@ -285,6 +289,14 @@ pub fn hooks_of(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::Hook> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_key_given_twice_takes_the_last_as_runc_does() {
+        let j =
+            br#"{"ociVersion":"1.3.0","hostname":"first","root":{"path":"r"},"hostname":"last"}"#;
+        let s = parse_spec(j).unwrap();
+        assert_eq!(s.hostname().as_deref(), Some("last"));
+    }
+
     #[test]
     fn sched_flags_with_the_specs_names() {
         let j = br#"{"ociVersion":"1.3.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN","SCHED_FLAG_RECLAIM"]}}}"#;
