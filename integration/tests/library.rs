@@ -130,8 +130,6 @@ fn a_multithreaded_caller_runs_containers() {
             .join("\n")
     );
     assert_eq!(out.trim(), "ok 20");
-    let left: Vec<_> = std::fs::read_dir(&state)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = estiba_integration::state_left(&state);
     assert!(left.is_empty(), "state left: {left:?}");
 }

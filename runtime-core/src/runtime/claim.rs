@@ -4,7 +4,6 @@
 //! fails or is killed part-way.
 
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{kill, Signal};
@@ -128,11 +127,11 @@ fn cgroup_plan(
     Ok((path, may_go_without))
 }
 
-/// Takes the id (mkdir is the atomic claim) and locks its state dir.
+/// Takes the id (making its state dir is the atomic claim) and locks the dir.
 fn claim_id(root: &Path, id: &str) -> Result<(PathBuf, OwnedFd)> {
     state::ensure_root(root)?;
     let dir = state::container_dir(root, id);
-    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+    match crate::runtime::statedir::claim(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error::Exists(id.to_string()))
