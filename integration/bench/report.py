@@ -69,7 +69,12 @@ for n in names:
 rows.append(("binary (file)", "MB", sizes))
 
 head = ["path"] + names + [f"estiba/{o}" for o in others]
-print(f"median of {runs} runs each (50 runs: of {max(3, (int(runs) + 9) // 10)}), "
+# The parallel row's batches: one par.<round>-<runtime>.json each (timings.sh).
+par_rounds = {
+    os.path.basename(p).split(".")[1].split("-")[0]
+    for p in glob.glob(os.path.join(work, "par.[0-9]*.json"))
+}
+print(f"median of {runs} runs each (50 runs: of {len(par_rounds)} batches), "
       "same bundle, same mount namespace")
 print("| " + " | ".join(head) + " |")
 print("|" + "---|" * len(head))
