@@ -135,48 +135,9 @@ fn check_version(v: &str) -> Result<()> {
 fn validate(spec: &Spec) -> Result<()> {
     check_version(spec.version())?;
     if let Some(process) = spec.process() {
-        let args = process.args().as_deref().unwrap_or_default();
-        if args.is_empty() {
-            return Err(Error::Config("process.args: must name a program".into()));
-        }
-        if !process.cwd().is_absolute() {
-            return Err(Error::Config(format!(
-                "process.cwd {:?}: must be an absolute path",
-                process.cwd()
-            )));
-        }
-        let mut rl_seen = HashSet::new();
-        for rl in process.rlimits().iter().flatten() {
-            if !rl_seen.insert(format!("{:?}", rl.typ())) {
-                return Err(Error::Config(format!(
-                    "process.rlimits: {:?} listed twice",
-                    rl.typ()
-                )));
-            }
-            if rl.soft() > rl.hard() {
-                return Err(Error::Config(format!(
-                    "process.rlimits {:?}: soft limit {} above hard limit {}",
-                    rl.typ(),
-                    rl.soft(),
-                    rl.hard()
-                )));
-            }
-        }
+        check_process(process)?;
     }
-    for h in hooks_of(spec) {
-        if !h.path().is_absolute() {
-            return Err(Error::Config(format!(
-                "hooks: path {:?} must be absolute",
-                h.path()
-            )));
-        }
-        if let Some(t) = h.timeout().filter(|t| *t <= 0) {
-            return Err(Error::Config(format!(
-                "hooks: {:?} has timeout {t}; it must be greater than zero",
-                h.path()
-            )));
-        }
-    }
+    check_hooks(spec)?;
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
@@ -191,48 +152,8 @@ fn validate(spec: &Spec) -> Result<()> {
             Error::Config("linux.intelRdt: no resctrl filesystem is mounted".into())
         });
     }
-    let mut seen = HashSet::new();
-    for ns in linux.namespaces().iter().flatten() {
-        if !seen.insert(ns.typ()) {
-            return Err(Error::Config(format!(
-                "malformed spec file: duplicated ns {} (linux.namespaces lists it twice)",
-                serde_json::to_string(&ns.typ()).unwrap_or_default()
-            )));
-        }
-        if let Some(p) = ns.path() {
-            if !p.is_absolute() {
-                return Err(Error::Config(format!(
-                    "linux.namespaces: path {p:?} of {:?} must be absolute",
-                    ns.typ()
-                )));
-            }
-            std::fs::metadata(p).map_err(|e| {
-                Error::Config(format!(
-                    "linux.namespaces: path {p:?} of {:?}: {}",
-                    ns.typ(),
-                    Os::from(&e)
-                ))
-            })?;
-        }
-    }
-    let user_ns = linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .find(|n| n.typ() == LinuxNamespaceType::User);
-    let creates_userns = user_ns.is_some_and(|n| n.path().is_none());
-    let has_uid_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-    let has_gid_maps = linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-    if creates_userns && !(has_uid_maps && has_gid_maps) {
-        return Err(Error::Config(
-            "linux.uidMappings and linux.gidMappings: required for a new user namespace".into(),
-        ));
-    }
-    if (has_uid_maps || has_gid_maps) && user_ns.is_none() {
-        return Err(Error::Config(
-            "linux.uidMappings/gidMappings: given without a user namespace".into(),
-        ));
-    }
+    let seen = check_namespaces(linux)?;
+    check_id_mappings(linux)?;
     if !seen.contains(&LinuxNamespaceType::Uts)
         && (spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
             || spec.domainname().as_deref().is_some_and(|h| !h.is_empty()))
@@ -264,6 +185,111 @@ fn validate(spec: &Spec) -> Result<()> {
         estiba_cgroups::container_path(Some(path), "x")?;
     }
     crate::config::guard::check_devices(spec)
+}
+
+/// `process`: a program, an absolute cwd, each rlimit once and its soft
+/// limit at most its hard one.
+fn check_process(process: &oci_spec::runtime::Process) -> Result<()> {
+    let args = process.args().as_deref().unwrap_or_default();
+    if args.is_empty() {
+        return Err(Error::Config("process.args: must name a program".into()));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::Config(format!(
+            "process.cwd {:?}: must be an absolute path",
+            process.cwd()
+        )));
+    }
+    let mut rl_seen = HashSet::new();
+    for rl in process.rlimits().iter().flatten() {
+        if !rl_seen.insert(format!("{:?}", rl.typ())) {
+            return Err(Error::Config(format!(
+                "process.rlimits: {:?} listed twice",
+                rl.typ()
+            )));
+        }
+        if rl.soft() > rl.hard() {
+            return Err(Error::Config(format!(
+                "process.rlimits {:?}: soft limit {} above hard limit {}",
+                rl.typ(),
+                rl.soft(),
+                rl.hard()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every hook: an absolute path, a timeout above zero when given.
+fn check_hooks(spec: &Spec) -> Result<()> {
+    for h in hooks_of(spec) {
+        if !h.path().is_absolute() {
+            return Err(Error::Config(format!(
+                "hooks: path {:?} must be absolute",
+                h.path()
+            )));
+        }
+        if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+            return Err(Error::Config(format!(
+                "hooks: {:?} has timeout {t}; it must be greater than zero",
+                h.path()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `linux.namespaces`: each type once, a path absolute and there;
+/// returns the types listed.
+fn check_namespaces(linux: &oci_spec::runtime::Linux) -> Result<HashSet<LinuxNamespaceType>> {
+    let mut seen = HashSet::new();
+    for ns in linux.namespaces().iter().flatten() {
+        if !seen.insert(ns.typ()) {
+            return Err(Error::Config(format!(
+                "malformed spec file: duplicated ns {} (linux.namespaces lists it twice)",
+                serde_json::to_string(&ns.typ()).unwrap_or_default()
+            )));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(Error::Config(format!(
+                    "linux.namespaces: path {p:?} of {:?} must be absolute",
+                    ns.typ()
+                )));
+            }
+            std::fs::metadata(p).map_err(|e| {
+                Error::Config(format!(
+                    "linux.namespaces: path {p:?} of {:?}: {}",
+                    ns.typ(),
+                    Os::from(&e)
+                ))
+            })?;
+        }
+    }
+    Ok(seen)
+}
+
+/// A new user namespace needs both id maps; maps need a user namespace.
+fn check_id_mappings(linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let user_ns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
+    let creates_userns = user_ns.is_some_and(|n| n.path().is_none());
+    let has_uid_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let has_gid_maps = linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if creates_userns && !(has_uid_maps && has_gid_maps) {
+        return Err(Error::Config(
+            "linux.uidMappings and linux.gidMappings: required for a new user namespace".into(),
+        ));
+    }
+    if (has_uid_maps || has_gid_maps) && user_ns.is_none() {
+        return Err(Error::Config(
+            "linux.uidMappings/gidMappings: given without a user namespace".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The spec's `linux.resources`, if any.
