@@ -70,13 +70,56 @@ fn run(
     state_json: &[u8],
     default_env: Option<&[String]>,
 ) -> std::result::Result<(), String> {
+    let mut child = command_for(hook, default_env)
+        .spawn()
+        .map_err(|e| format!("start: {}", Os::from(&e)))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is not an error.
+        let _ = stdin.write_all(state_json);
+    }
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let timed_out = || format!("timed out after {}s", hook.timeout().unwrap_or(0));
+    let Some((out, err)) = read_until_closed(&mut child, deadline)? else {
+        return Err(timed_out());
+    };
+    let status = loop {
+        if let Some(s) = child
+            .try_wait()
+            .map_err(|e| format!("wait: {}", Os::from(&e)))?
+        {
+            break s;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(timed_out());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().replace('\n', " ");
+    Err(format!(
+        "{status}, stdout: {}, stderr: {}",
+        text(&out),
+        text(&err)
+    ))
+}
+
+/// The hook's command: its path, args (the first as argv[0]) and
+/// environment (`"env": []` an empty one; none at all, `default_env` or
+/// the runtime's), its stdio piped.
+fn command_for(hook: &Hook, default_env: Option<&[String]>) -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(hook.path());
     let args = hook.args().as_deref().unwrap_or_default();
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    // `"env": []` means an empty environment; no `env` at all, the default.
     let env = match (hook.env().as_deref(), default_env) {
         (Some(env), _) => Some(env),
         (None, given) => given,
@@ -92,22 +135,23 @@ fn run(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("start: {}", Os::from(&e)))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is not an error.
-        let _ = stdin.write_all(state_json);
-    }
-    let deadline = hook
-        .timeout()
-        .filter(|t| *t > 0)
-        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    cmd
+}
+
+/// A hook's stdout and stderr.
+type Output = (Vec<u8>, Vec<u8>);
+
+/// The hook's stdout and stderr, both drained until they close (so a
+/// chatty hook never blocks); `None`, the hook killed and reaped, when
+/// `deadline` comes first.
+fn read_until_closed(
+    child: &mut std::process::Child,
+    deadline: Option<Instant>,
+) -> std::result::Result<Option<Output>, String> {
     let mut out = Vec::new();
     let mut err = Vec::new();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    // Drain both pipes until they close, so a chatty hook never blocks.
     while stdout.is_some() || stderr.is_some() {
         let timeout = match deadline {
             Some(d) => {
@@ -115,7 +159,7 @@ fn run(
                 if left.is_zero() {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("timed out after {}s", hook.timeout().unwrap_or(0)));
+                    return Ok(None);
                 }
                 PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
                     .unwrap_or(PollTimeout::MAX)
@@ -150,29 +194,7 @@ fn run(
             stderr = None;
         }
     }
-    let status = loop {
-        if let Some(s) = child
-            .try_wait()
-            .map_err(|e| format!("wait: {}", Os::from(&e)))?
-        {
-            break s;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("timed out after {}s", hook.timeout().unwrap_or(0)));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    if status.success() {
-        return Ok(());
-    }
-    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().replace('\n', " ");
-    Err(format!(
-        "{status}, stdout: {}, stderr: {}",
-        text(&out),
-        text(&err)
-    ))
+    Ok(Some((out, err)))
 }
 
 /// Reads what is there; true at end of file.
