@@ -197,27 +197,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             keep,
             no_subreaper,
             flags,
-        } => {
-            let mut opts = create_options(cli, flags)?;
-            opts.foreground.subreaper = !*no_subreaper;
-            if *detach {
-                estiba_core::create(&opts)?;
-                if let Err(err) = Container::load(&cli.root, &flags.id).and_then(|c| c.start()) {
-                    if let Ok(c) = Container::load(&cli.root, &flags.id) {
-                        let _ = c.delete(true);
-                    }
-                    return Err(err.into());
-                }
-                return Ok(0);
-            }
-            let after = if *keep {
-                estiba_core::AfterRun::Keep
-            } else {
-                estiba_core::AfterRun::Delete
-            };
-            let code = estiba_core::run_foreground(&opts, after)?;
-            return Ok(code.clamp(0, 255) as u8);
-        }
+        } => return run_command(cli, flags, *detach, *keep, *no_subreaper),
         Command::List { format, quiet } => show::list(cli, format, *quiet)?,
         Command::Exec(f) => return exec(cli, f),
         Command::Events {
@@ -236,24 +216,7 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
             id,
             ps_args,
         } => show::ps(cli, id, format, ps_args)?,
-        Command::Spec { bundle, rootless } => {
-            // `estiba --rootless true spec` as well as runc's `spec --rootless`.
-            let rootless = *rootless || cli.rootless()? == Some(true);
-            let path = bundle.join("config.json");
-            if path.exists() {
-                return Err(format!("File {} exists. Remove it first", path.display()).into());
-            }
-            let ids = rootless.then(|| {
-                (
-                    nix::unistd::geteuid().as_raw(),
-                    nix::unistd::getegid().as_raw(),
-                )
-            });
-            let text = serde_json::to_string_pretty(&estiba_core::default_spec(ids))
-                .map_err(|x| x.to_string())?;
-            std::fs::write(&path, text + "\n")
-                .map_err(|x| format!("write {}: {x}", path.display()))?;
-        }
+        Command::Spec { bundle, rootless } => write_spec(cli, bundle, *rootless)?,
         Command::Features => {
             out!(
                 "{}",
@@ -270,6 +233,56 @@ fn dispatch(cli: &Cli) -> Result<u8, Failure> {
         }
     }
     Ok(0)
+}
+
+/// `run`: in the foreground (its exit code ours), or with `--detach`
+/// created and started (removed again when the start fails).
+fn run_command(
+    cli: &Cli,
+    flags: &CreateFlags,
+    detach: bool,
+    keep: bool,
+    no_subreaper: bool,
+) -> Result<u8, Failure> {
+    let mut opts = create_options(cli, flags)?;
+    opts.foreground.subreaper = !no_subreaper;
+    if detach {
+        estiba_core::create(&opts)?;
+        if let Err(err) = Container::load(&cli.root, &flags.id).and_then(|c| c.start()) {
+            if let Ok(c) = Container::load(&cli.root, &flags.id) {
+                let _ = c.delete(true);
+            }
+            return Err(err.into());
+        }
+        return Ok(0);
+    }
+    let after = if keep {
+        estiba_core::AfterRun::Keep
+    } else {
+        estiba_core::AfterRun::Delete
+    };
+    let code = estiba_core::run_foreground(&opts, after)?;
+    Ok(code.clamp(0, 255) as u8)
+}
+
+/// `spec`: a default config.json in `bundle` (never over one).
+fn write_spec(cli: &Cli, bundle: &std::path::Path, rootless: bool) -> Result<(), Failure> {
+    // `estiba --rootless true spec` as well as runc's `spec --rootless`.
+    let rootless = rootless || cli.rootless()? == Some(true);
+    let path = bundle.join("config.json");
+    if path.exists() {
+        return Err(format!("File {} exists. Remove it first", path.display()).into());
+    }
+    let ids = rootless.then(|| {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    });
+    let text =
+        serde_json::to_string_pretty(&estiba_core::default_spec(ids)).map_err(|x| x.to_string())?;
+    std::fs::write(&path, text + "\n").map_err(|x| format!("write {}: {x}", path.display()))?;
+    Ok(())
 }
 
 fn exec(cli: &Cli, f: &ExecFlags) -> Result<u8, Failure> {
