@@ -503,19 +503,6 @@ pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
 }
 
 /// Whether `pid` is a live process (not gone, not a zombie).
-/// The entries of a state root that are containers' (or a create's) own:
-/// the emptied dirs estiba keeps for later creates (`@spare.N`) are none.
-pub fn state_left(root: &Path) -> Vec<String> {
-    std::fs::read_dir(root)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with("@spare."))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 pub fn alive(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
 }

@@ -336,52 +336,6 @@ fn list_table_json_quiet() {
     assert_eq!(quiet, format!("{a}\n{b}\n"));
 }
 
-/// A deleted container's state dir is kept, emptied, for the next create
-/// (a rename instead of a new directory and a freed block): `list` in
-/// every form shows containers only, the id is free at once, and the next
-/// create of any id gets the same directory, holding nothing of the last.
-#[test]
-fn a_deleted_containers_dir_is_reused_never_listed() {
-    if !can_run("a_deleted_containers_dir_is_reused_never_listed") {
-        return;
-    }
-    let mut w = World::new("spare");
-    w.args(&["sleep", "100"]);
-    let (a, out) = w.create("a", &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    // The same directory, not a new one at the same inode number: its
-    // birth time (statx) stays.
-    let born = |dir: &std::path::Path| std::fs::metadata(dir).and_then(|m| m.created()).unwrap();
-    let first = born(&w.root.join(&a));
-    assert!(w.estiba(&["delete", "--force", &a]).status.success());
-    assert!(!w.root.join(&a).exists(), "state dir left for {a}");
-    assert_eq!(text(&w.estiba(&["list", "-q"]).stdout), "");
-    assert_eq!(
-        text(&w.estiba(&["list", "--format", "json"]).stdout).trim(),
-        "[]"
-    );
-    let table = text(&w.estiba(&["list"]).stdout);
-    assert_eq!(table.lines().count(), 1, "{table}");
-    let (again, out) = w.create("a", &[]);
-    assert_eq!(again, a);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(w.status(&a), "created");
-    assert_eq!(born(&w.root.join(&a)), first);
-    assert!(w.estiba(&["delete", "--force", &a]).status.success());
-    let (b, out) = w.create("b", &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let dir = w.root.join(&b);
-    assert_eq!(born(&dir), first);
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["config.json", "exec.sock", "state.json"]);
-    assert_eq!(w.state(&b)["id"], b.as_str());
-    assert_eq!(text(&w.estiba(&["list", "-q"]).stdout), format!("{b}\n"));
-}
-
 #[test]
 fn detached_run_then_delete_force() {
     if !can_run("detached_run_then_delete_force") {

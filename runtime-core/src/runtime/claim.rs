@@ -4,6 +4,7 @@
 //! fails or is killed part-way.
 
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{kill, Signal};
@@ -127,11 +128,11 @@ fn cgroup_plan(
     Ok((path, may_go_without))
 }
 
-/// Takes the id (making its state dir is the atomic claim) and locks the dir.
+/// Takes the id (mkdir is the atomic claim) and locks its state dir.
 fn claim_id(root: &Path, id: &str) -> Result<(PathBuf, OwnedFd)> {
     state::ensure_root(root)?;
     let dir = state::container_dir(root, id);
-    match crate::runtime::statedir::claim(&dir) {
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error::Exists(id.to_string()))

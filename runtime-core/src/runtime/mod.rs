@@ -18,6 +18,5 @@ pub mod selfprotect;
 pub mod signal;
 pub(crate) mod spawn;
 pub(crate) mod state;
-pub(crate) mod statedir;
 pub(crate) mod stdio;
 pub(crate) mod wait;
