@@ -479,13 +479,17 @@ impl Holder {
             .spawn()
             .or_else(|e| fail(format!("unshare: {e}")))?;
         let h = Holder(child);
-        for _ in 0..200 {
+        // Bounded, but not tight: making a network namespace waits for the
+        // kernel's cleanup of those the tests before left (one second was
+        // not enough once in the cgroup v2 guest).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
             if h.ns("net") != crate::checks::own_ns("network") && !h.ns("net").is_empty() {
                 return Ok(h);
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        fail("the namespace holder did not unshare")
+        fail("the namespace holder did not unshare within 10 s")
     }
     pub fn path(&self, t: &str) -> String {
         format!("/proc/{}/ns/{t}", self.0.id())
