@@ -319,9 +319,10 @@ fn mask(root: &Root, p: &Path, null: &mut HostNull) -> Result<()> {
         return Ok(());
     };
     let target = fd_path(&fd);
-    let is_dir = std::fs::metadata(&target)
-        .map(|m| m.is_dir())
-        .unwrap_or(false);
+    // fstat of the O_PATH descriptor itself (never a symlink here): a stat
+    // of `target` would look it up through /proc again.
+    let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
     let res = if is_dir {
         mount(
             Some("tmpfs"),

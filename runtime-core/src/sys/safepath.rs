@@ -103,7 +103,13 @@ impl Root {
     /// one component below an already-checked descriptor, without following
     /// symlinks, so nothing swapped in meanwhile can lead outside.
     pub fn mkdir_all(&self, inside: &Path) -> Result<OwnedFd> {
+        self.mkdir_walk(inside).map(|(fd, _)| fd)
+    }
+
+    /// [`Root::mkdir_all`], and whether the walk met any symlink or `..`.
+    fn mkdir_walk(&self, inside: &Path) -> Result<(OwnedFd, bool)> {
         let all = components(inside);
+        let mut detour = all.iter().any(|c| c == "..");
         // Most often only the last component is missing and nothing above
         // it is a symlink: one openat2 that refuses symlinks and `..` takes
         // the walk straight to it (the same directory the walk would reach).
@@ -127,6 +133,7 @@ impl Root {
             let name = cstr(Path::new(&comp))?;
             match nix::fcntl::readlinkat(Some(cur.as_raw_fd()), name.as_c_str()) {
                 Ok(target) => {
+                    detour = true;
                     links += 1;
                     if links > 40 {
                         return Err(Error::path("resolve", self.host_path(inside), Errno::ELOOP));
@@ -162,7 +169,7 @@ impl Root {
             .map_err(|e| Error::path("open", self.host_path(inside), e))?;
             done.push(comp);
         }
-        Ok(cur)
+        Ok((cur, detour))
     }
 
     /// The directory at already-resolved components `done`.
@@ -182,6 +189,28 @@ impl Root {
             sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
         )
         .map_err(|e| Error::path("open", self.host_path(&rel), e))
+    }
+
+    /// [`Root::ensure`], and whether `inside` was reached as written: no
+    /// symlink and no `..` on the way, so the descriptor is at the lexical
+    /// path, and a caller checking where it landed need not ask the kernel
+    /// (a readlink of `/proc/self/fd/N` per mount).
+    pub fn ensure_at(&self, inside: &Path, file: bool) -> Result<(OwnedFd, bool)> {
+        if inside.components().any(|c| c == Component::ParentDir) {
+            return self.ensure(inside, file).map(|fd| (fd, false));
+        }
+        let c = cstr(&relative(inside))?;
+        // Without O_NOFOLLOW: with it, a symlink as the last component
+        // would be opened itself rather than refused (ELOOP).
+        let walk = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_SYMLINKS;
+        match sys::openat2(self.fd.as_fd(), &c, libc::O_PATH, 0, walk) {
+            Ok(fd) => Ok((fd, true)),
+            // ENOENT without RESOLVE_NO_SYMLINKS's ELOOP: no symlink comes
+            // before the missing part, so a lookup that followed them would
+            // fail the same way; straight to making it.
+            Err(Errno::ENOENT) if !file => self.mkdir_walk(inside).map(|(fd, d)| (fd, !d)),
+            Err(_) => self.ensure(inside, file).map(|fd| (fd, false)),
+        }
     }
 
     /// Makes sure `inside` exists, as a directory or (for `file`) an empty
@@ -312,6 +341,32 @@ mod tests {
         // And the plain case: an existing parent, one new directory.
         root.mkdir_all(Path::new("/a/new")).unwrap();
         assert!(root_dir.join("a/new").is_dir());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn ensure_at_tells_a_plain_path_from_a_detour() {
+        let d = tmpdir("at");
+        std::fs::create_dir_all(d.join("real/sub")).unwrap();
+        std::os::unix::fs::symlink("/real", d.join("link")).unwrap();
+        let root = Root::open(&d).unwrap();
+        let at = |p: &str, file| {
+            let (fd, plain) = root.ensure_at(Path::new(p), file).unwrap();
+            (root.inside_path(&fd).unwrap(), plain)
+        };
+        assert_eq!(at("/real/sub", false), ("/real/sub".into(), true));
+        assert_eq!(
+            at("/real/new/deeper", false),
+            ("/real/new/deeper".into(), true)
+        );
+        assert_eq!(at("/real/f", true), ("/real/f".into(), false));
+        assert_eq!(at("/real/f", true), ("/real/f".into(), true));
+        // Through a symlink or `..`: somewhere else than the words say.
+        assert_eq!(at("/link", false), ("/real".into(), false));
+        assert_eq!(at("/link/sub", false), ("/real/sub".into(), false));
+        assert_eq!(at("/link/made", false), ("/real/made".into(), false));
+        assert_eq!(at("/x/../real", false), ("/real".into(), false));
+        assert!(d.join("x").is_dir());
         std::fs::remove_dir_all(&d).unwrap();
     }
 

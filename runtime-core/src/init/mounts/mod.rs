@@ -69,8 +69,8 @@ pub fn mount_entry(ctx: &MountContext, index: usize, m: &Mount) -> Result<()> {
         let prepared = ctx.idmapped.iter().find(|(i, _)| *i == index);
         return bind_mount(ctx, m, &opts, prepared.map(|(_, fd)| fd));
     }
-    let target = ctx.root.ensure(dest, false)?;
-    check_target(ctx, typ, dest, &target, m.source().as_deref())?;
+    let (target, plain) = ctx.root.ensure_at(dest, false)?;
+    check_target(ctx, typ, dest, (&target, plain), m.source().as_deref())?;
     let target_path = fd_path(&target);
     // What the tmpfs is to start with, opened before it is covered.
     let lower = match opts.copyup {
@@ -195,23 +195,28 @@ const PROC_FILES_ALLOWED: &[&str] = &[
 /// real directory reached without a symlink, and nothing inside /proc (a
 /// volume there could turn a later write to /proc into a write to the
 /// host) but the files lxcfs provides; /proc itself only for a procfs.
+/// `plain`: the target was reached without a symlink or `..`
+/// ([`Root::ensure_at`]), so it is where `dest` says.
 fn check_target(
     ctx: &MountContext,
     typ: &str,
     dest: &Path,
-    target: &std::os::fd::OwnedFd,
+    (target, plain): (&std::os::fd::OwnedFd, bool),
     source: Option<&Path>,
 ) -> Result<()> {
-    let Some(real) = ctx.root.inside_path(target) else {
-        return Err(Error::Config(format!(
-            "mounts: destination {dest:?} resolves outside the rootfs"
-        )));
-    };
     let lexical: PathBuf = Path::new("/").join(
         dest.components()
             .filter(|c| matches!(c, std::path::Component::Normal(_)))
             .collect::<PathBuf>(),
     );
+    let real = match plain {
+        true => lexical.clone(),
+        false => ctx.root.inside_path(target).ok_or_else(|| {
+            Error::Config(format!(
+                "mounts: destination {dest:?} resolves outside the rootfs"
+            ))
+        })?,
+    };
     if matches!(typ, "proc" | "sysfs") && real != lexical {
         return Err(Error::Config(format!(
             "mounts: {typ} on {dest:?}: must be mounted on ordinary directory (it resolves to {real:?})"
@@ -269,8 +274,8 @@ fn bind_mount(
     let source = bind_source(m, ctx.bundle)?;
     let meta =
         std::fs::metadata(&source).map_err(|e| Error::path("bind mount source", &source, &e))?;
-    let target = ctx.root.ensure(dest, !meta.is_dir())?;
-    check_target(ctx, "bind", dest, &target, Some(&source))?;
+    let (target, plain) = ctx.root.ensure_at(dest, !meta.is_dir())?;
+    check_target(ctx, "bind", dest, (&target, plain), Some(&source))?;
     let target_path = fd_path(&target);
     if let Some(tree) = idmapped {
         use std::os::fd::AsFd;
