@@ -415,7 +415,7 @@ impl Container {
             let json = serde_json::to_vec(&c.saved.oci(Status::Stopped)).unwrap_or_default();
             hooks::run_each_warn("poststop", &c.saved.poststop, &json);
         }
-        std::fs::remove_dir_all(&c.dir).map_err(|e| Error::path("remove state dir", &c.dir, &e))
+        state::remove_dir(&c.dir).map_err(|e| Error::path("remove state dir", &c.dir, &e))
     }
 
     /// After a failed start: waits for the init to go, runs the poststop

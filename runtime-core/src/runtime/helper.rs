@@ -40,10 +40,20 @@ pub(crate) fn cloned(pid: i32) {
 }
 
 /// Whether the caller has other threads (then the work goes to a helper).
+/// `unshare(CLONE_THREAD)` asks the kernel in one call: EINVAL with other
+/// threads in the group, else a no-op. Where it is filtered (seccomp),
+/// /proc/self/task is counted (a directory stream: a 32 KiB buffer).
 fn multithreaded() -> bool {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count() > 1)
-        .unwrap_or(false)
+    use nix::sched::{unshare, CloneFlags};
+    match unshare(CloneFlags::CLONE_THREAD) {
+        Ok(()) => false,
+        Err(nix::errno::Errno::EINVAL) => true,
+        Err(_) => threads_in_proc() > 1,
+    }
+}
+
+fn threads_in_proc() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
 /// What travels from the helper to the caller: a JSON body and the
@@ -178,5 +188,20 @@ fn unwire_error(v: &Value) -> Error {
             ),
             None => Error::Init(detail),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_answer_agrees_with_proc() {
+        // libtest runs each test on a thread of its own: never alone here.
+        let other =
+            std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        assert!(threads_in_proc() > 1);
+        assert!(multithreaded());
+        other.join().unwrap();
     }
 }
