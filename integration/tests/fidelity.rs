@@ -200,6 +200,37 @@ fn loopback_is_up_in_a_new_network_namespace() {
     assert_eq!(flags & 1, 1, "IFF_UP not set: {out}");
 }
 
+/// sysfs is mounted in the container's own network namespace, so
+/// /sys/class/net lists its `lo` and not the host's interfaces, and the
+/// container runs in that namespace (the one the hooks and network
+/// devices are given), not the host's.
+#[test]
+fn sysfs_and_the_process_see_the_containers_network_namespace() {
+    if !can_run("sysfs_and_the_process_see_the_containers_network_namespace") {
+        return;
+    }
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    if host.iter().all(|n| n == "lo") {
+        eprintln!("skipped: the host has no interface but lo to tell the namespaces apart");
+        return;
+    }
+    let mine = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let mut w = World::new("netsys");
+    w.script("ls /sys/class/net; readlink /proc/self/ns/net");
+    let out = w.run_ok("c");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], "lo", "sysfs shows other interfaces: {out}");
+    assert_ne!(
+        std::path::Path::new(lines[1]),
+        mine,
+        "the container runs in the host's network namespace"
+    );
+}
+
 /// `process.scheduler.flags` with the spec's names: `SCHED_FLAG_RESET_ON_FORK`
 /// with nice -5 leaves the init at -5 and resets its children to 0.
 #[test]
