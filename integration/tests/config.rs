@@ -285,6 +285,41 @@ fn masked_and_readonly_paths() {
     assert_eq!(lines, want, "{out}");
 }
 
+/// A masked or read-only path that is a symlink in the image is refused
+/// (estiba never masks through a symlink), not covered in name only while
+/// what it points to stays writable.
+#[test]
+fn masked_and_readonly_paths_that_are_symlinks_are_refused() {
+    if !can_run("masked_and_readonly_paths_that_are_symlinks_are_refused") {
+        return;
+    }
+    for key in ["readonlyPaths", "maskedPaths"] {
+        let mut w = World::new(&format!("{}link", &key[..4]));
+        std::fs::create_dir_all(w.rootfs().join("target")).unwrap();
+        std::os::unix::fs::symlink("/target", w.rootfs().join("data")).unwrap();
+        w.config["linux"][key] = json!(["/data"]);
+        w.create_refused("c", "symlink");
+    }
+}
+
+/// A read-only tmpfs whose destination is a symlink in the image lands
+/// where the symlink points (inside the rootfs), and is read-only there.
+#[test]
+fn a_read_only_tmpfs_on_a_symlinked_destination() {
+    if !can_run("a_read_only_tmpfs_on_a_symlinked_destination") {
+        return;
+    }
+    let mut w = World::new("rotmpfslink");
+    std::fs::create_dir_all(w.rootfs().join("vt")).unwrap();
+    std::os::unix::fs::symlink("/vt", w.rootfs().join("t")).unwrap();
+    let mut mounts = w.config["mounts"].as_array().unwrap().clone();
+    mounts.push(json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "nosuid"]}));
+    w.config["mounts"] = json!(mounts);
+    w.script("touch /t/x 2>/dev/null && echo writable || echo read-only; grep ' /vt ' /proc/mounts | cut -d' ' -f3");
+    let out = w.run_ok("c");
+    assert_eq!(out, "read-only\ntmpfs\n");
+}
+
 #[test]
 fn hostname_domainname_sysctl() {
     if !can_run("hostname_domainname_sysctl") {

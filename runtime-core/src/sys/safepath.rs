@@ -82,10 +82,12 @@ impl Root {
     /// symlink (ELOOP if one is met, the last component included).
     pub fn lookup_nofollow(&self, inside: &Path) -> std::result::Result<OwnedFd, Errno> {
         let c = CString::new(relative(inside).as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+        // No O_NOFOLLOW: with it openat2 hands back a last-component
+        // symlink itself instead of refusing it.
         sys::openat2(
             self.fd.as_fd(),
             &c,
-            libc::O_PATH | libc::O_NOFOLLOW,
+            libc::O_PATH,
             0,
             sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_SYMLINKS,
         )
@@ -199,11 +201,7 @@ impl Root {
         if inside.components().any(|c| c == Component::ParentDir) {
             return self.ensure(inside, file).map(|fd| (fd, false));
         }
-        let c = cstr(&relative(inside))?;
-        // Without O_NOFOLLOW: with it, a symlink as the last component
-        // would be opened itself rather than refused (ELOOP).
-        let walk = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_SYMLINKS;
-        match sys::openat2(self.fd.as_fd(), &c, libc::O_PATH, 0, walk) {
+        match self.lookup_nofollow(inside) {
             Ok(fd) => Ok((fd, true)),
             // ENOENT without RESOLVE_NO_SYMLINKS's ELOOP: no symlink comes
             // before the missing part, so a lookup that followed them would
@@ -367,6 +365,20 @@ mod tests {
         assert_eq!(at("/link/made", false), ("/real/made".into(), false));
         assert_eq!(at("/x/../real", false), ("/real".into(), false));
         assert!(d.join("x").is_dir());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn lookup_nofollow_refuses_a_symlink_at_the_end_too() {
+        let d = tmpdir("nofollow");
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        std::os::unix::fs::symlink("/real", d.join("link")).unwrap();
+        let root = Root::open(&d).unwrap();
+        assert!(root.lookup_nofollow(Path::new("/real")).is_ok());
+        assert_eq!(
+            root.lookup_nofollow(Path::new("/link")).unwrap_err(),
+            Errno::ELOOP
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 

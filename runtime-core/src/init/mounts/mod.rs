@@ -164,8 +164,10 @@ pub fn remount_ro_later(
             continue;
         }
         let dest = m.destination();
+        // Resolved as the mount's own target was (`Root::ensure`: symlinks
+        // followed inside the root), so it names the mount made there.
         let top = root
-            .lookup_nofollow(dest)
+            .lookup(dest)
             .map_err(|e| Error::path("open", dest, e))?;
         let flags = without(
             opts.flags,
