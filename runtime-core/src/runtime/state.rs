@@ -319,7 +319,6 @@ enum Spare {
     Removed,
 }
 
-/// Writes `body` as the state in `dir`, through the writer's temporary file.
 /// Removes a container's state dir: the files a container leaves there by
 /// name, then the dir; a full walk only for anything else. The walk's
 /// directory stream is a 32 KiB buffer, which in a runtime about to exit
@@ -335,6 +334,7 @@ pub(crate) fn remove_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Writes `body` as the state in `dir`, through the writer's temporary file.
 fn put(dir: &Path, body: &[u8], spare: Spare) -> Result<()> {
     // Each writer its own: two swaps through one name could put the older
     // state back.
