@@ -526,6 +526,52 @@ fn events_stats_and_oom() {
     assert_eq!(w.estiba(&["events", "--stats", &id]).status.code(), Some(1));
 }
 
+/// A consumer that stops `events` (the CI run that found this killed the
+/// stream after the OOM) must hold whole events only: each line reaches
+/// stdout in one write(2), as runc's encoder writes it, even past the 1 KiB
+/// stdout buffer that split a stats event in two.
+#[test]
+fn each_event_reaches_stdout_in_one_write() {
+    if !can_run("each_event_reaches_stdout_in_one_write")
+        || skip_without("events_one_write", &["memory", "pids", "cpu"])
+    {
+        return;
+    }
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        skip!("each_event_reaches_stdout_in_one_write: needs strace");
+        return;
+    }
+    let mut w = memory_hog("evwrite", "sleep 100");
+    w.config["linux"]["resources"]["pids"] = json!({"limit": 50});
+    let id = w.running("c");
+    let trace = w.dir.join("events.strace");
+    let out = std::process::Command::new("strace")
+        .arg("-o")
+        .arg(&trace)
+        .args(["-e", "trace=write"])
+        .arg(&w.bin)
+        .arg("--root")
+        .arg(&w.root)
+        .args(["events", "--stats", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    // The test proves something only if the event is longer than the buffer.
+    assert!(line.len() > 1024, "a stats event of {} bytes", line.len());
+    assert_eq!(line.matches('\n').count(), 1, "{line}");
+    let writes = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("write(1,"))
+        .count();
+    assert_eq!(writes, 1, "one event, {writes} writes to stdout");
+}
+
 #[test]
 fn events_reports_the_oom_that_stopped_the_container() {
     if !can_run("events_reports_the_oom_that_stopped_the_container")

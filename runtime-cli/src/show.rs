@@ -33,9 +33,14 @@ pub fn events(cli: &Cli, id: &str, once: bool, interval: &str) -> Result<(), Fai
     use std::io::Write;
     let every = duration(interval)?;
     let c = Container::load(&cli.root, id)?;
+    // Each event goes out in one write: stdout's line buffer holds 1 KiB
+    // and a stats event is longer, so writeln! split it, and a reader that
+    // stopped the stream between the halves kept half an event.
     let print = |v: serde_json::Value| -> Result<(), Failure> {
+        let mut line = v.to_string().into_bytes();
+        line.push(b'\n');
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{v}")
+        out.write_all(&line)
             .and_then(|_| out.flush())
             .map_err(|e| Failure::Msg(format!("write: {e}")))
     };
