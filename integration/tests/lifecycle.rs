@@ -407,3 +407,38 @@ fn exec_uses_the_config_as_created() {
     let out = w.estiba(&["exec", &id, "true"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// A container made by an estiba that kept the config as created in a
+/// file beside state.json (before 2026-12) is exec'd with that copy by
+/// this one: an upgrade of the runtime under running containers changes
+/// nothing for them.
+#[test]
+fn exec_of_a_container_made_by_an_older_estiba_uses_its_config_copy() {
+    if !can_run("exec_of_a_container_made_by_an_older_estiba_uses_its_config_copy") {
+        return;
+    }
+    let mut w = World::new("execoldcopy");
+    w.config["process"]["env"] = serde_json::json!(["PATH=/bin", "MARK=bundle"]);
+    w.args(&["sleep", "1000"]);
+    let id = w.running("c");
+    // The state dir as the older estiba left it: the state without the
+    // config, the config (with its own mark) in config.json.
+    let dir = w.root.join(&id);
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let kept = state.as_object_mut().unwrap().remove("config");
+    let mut copy: serde_json::Value = kept
+        .as_ref()
+        .and_then(|c| c.as_str())
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_else(|| panic!("no config in the state: {state}"));
+    copy["process"]["env"] = serde_json::json!(["PATH=/bin", "MARK=copy"]);
+    std::fs::write(dir.join("state.json"), state.to_string()).unwrap();
+    std::fs::write(dir.join("config.json"), copy.to_string()).unwrap();
+    let out = w.estiba(&["exec", &id, "sh", "-c", "echo $MARK"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "copy");
+    // delete takes the older layout's dir whole.
+    assert!(w.estiba(&["delete", "--force", &id]).status.success());
+    assert!(!dir.exists());
+}

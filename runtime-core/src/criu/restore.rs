@@ -124,7 +124,7 @@ fn restore_with_pty(opts: &RestoreOptions, keep_pty: bool) -> Result<(i32, Optio
         opts.systemd_cgroup,
         own_pid_ns,
     )?;
-    crate::runtime::claim::save_config_copy(&dir, spec)?;
+    saved.config = Some(crate::runtime::claim::config_text(spec)?);
     let console = opts
         .console_socket
         .as_deref()

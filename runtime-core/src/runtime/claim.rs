@@ -64,8 +64,8 @@ impl Drop for Cleanup {
 /// What making a container starts with, shared by create and restore: its
 /// cgroup planned, opened and checked against the config's resources, its
 /// id claimed (a locked state dir), its first state written. The config
-/// copy ([`save_config_copy`]) is the caller's to write before it records
-/// the container. The cleanup undoes it all unless disarmed.
+/// ([`config_text`]) is the caller's to put in a later save, before it
+/// records the container. The cleanup undoes it all unless disarmed.
 pub(crate) struct Claimed {
     pub(crate) dir: PathBuf,
     pub(crate) dir_fd: OwnedFd,
@@ -198,13 +198,11 @@ fn first_state(
         created_done: false,
         no_process: spec.process().is_none(),
         stdio: vec![],
+        config: None,
     }
 }
 
-/// The config as created: exec and `spec()` read this copy, never the
-/// bundle again (an edited or removed bundle changes nothing).
-pub(crate) fn save_config_copy(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
-    let copy = dir.join(state::CONFIG_COPY);
-    std::fs::write(&copy, serde_json::to_vec(spec).unwrap_or_default())
-        .map_err(|e| Error::path("write", &copy, &e))
+/// The config as created, as [`Saved::config`] keeps it.
+pub(crate) fn config_text(spec: &oci_spec::runtime::Spec) -> Result<String> {
+    serde_json::to_string(spec).map_err(|e| Error::Sys(format!("encode the config: {e}")))
 }

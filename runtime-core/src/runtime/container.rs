@@ -357,8 +357,8 @@ impl Container {
         )
     }
 
-    /// The container's config as it was created (kept in its state dir;
-    /// a container made by an older estiba falls back to its bundle's).
+    /// The container's config as it was created (kept in its state; one
+    /// whose create died before keeping it falls back to its bundle's).
     pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
         self.spec_ref().cloned()
     }
@@ -367,13 +367,19 @@ impl Container {
         if let Some(spec) = self.spec.get() {
             return Ok(spec);
         }
-        let copy = self.dir.join(state::CONFIG_COPY);
-        let path = if copy.exists() {
-            copy
-        } else {
-            self.saved.bundle.join("config.json")
+        let spec = match &self.saved.config {
+            Some(text) => crate::config::bundle::parse_spec(text.as_bytes())?,
+            None => {
+                // An older estiba kept it beside the state.
+                let copy = self.dir.join(state::CONFIG_COPY);
+                let path = if copy.exists() {
+                    copy
+                } else {
+                    self.saved.bundle.join("config.json")
+                };
+                crate::config::bundle::parse_spec(&crate::config::guard::read_input(&path)?)?
+            }
         };
-        let spec = crate::config::bundle::parse_spec(&crate::config::guard::read_input(&path)?)?;
         Ok(self.spec.get_or_init(|| spec))
     }
 

@@ -342,7 +342,7 @@ impl Made {
     }
 
     /// What the parent does after `Go`, while the init makes its mounts
-    /// (it would only wait): the config copy written, and the limits
+    /// (it would only wait): the config kept in the state, and the limits
     /// `place` left for now (all but the device rules), before anything of
     /// the container's runs (the init waits for the parent after its mounts
     /// when there are hooks, and execs only once recorded). runc too sets
@@ -352,9 +352,9 @@ impl Made {
         // stopped once its init is gone. (Saved again by `record`, plain.)
         self.saved.pid = pid;
         self.saved.pid_start = state::proc_start_time(pid).map(|s| s.0).unwrap_or(0);
-        self.saved.save_keeping_spare(&self.dir)?;
         let spec = &staged.prepared.bundle.spec;
-        crate::runtime::claim::save_config_copy(&self.dir, spec)?;
+        self.saved.config = Some(crate::runtime::claim::config_text(spec)?);
+        self.saved.save_keeping_spare(&self.dir)?;
         if !staged.joins_v1_itself() {
             return Ok(());
         }
