@@ -65,6 +65,18 @@ macro_rules! skip {
     ($($t:tt)*) => { $crate::skip_line(&format!($($t)*)) };
 }
 
+/// Whether strace runs here; says `skipped` for `test` if not.
+pub fn have_strace(test: &str) -> bool {
+    let there = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok();
+    if !there {
+        skip!("{test}: needs strace");
+    }
+    there
+}
+
 pub fn can_run(test: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
         skip!("{test}: needs root");

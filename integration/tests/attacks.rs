@@ -621,12 +621,7 @@ fn a_killed_runtime_leaves_nothing_delete_cannot_remove() {
     if !can_run("a_killed_runtime_leaves_nothing_delete_cannot_remove") {
         return;
     }
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        skip!("a_killed_runtime_leaves_nothing: needs strace");
+    if !estiba_integration::have_strace("a_killed_runtime_leaves_nothing") {
         return;
     }
     let mut w = World::new("faults");

@@ -537,12 +537,7 @@ fn each_event_reaches_stdout_in_one_write() {
     {
         return;
     }
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        skip!("each_event_reaches_stdout_in_one_write: needs strace");
+    if !estiba_integration::have_strace("each_event_reaches_stdout_in_one_write") {
         return;
     }
     let mut w = memory_hog("evwrite", "sleep 100");
