@@ -17,7 +17,7 @@ for path in sys.argv[1:]:
         shutil.copyfileobj(src, dst)
     # The kernel refuses the write seal (EBUSY, after waiting ~150 ms)
     # while a page of the copy is still referenced elsewhere; seen once in
-    # ~300 copies here. Ten tries bound it.
+    # ~400 runs of this helper (three copies each). Ten tries bound it.
     for attempt in range(10):
         try:
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)

@@ -319,7 +319,8 @@ pub fn sealed_copy_of_self() -> Result<OwnedFd, Errno> {
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // The kernel refuses the write seal (EBUSY, after its own wait of
     // ~150 ms) while a page of the copy is still referenced elsewhere,
-    // which the benchmark's copies met about once in 300: a few tries.
+    // which the benchmark's helper met once in ~400 runs of three copies
+    // each: a few tries.
     for attempt in 1.. {
         // SAFETY: F_ADD_SEALS takes an integer argument.
         match Errno::result(unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) }) {
