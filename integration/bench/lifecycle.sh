@@ -43,12 +43,19 @@ cleanup() {
             "${bin[$r]}" --root "$work/root-$r" delete --force "$id" >/dev/null 2>&1
         done
     done
+    # The floor's cgroups, should one of its runs have died half-way.
+    rmdir /sys/fs/cgroup/*/check-floor /sys/fs/cgroup/*/bench-floor /sys/fs/cgroup/*/par-floor-* 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap "exit 1" INT TERM
 ESTIBA=$estiba integration/make-bundle.sh "$work/bundle" /bin/true
 ESTIBA=$estiba integration/make-bundle.sh "$work/sleeper" /bin/sleep 1000
+# The floor (floor.c: the bundle's kernel work alone), static as estiba is.
+if ! gcc -O2 -static-pie -o "$work/floor" integration/bench/floor.c 2>"$work/floor.log"; then
+    echo "floor: not built (gcc: $(head -1 "$work/floor.log")); the report has none" >&2
+    rm -f "$work/floor"
+fi
 for r in "${names[@]}"; do echo "$r ${bin[$r]}"; done > "$work/runtimes"
 export work runs
 # Bounded as a whole: a runtime that hangs ends the benchmark, not CI.

@@ -28,6 +28,13 @@ for r in "${names[@]}"; do
     $(x "$r") run --bundle "$b" check-$r >/dev/null || { echo "$r cannot run here" >&2; exit 1; }
 done
 run=(); create=(); start=(); delete=(); csd=(); exec=(); state=(); list=(); par=()
+# The floor, beside the runtimes in the run and parallel rows only.
+if [ -x "$work/floor" ] && "$work/floor" "$b/rootfs" check-floor >/dev/null; then
+    run+=(-n floor "$work/floor $b/rootfs bench-floor")
+    par+=(-n floor "sh -c 'seq 50 | xargs -P8 -I{} $work/floor $b/rootfs par-floor-{} >/dev/null'")
+elif [ -x "$work/floor" ]; then
+    echo "floor: cannot run here; not timed" >&2
+fi
 cold_create=(); cold_exec=()
 for r in "${names[@]}"; do
     c=$(x "$r")
