@@ -1,5 +1,5 @@
 // The benchmark's floor: the kernel work that the benchmark's bundle
-// (integration/make-bundle.sh, runc's default spec) asks of any runtime, and
+// (integration/make-bundle.sh: `estiba spec`'s config, runc's default) asks of any runtime, and
 // nothing else: new pid, mount, network, ipc and uts namespaces, the loopback
 // up, one cgroup in each v1 hierarchy (made, device rules, joined, removed),
 // the config's mounts, /dev's nodes and links, the masked and read-only
@@ -35,7 +35,7 @@ static int nctl;
 static char id[64];
 
 static void die(const char *what) { perror(what); _exit(1); }
-static void rmdirs(void);
+static int rmdirs(void);
 static pid_t child_pid;
 // In the parent: the child killed and the cgroups removed first.
 static void fail(const char *what) {
@@ -151,12 +151,15 @@ static void child(int go, const char *rootfs) {
     die("execve");
 }
 
-static void rmdirs(void) {
+// Every cgroup removed that can be; -1 if any could not be.
+static int rmdirs(void) {
     char p[1200];
+    int failed = 0;
     for (int i = 0; i < nctl; i++) {
         snprintf(p, sizeof p, "/sys/fs/cgroup/%s/%s", ctl[i], id);
-        rmdir(p);
+        if (rmdir(p) < 0) failed = -1;
     }
+    return failed;
 }
 
 int main(int argc, char **argv) {
@@ -200,9 +203,6 @@ int main(int argc, char **argv) {
     int st;
     if (waitpid(c, &st, 0) < 0) fail("wait");
     child_pid = 0;
-    for (int i = 0; i < nctl; i++) {
-        snprintf(p, sizeof p, "/sys/fs/cgroup/%s/%s", ctl[i], id);
-        if (rmdir(p) < 0) fail(p);
-    }
+    if (rmdirs() < 0) fail("rmdir");
     return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }

@@ -89,19 +89,20 @@ for title, unit, v in rows:
     print("| " + " | ".join(cells) + " |")
 print("binaries: " + ", ".join(f"{n} {bins[n].strip()}" for n in names))
 
-# The floor (floor.c): what is left of each runtime's time above it.
-for title, unit, v in rows[:1] + [r for r in rows if r[1] == "s"]:
+# The floor (floor.c, timed in the rows that have it): what is left of
+# each runtime's time above it.
+for title, unit, v in rows:
     floor = v.get("floor")
     if floor is None:
         continue
-    above = {n: v[n] - floor for n in names if n in v}
     fmt = "{:.2f} ms" if unit == "ms" else "{:.3f} s"
-    parts = [f"{n} {fmt.format(a)}" for n, a in above.items()]
-    ratios = [
-        f"estiba/{o} {above['estiba'] / above[o]:.2f}"
-        for o in others
-        if "estiba" in above and above.get(o, 0) > 0
-    ]
-    print(f"{title}: floor {fmt.format(floor)} (floor/crun "
-          f"{floor / v['crun']:.2f}); above it: {', '.join(parts)}; {', '.join(ratios)}"
-          if "crun" in v else f"{title}: floor {fmt.format(floor)}; above it: {', '.join(parts)}")
+    above = {n: v[n] - floor for n in names if n in v}
+    line = f"{title}: floor {fmt.format(floor)}"
+    if v.get("crun"):
+        line += f" (floor/crun {floor / v['crun']:.2f})"
+    line += "; above it: " + ", ".join(f"{n} {fmt.format(a)}" for n, a in above.items())
+    ratios = [f"estiba/{o} {above['estiba'] / above[o]:.2f}"
+              for o in others if "estiba" in above and above.get(o, 0) > 0]
+    if ratios:
+        line += "; " + ", ".join(ratios)
+    print(line)
