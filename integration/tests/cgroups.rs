@@ -760,6 +760,60 @@ fn delete_without_a_pid_namespace_kills_what_the_init_left() {
     assert!(survivors.is_empty(), "survived delete: {survivors:?}");
 }
 
+/// A killed process stays in its cgroup until its exit has torn down its
+/// memory, and until then the kernel refuses the cgroup's removal (EBUSY).
+/// `delete --force` of a container without its own pid namespace, whose
+/// `dd` holds 256 MiB it has written, must wait that out (bounded) and
+/// leave no cgroup behind, as runc's delete does.
+#[test]
+fn delete_force_waits_for_a_dying_process_to_leave_the_cgroup() {
+    if !can_run("delete_force_waits_for_a_dying_process_to_leave_the_cgroup") {
+        return;
+    }
+    let mut w = World::new("busydel");
+    let path = format!("/{}-busy", w.name);
+    w.config["linux"]["cgroupsPath"] = json!(path);
+    w.without_namespace("pid");
+    // dd fills its 256 MiB buffer, then blocks writing to a pipe nobody
+    // reads.
+    w.script("dd if=/dev/zero bs=256M count=1 | sleep 1000 & sleep 1000");
+    let id = w.running("c");
+    let pids = w.wait_pids(&id, 3);
+    let rss_kib = |pid: i64| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !pids.iter().any(|&p| rss_kib(p) > 200 * 1024) && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let filled = pids.iter().any(|&p| rss_kib(p) > 200 * 1024);
+    let deleted = w.estiba(&["delete", "--force", &id]);
+    let name = path.trim_start_matches('/').to_string();
+    let left = cgroup_dirs(&name);
+    for pid in pids.iter().filter(|&&p| alive(p)) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    for d in &left {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::remove_dir(d).is_err() && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    assert!(filled, "dd never held 200 MiB: {pids:?}");
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+}
+
 /// Parent cgroups that create had to make for a nested cgroupsPath go with
 /// the container's; a parent that was there before stays.
 #[test]
