@@ -514,6 +514,16 @@ pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Polls for `path` (every 20 ms) for up to `secs` seconds; whether it is
+/// there.
+pub fn wait_for_path(path: &Path, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !path.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    path.exists()
+}
+
 /// Whether `pid` is a live process (not gone, not a zombie).
 pub fn alive(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))

@@ -9,15 +9,6 @@ use std::time::{Duration, Instant};
 use estiba_integration::*;
 use serde_json::json;
 
-/// Polls for `path` for up to `secs` seconds.
-fn wait_for(path: &Path, secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !path.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    path.exists()
-}
-
 /// CVE-2019-5736 through `exec`, with the default capabilities: the image
 /// holds a script whose interpreter is `#!/proc/self/exe`. When estiba's
 /// clone execs it, the kernel runs the runtime binary again as a container
@@ -75,7 +66,7 @@ fn exec_of_a_proc_self_exe_script_cannot_overwrite_the_runtime() {
     std::thread::sleep(Duration::from_millis(500));
     std::fs::write(rootfs.join("tmp/stop"), "").unwrap();
     assert!(
-        wait_for(&rootfs.join("tmp/done"), 10),
+        wait_for_path(&rootfs.join("tmp/done"), 10),
         "attacker did not finish"
     );
     let hits = std::fs::read_to_string(rootfs.join("tmp/hits")).unwrap_or_default();

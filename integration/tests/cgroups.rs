@@ -32,6 +32,18 @@ fn wait_for(done: &dyn Fn() -> bool, secs: u64, why: impl FnOnce() -> String) {
     }
 }
 
+/// Those of `pids` still alive, each sent SIGKILL (a test's cleanup).
+fn kill_survivors(pids: &[i64]) -> Vec<i64> {
+    let survivors: Vec<i64> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    for &pid in &survivors {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    survivors
+}
+
 fn skip_without(test: &str, controllers: &[&str]) -> bool {
     if let Some(c) = controllers.iter().find(|c| !have(c)) {
         skip!("{test}: no {c} controller here");
@@ -748,13 +760,7 @@ fn delete_without_a_pid_namespace_kills_what_the_init_left() {
         .filter(|p| *p != init)
         .collect();
     let deleted = w.estiba(&["delete", "--force", &id]);
-    let survivors: Vec<i64> = others.iter().copied().filter(|p| alive(*p)).collect();
-    for pid in &survivors {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    let survivors = kill_survivors(&others);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(!others.is_empty(), "the background sleeper never showed");
     assert!(survivors.is_empty(), "survived delete: {survivors:?}");
@@ -789,27 +795,20 @@ fn delete_force_waits_for_a_dying_process_to_leave_the_cgroup() {
             })
             .unwrap_or(0)
     };
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !pids.iter().any(|&p| rss_kib(p) > 200 * 1024) && std::time::Instant::now() < end {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let filled = pids.iter().any(|&p| rss_kib(p) > 200 * 1024);
+    wait_for(
+        &|| pids.iter().any(|&p| rss_kib(p) > 200 * 1024),
+        20,
+        || format!("dd never held 200 MiB: {pids:?}"),
+    );
     let deleted = w.estiba(&["delete", "--force", &id]);
-    let name = path.trim_start_matches('/').to_string();
-    let left = cgroup_dirs(&name);
-    for pid in pids.iter().filter(|&&p| alive(p)) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    let left = cgroup_dirs(path.trim_start_matches('/'));
+    kill_survivors(&pids);
     for d in &left {
         let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while std::fs::remove_dir(d).is_err() && std::time::Instant::now() < end {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
-    assert!(filled, "dd never held 200 MiB: {pids:?}");
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(left.is_empty(), "cgroups left: {left:?}");
 }

@@ -111,12 +111,10 @@ fn lazy_pages_move_through_a_page_server() {
     );
     // The restore connects to the daemon's socket at once: wait (bounded)
     // until the daemon has made it.
-    let sock = Path::new(&img).join("lazy-pages.socket");
-    let end = Instant::now() + Duration::from_secs(30);
-    while !sock.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(sock.exists(), "criu lazy-pages made no socket in 30 s");
+    assert!(
+        wait_for_path(&Path::new(&img).join("lazy-pages.socket"), 30),
+        "criu lazy-pages made no socket in 30 s"
+    );
     let id2 = w.id("lazy");
     let first = restore_with(
         &w,
