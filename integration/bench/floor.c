@@ -183,10 +183,13 @@ int main(int argc, char **argv) {
         snprintf(p, sizeof p, "/sys/fs/cgroup/%s/%s", ctl[i], id);
         if (mkdir(p, 0755) < 0 && errno != EEXIST) fail(p);
         if (!strcmp(ctl[i], "cpuset")) {
-            get("/sys/fs/cgroup/cpuset/cpuset.cpus", buf, sizeof buf);
-            snprintf(p, sizeof p, "/sys/fs/cgroup/cpuset/%s/cpuset.cpus", id); put(p, buf);
-            get("/sys/fs/cgroup/cpuset/cpuset.mems", buf, sizeof buf);
-            snprintf(p, sizeof p, "/sys/fs/cgroup/cpuset/%s/cpuset.mems", id); put(p, buf);
+            static const char *const copied[] = {"cpuset.cpus", "cpuset.mems"};
+            for (int j = 0; j < 2; j++) {
+                snprintf(p, sizeof p, "/sys/fs/cgroup/cpuset/%s", copied[j]);
+                get(p, buf, sizeof buf);
+                snprintf(p, sizeof p, "/sys/fs/cgroup/cpuset/%s/%s", id, copied[j]);
+                put(p, buf);
+            }
         }
         if (!strcmp(ctl[i], "devices")) {
             static const char *allow[] = {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm",
