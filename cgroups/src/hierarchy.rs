@@ -22,20 +22,20 @@ impl Hierarchy {
 }
 
 /// Parses mountinfo text into its cgroup hierarchies. A mount point that a
-/// later mount covers (anything mounted over it) does not count.
+/// later mount covers (anything mounted over it) does not count. One pass
+/// over each line's fields, mount points compared as text (mountinfo's are
+/// canonical): on every create, so it stays cheap.
 pub fn parse(mountinfo: &str) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = vec![];
     for line in mountinfo.lines() {
-        if let Some(mp) = line.split(' ').nth(4) {
-            out.retain(|h| h.mount_point != Path::new(mp));
-        }
-        let Some((left, right)) = line.split_once(" - ") else {
+        let mut fields = line.split(' ');
+        let Some(mp) = fields.nth(4) else {
             continue;
         };
-        let mount_point = left.split(' ').nth(4);
-        let mut r = right.split(' ');
-        let (Some(mp), Some(fstype), Some(_src), Some(opts)) =
-            (mount_point, r.next(), r.next(), r.next())
+        out.retain(|h| h.mount_point.as_os_str() != mp);
+        // After the optional fields, "-", then type, source and options.
+        let mut right = fields.skip_while(|f| *f != "-").skip(1);
+        let (Some(fstype), Some(_src), Some(opts)) = (right.next(), right.next(), right.next())
         else {
             continue;
         };
@@ -67,7 +67,8 @@ pub fn parse(mountinfo: &str) -> Vec<Hierarchy> {
         };
         let dup = out.iter().any(|o| {
             o.v2 == h.v2
-                && (o.mount_point == h.mount_point || (!h.v2 && o.controllers == h.controllers))
+                && (o.mount_point.as_os_str() == h.mount_point.as_os_str()
+                    || (!h.v2 && o.controllers == h.controllers))
         });
         if !dup {
             out.push(h);
@@ -126,6 +127,19 @@ mod tests {
         let hs = parse(&covered);
         assert_eq!(hs.len(), 3);
         assert!(hs.iter().all(|h| !h.v2));
+    }
+
+    /// Optional fields (propagation) stand between the options and "-".
+    #[test]
+    fn optional_fields_before_the_separator() {
+        let hs = parse(
+            "35 31 0:31 / /sys/fs/cgroup/memory rw,nosuid shared:9 master:3 - cgroup cgroup rw,memory\n\
+             36 31 0:32 / /sys/fs/cgroup/pids rw shared:10 - cgroup cgroup rw,pids\n",
+        );
+        assert_eq!(hs.len(), 2);
+        assert_eq!(hs[0].mount_point, PathBuf::from("/sys/fs/cgroup/memory"));
+        assert_eq!(hs[0].controllers, vec!["memory"]);
+        assert_eq!(hs[1].controllers, vec!["pids"]);
     }
 
     #[test]
