@@ -116,6 +116,46 @@ fn preserve_fds_and_listen_fds() {
     assert_eq!(&lines[2..], &["LISTEN_FDS=1", "LISTEN_PID=1"], "{stdout}");
 }
 
+/// `--preserve-fds` past the descriptors the caller really passed is
+/// refused, by create and by exec (runc checks them too): whatever of the
+/// runtime's own might hold that number must never become the container's.
+#[test]
+fn preserve_fds_past_what_the_caller_passed_is_refused() {
+    if !can_run("preserve_fds_past_what_the_caller_passed_is_refused") {
+        return;
+    }
+    let mut w = World::new("fdgap");
+    w.args(&["sleep", "1000"]);
+    w.write_config();
+    let id = w.id("c");
+    // No fd 3 in the caller (Command passes 0-2 only).
+    let out = w.estiba(&[
+        "run",
+        "--detach",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        &w.bundle.to_string_lossy(),
+        &id,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("fd 3 is not open"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!w.root.join(&id).exists(), "state left");
+    let (id, out) = w.create("e", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = w.estiba(&["exec", "--preserve-fds", "1", &id, "true"]);
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("fd 3 is not open"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn no_runtime_fd_reaches_the_container() {
     if !can_run("no_runtime_fd_reaches_the_container") {

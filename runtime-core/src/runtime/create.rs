@@ -342,10 +342,7 @@ fn check(opts: &CreateOptions, loaded: Option<Bundle>, return_pty: bool) -> Resu
     check_console(terminal, opts.console_socket.is_some() || console.is_some())?;
     let listen = listen_fds();
     let preserved = opts.preserve_fds + listen;
-    for fd in 3..3 + preserved as i32 {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
-            .map_err(|_| Error::Config(format!("--preserve-fds: fd {fd} is not open")))?;
-    }
+    crate::runtime::stdio::require_preserved_open(preserved)?;
     let mut env = process.and_then(|p| p.env().clone()).unwrap_or_default();
     if listen > 0 {
         env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));

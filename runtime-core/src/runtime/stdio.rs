@@ -75,10 +75,40 @@ pub(crate) fn install(fds: [Option<RawFd>; 3], floor: RawFd) -> Result<()> {
 /// std's start-up does. Call it first.
 pub fn program_start() {
     crate::sys::program_start();
+    // Before the program opens anything of its own.
+    let mut fd = 3;
+    while fd < 1 << 20 && nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok() {
+        fd += 1;
+    }
+    CALLER_FDS_END.store(fd, std::sync::atomic::Ordering::Relaxed);
 }
+
+/// Where the run of descriptors from 3 that the program was started with
+/// ends, as [`program_start`] found it; -1 where it was not called (a
+/// library caller), and only the descriptors' being open can be checked.
+static CALLER_FDS_END: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// For a program about to create, run or exec: the stack those paths use,
 /// mapped in one call rather than a page fault at a time (best effort).
 pub fn prefault_stack() {
     crate::sys::prefault_stack(120 * 1024);
+}
+
+/// Refuses a `--preserve-fds` count (with any LISTEN_FDS) that reaches a
+/// descriptor the caller did not pass: one of the runtime's own (its
+/// signal descriptor, its log) may hold that number by now.
+pub(crate) fn require_preserved_open(count: u32) -> Result<()> {
+    let end = CALLER_FDS_END.load(std::sync::atomic::Ordering::Relaxed);
+    for fd in 3..3 + count as i32 {
+        let passed = match end {
+            0.. => fd < end,
+            _ => nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok(),
+        };
+        if !passed {
+            return Err(Error::Config(format!(
+                "--preserve-fds: fd {fd} is not open"
+            )));
+        }
+    }
+    Ok(())
 }

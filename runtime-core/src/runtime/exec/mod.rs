@@ -140,10 +140,7 @@ impl Container {
         let caps = CapSets::from_spec(p.capabilities().as_ref())?;
         crate::init::lsm::validate(p)?;
         let (seccomp, attrs) = self.container_wide()?;
-        for fd in 3..3 + opts.preserve_fds as i32 {
-            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
-                .map_err(|_| Error::Config(format!("--preserve-fds: fd {fd} is not open")))?;
-        }
+        crate::runtime::stdio::require_preserved_open(opts.preserve_fds)?;
         let term = Terminal::open(opts, p)?;
         let init = self.saved.pid;
         let nss = enter::open_namespaces(init)?;
