@@ -117,25 +117,34 @@ fn preserve_fds_and_listen_fds() {
 }
 
 /// `--preserve-fds` past the descriptors the caller really passed is
-/// refused, by create and by exec (runc checks them too): whatever of the
-/// runtime's own might hold that number must never become the container's.
+/// refused, by create and by exec (runc checks them too). The attack it
+/// stops: with `--log`, the runtime's own log file took the number the
+/// caller left free, and the container's process wrote into that host file
+/// through it (it did, before the check counted only the caller's).
 #[test]
 fn preserve_fds_past_what_the_caller_passed_is_refused() {
     if !can_run("preserve_fds_past_what_the_caller_passed_is_refused") {
         return;
     }
     let mut w = World::new("fdgap");
-    w.args(&["sleep", "1000"]);
+    let log = w.dir.join("runtime.log");
+    let log_arg = log.to_string_lossy().into_owned();
+    let mark = "written-from-the-container";
+    let write_fd3 = format!("echo {mark} >&3");
+    w.script(&format!("{write_fd3}; sleep 1000"));
     w.write_config();
     let id = w.id("c");
     // No fd 3 in the caller (Command passes 0-2 only).
+    let bundle = w.bundle.to_string_lossy().into_owned();
     let out = w.estiba(&[
+        "--log",
+        &log_arg,
         "run",
         "--detach",
         "--preserve-fds",
         "1",
         "--bundle",
-        &w.bundle.to_string_lossy(),
+        &bundle,
         &id,
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
@@ -147,12 +156,28 @@ fn preserve_fds_past_what_the_caller_passed_is_refused() {
     assert!(!w.root.join(&id).exists(), "state left");
     let (id, out) = w.create("e", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = w.estiba(&["exec", "--preserve-fds", "1", &id, "true"]);
+    assert!(w.estiba(&["start", &id]).status.success());
+    let out = w.estiba(&[
+        "--log",
+        &log_arg,
+        "exec",
+        "--preserve-fds",
+        "1",
+        &id,
+        "sh",
+        "-c",
+        &write_fd3,
+    ]);
     assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("fd 3 is not open"),
         "{}",
         text(&out.stderr)
+    );
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !logged.contains(mark),
+        "the container wrote the runtime's log: {logged}"
     );
 }
 
