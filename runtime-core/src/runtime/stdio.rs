@@ -72,7 +72,9 @@ pub(crate) fn install(fds: [Option<RawFd>; 3], floor: RawFd) -> Result<()> {
 
 /// For a program with its own C `main` in place of std's (the `estiba`
 /// binary): ignore SIGPIPE and make sure descriptors 0-2 are open, as
-/// std's start-up does. Call it first.
+/// std's start-up does; and note where the descriptors the program was
+/// started with end, so that a `preserve_fds` count can never reach one
+/// the program opened itself. Call it first.
 pub fn program_start() {
     crate::sys::program_start();
     // Before the program opens anything of its own.
