@@ -117,10 +117,11 @@ fn preserve_fds_and_listen_fds() {
 }
 
 /// `--preserve-fds` past the descriptors the caller really passed is
-/// refused, by create and by exec (runc checks them too). The attack it
+/// refused, by create and by exec. The attack it
 /// stops: with `--log`, the runtime's own log file took the number the
 /// caller left free, and the container's process wrote into that host file
-/// through it (it did, before the check counted only the caller's).
+/// through it (it did, before the check counted only the caller's), as
+/// it did with no flag at all under a stale LISTEN_FDS.
 #[test]
 fn preserve_fds_past_what_the_caller_passed_is_refused() {
     if !can_run("preserve_fds_past_what_the_caller_passed_is_refused") {
@@ -171,6 +172,21 @@ fn preserve_fds_past_what_the_caller_passed_is_refused() {
     assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("fd 3 is not open"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A stale LISTEN_FDS in the caller's environment names fds just the same.
+    let id = w.id("l");
+    let root = w.root.to_string_lossy().into_owned();
+    let out = Command::new(binary())
+        .env("LISTEN_FDS", "1")
+        .args(["--root", &root, "--log", &log_arg, "run", "--detach"])
+        .args(["--bundle", &bundle, &id])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("LISTEN_FDS=1: fd 3 is not open"),
         "{}",
         text(&out.stderr)
     );

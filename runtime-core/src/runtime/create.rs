@@ -342,7 +342,7 @@ fn check(opts: &CreateOptions, loaded: Option<Bundle>, return_pty: bool) -> Resu
     check_console(terminal, opts.console_socket.is_some() || console.is_some())?;
     let listen = listen_fds();
     let preserved = opts.preserve_fds + listen;
-    crate::runtime::stdio::require_preserved_open(preserved)?;
+    crate::runtime::stdio::require_preserved_open(listen, opts.preserve_fds)?;
     let mut env = process.and_then(|p| p.env().clone()).unwrap_or_default();
     if listen > 0 {
         env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));

@@ -96,20 +96,24 @@ pub fn prefault_stack() {
     crate::sys::prefault_stack(120 * 1024);
 }
 
-/// Refuses a `--preserve-fds` count (with any LISTEN_FDS) that reaches a
-/// descriptor the caller did not pass: one of the runtime's own (its
-/// signal descriptor, its log) may hold that number by now.
-pub(crate) fn require_preserved_open(count: u32) -> Result<()> {
+/// Refuses descriptors to pass on (`listen` from LISTEN_FDS, first, then
+/// `preserve` from `--preserve-fds`) that reach one the caller did not
+/// pass: one of the runtime's own (its signal descriptor, its log) may
+/// hold that number by now.
+pub(crate) fn require_preserved_open(listen: u32, preserve: u32) -> Result<()> {
     let end = CALLER_FDS_END.load(std::sync::atomic::Ordering::Relaxed);
-    for fd in 3..3 + count as i32 {
+    let first_preserved = 3 + listen as i32;
+    for fd in 3..first_preserved + preserve as i32 {
         let passed = match end {
             0.. => fd < end,
             _ => nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok(),
         };
         if !passed {
-            return Err(Error::Config(format!(
-                "--preserve-fds: fd {fd} is not open"
-            )));
+            let why = match fd < first_preserved {
+                true => format!("LISTEN_FDS={listen}"),
+                false => "--preserve-fds".to_string(),
+            };
+            return Err(Error::Config(format!("{why}: fd {fd} is not open")));
         }
     }
     Ok(())

@@ -140,7 +140,7 @@ impl Container {
         let caps = CapSets::from_spec(p.capabilities().as_ref())?;
         crate::init::lsm::validate(p)?;
         let (seccomp, attrs) = self.container_wide()?;
-        crate::runtime::stdio::require_preserved_open(opts.preserve_fds)?;
+        crate::runtime::stdio::require_preserved_open(0, opts.preserve_fds)?;
         let term = Terminal::open(opts, p)?;
         let init = self.saved.pid;
         let nss = enter::open_namespaces(init)?;
