@@ -428,19 +428,7 @@ impl Drop for World {
             // Whatever a failing test left of the container's cgroups goes
             // too: its processes killed, the directories removed.
             for dir in cgroup_dirs(id) {
-                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                for _ in 0..100 {
-                    if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
+                clear_cgroup_dir(&dir, 1);
             }
         }
         if self.dir.join("runc-state").exists() {
@@ -512,6 +500,23 @@ pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
         .map(|r| r.join(name))
         .filter(|p| p.exists())
         .collect()
+}
+
+/// A cgroup directory a test left: its processes killed, then its removal
+/// retried (every 10 ms, for up to `secs` seconds) while they exit.
+pub fn clear_cgroup_dir(dir: &Path, secs: u64) {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::fs::remove_dir(dir).is_err() && dir.exists() && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// Polls for `path` (every 20 ms) for up to `secs` seconds; whether it is

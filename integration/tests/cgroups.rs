@@ -6,8 +6,8 @@ use std::path::Path;
 
 use estiba_integration::skip;
 use estiba_integration::{
-    alive, can_run, cgroup_dirs, cgroup_file, cgroup_v2, hierarchy_roots, tagged_line, text,
-    with_ruled_devices, World,
+    alive, can_run, cgroup_dirs, cgroup_file, cgroup_v2, clear_cgroup_dir, hierarchy_roots,
+    tagged_line, text, with_ruled_devices, World,
 };
 use serde_json::json;
 
@@ -804,10 +804,7 @@ fn delete_force_waits_for_a_dying_process_to_leave_the_cgroup() {
     let left = cgroup_dirs(path.trim_start_matches('/'));
     kill_survivors(&pids);
     for d in &left {
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::fs::remove_dir(d).is_err() && std::time::Instant::now() < end {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        clear_cgroup_dir(d, 5);
     }
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(left.is_empty(), "cgroups left: {left:?}");
