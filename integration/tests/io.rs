@@ -127,6 +127,11 @@ fn preserve_fds_past_what_the_caller_passed_is_refused() {
     if !can_run("preserve_fds_past_what_the_caller_passed_is_refused") {
         return;
     }
+    let refused = |out: &std::process::Output, code: i32, want: &str| {
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(err.contains(want), "{err}");
+    };
     let mut w = World::new("fdgap");
     let log = w.dir.join("runtime.log");
     let log_arg = log.to_string_lossy().into_owned();
@@ -148,12 +153,7 @@ fn preserve_fds_past_what_the_caller_passed_is_refused() {
         &bundle,
         &id,
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("fd 3 is not open"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, 1, "--preserve-fds: fd 3 is not open");
     assert!(!w.root.join(&id).exists(), "state left");
     let (id, out) = w.create("e", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -169,12 +169,7 @@ fn preserve_fds_past_what_the_caller_passed_is_refused() {
         "-c",
         &write_fd3,
     ]);
-    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("fd 3 is not open"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, 255, "--preserve-fds: fd 3 is not open");
     // A stale LISTEN_FDS in the caller's environment names fds just the same.
     let id = w.id("l");
     let root = w.root.to_string_lossy().into_owned();
@@ -184,12 +179,7 @@ fn preserve_fds_past_what_the_caller_passed_is_refused() {
         .args(["--bundle", &bundle, &id])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("LISTEN_FDS=1: fd 3 is not open"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, 1, "LISTEN_FDS=1: fd 3 is not open");
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         !logged.contains(mark),

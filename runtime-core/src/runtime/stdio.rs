@@ -109,9 +109,10 @@ pub(crate) fn require_preserved_open(listen: u32, preserve: u32) -> Result<()> {
             _ => nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok(),
         };
         if !passed {
-            let why = match fd < first_preserved {
-                true => format!("LISTEN_FDS={listen}"),
-                false => "--preserve-fds".to_string(),
+            let why = if fd < first_preserved {
+                format!("LISTEN_FDS={listen}")
+            } else {
+                "--preserve-fds".to_string()
             };
             return Err(Error::Config(format!("{why}: fd {fd} is not open")));
         }
